@@ -1,0 +1,32 @@
+"""The one error type for "the user did something wrong".
+
+HTTP views and the websocket consumer render it the same way: ``{"code", "message"}``.
+Anything else that escapes is a bug or an outage, not the user's fault.
+"""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """A request that cannot be done as asked. Nothing was changed."""
+
+    status = 400
+
+    def __init__(self, code: str, message: str, *, status: int | None = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        if status is not None:
+            self.status = status
+
+    def as_dict(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
+class NotFound(UserError):
+    """Missing, or someone else's: the two are indistinguishable on purpose."""
+
+    status = 404
+
+    def __init__(self, message: str = "Not found."):
+        super().__init__("not_found", message)

@@ -1,0 +1,146 @@
+"""MessageManager: one agent run's view of a conversation.
+
+It loads the history that fits the context budget, saves every new message through
+``HybridStorage`` as it is added, and turns the history into what the model is sent:
+valid (``chat.history.to_api_messages``), stripped of our extra keys, then shaped by
+injections. Injections change only what is sent, never what is stored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Callable, Sequence
+
+from django.conf import settings
+
+from chat import history
+from chat.storage import HybridStorage, get_storage
+from chat.storage.database import StoredMessage
+
+ApiMessages = list[dict[str, Any]]
+Injection = Callable[[ApiMessages], ApiMessages]
+
+
+def current_time(messages: ApiMessages, *, now: dt.datetime | None = None) -> ApiMessages:
+    """Tell the model the current time, on the newest user turn only.
+
+    Older turns are sent as stored, so the prompt-cache prefix is not disturbed.
+    """
+    if not messages or messages[-1]["role"] != "user":
+        return messages
+    stamp = (now or dt.datetime.now(dt.timezone.utc)).strftime("%Y-%m-%d %H:%M UTC")
+    last = messages[-1]
+    note = {"type": "text", "text": f"<context>Current time: {stamp}</context>"}
+    return [*messages[:-1], {**last, "content": [*last["content"], note]}]
+
+
+DEFAULT_INJECTIONS: tuple[Injection, ...] = (current_time,)
+
+
+class MessageManager:
+    def __init__(
+        self,
+        session_id: Any,
+        user: Any,
+        storage: HybridStorage | None = None,
+        injections: Sequence[Injection] = DEFAULT_INJECTIONS,
+        *,
+        cut_step: int | None = None,
+    ):
+        self.session_id = str(session_id)
+        self.user = user
+        self.storage = storage if storage is not None else get_storage()
+        self.injections = tuple(injections)
+        self.cut_step = cut_step or settings.CHAT_CONTEXT_CUT_STEP
+        self._messages: list[StoredMessage] = []
+
+    async def __aenter__(self) -> MessageManager:
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        # Every message is saved as it is added; nothing is buffered to flush here.
+        return None
+
+    async def load(self, token_budget: int | None = None) -> list[StoredMessage]:
+        """Load the newest history that fits ``token_budget`` (default: the configured one).
+
+        The cut moves in steps of ``cut_step`` tokens (see ``history.coarse_cut``) and never
+        starts on a message that cannot begin a history.
+        """
+        budget = token_budget or settings.CHAT_CONTEXT_TOKENS
+        exact = await self.storage.load_within_budget(self.session_id, budget)
+        self._messages = history.drop_to_turn_start(history.coarse_cut(exact, budget, self.cut_step))
+        return self.messages
+
+    @property
+    def messages(self) -> list[StoredMessage]:
+        return list(self._messages)
+
+    async def _add(self, message: dict[str, Any]) -> StoredMessage:
+        [stored] = await self.storage.save_messages(self.session_id, self.user, [message])
+        if not any(m["sequence"] == stored["sequence"] for m in self._messages):
+            self._messages.append(stored)
+        return stored
+
+    async def add_user_message(self, content: Any, *, client_id: str | None = None) -> StoredMessage:
+        """Store what the user typed. A repeated ``client_id`` returns the stored message."""
+        return await self._add({"role": "user", "content": content, "client_id": client_id})
+
+    async def add_assistant_message(
+        self,
+        content_blocks: Any,
+        usage: dict[str, Any] | None = None,
+        *,
+        finished: bool = True,
+        context: dict[str, Any] | None = None,
+    ) -> StoredMessage:
+        """Store a reply. With ``usage``, its output tokens replace the estimate."""
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": content_blocks,
+            "finished": finished,
+            "usage": usage,
+            "context": context,
+        }
+        if usage and usage.get("output_tokens"):
+            message["tokens"] = usage["output_tokens"]
+        return await self._add(message)
+
+    async def add_tool_results(self, results: list[dict[str, Any]]) -> StoredMessage:
+        """Store one user message holding the tool_result blocks of a turn, extra keys kept."""
+        if not results or any(r.get("type") != "tool_result" for r in results):
+            raise ValueError("add_tool_results takes a non-empty list of tool_result blocks")
+        return await self._add({"role": "user", "content": list(results)})
+
+    async def update_message(self, sequence: int, **changes: Any) -> StoredMessage:
+        """Change a stored message (a streamed reply completing); the local copy follows."""
+        if "usage" in changes and changes["usage"] and changes.get("tokens") is None:
+            output_tokens = changes["usage"].get("output_tokens")
+            if output_tokens:
+                changes["tokens"] = output_tokens
+        stored = await self.storage.update_message(self.session_id, sequence, **changes)
+        self._messages = [stored if m["sequence"] == sequence else m for m in self._messages]
+        return stored
+
+    def to_api_messages(self) -> list[dict[str, Any]]:
+        """The history as the model must receive it: valid, API keys only, injections applied."""
+        messages = history.to_api_messages(self._messages)
+        for inject in self.injections:
+            messages = inject(messages)
+        return messages
+
+    def context_record(self) -> dict[str, int | None]:
+        """Which stored messages the next prompt is built from, for the reply to record."""
+        if not self._messages:
+            return {"first_sequence": None, "last_sequence": None, "dropped": 0}
+        first = self._messages[0]["sequence"]
+        return {"first_sequence": first, "last_sequence": self._messages[-1]["sequence"], "dropped": first - 1}
+
+    async def save_loop_state(self, state: dict[str, Any]) -> None:
+        await self.storage.save_loop_state(self.session_id, state)
+
+    async def load_loop_state(self) -> dict[str, Any] | None:
+        return await self.storage.load_loop_state(self.session_id)
+
+    async def clear_loop_state(self) -> bool:
+        return await self.storage.clear_loop_state(self.session_id)

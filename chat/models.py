@@ -1,0 +1,151 @@
+"""What a conversation is made of, as stored in the durable store (L2).
+
+Counters on ``ChatSession`` (``last_sequence``, ``total_tokens``, ``revision``) are only ever
+changed by one atomic UPDATE in ``chat.storage.database``; that row update is also the lock
+that orders concurrent writers of one session.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class ChatSession(models.Model):
+    class State(models.TextChoices):
+        IDLE = "idle"
+        RUNNING = "running"
+        AWAITING_INPUT = "awaiting_input"
+        FAILED = "failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_sessions"
+    )
+    title = models.CharField(max_length=200, blank=True, default="")
+    state = models.CharField(max_length=20, choices=State.choices, default=State.IDLE)
+    message_count = models.PositiveIntegerField(default=0)
+    total_tokens = models.BigIntegerField(default=0)
+    last_sequence = models.PositiveIntegerField(default=0)
+    # Bumped by every write to the session's messages; the cache compares it so that a
+    # reader holding older data can never overwrite newer data.
+    revision = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["owner", "-updated_at"], name="chat_session_owner_recent")]
+
+    def __str__(self) -> str:
+        return self.title or f"Chat {self.id}"
+
+
+class Message(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # No index of its own: (session, sequence) and the other composite indexes lead with it.
+    session = models.ForeignKey(
+        ChatSession, on_delete=models.CASCADE, related_name="messages", db_index=False
+    )
+    sequence = models.PositiveIntegerField()
+    role = models.CharField(max_length=16, choices=[("user", "user"), ("assistant", "assistant")])
+    # A string or a list of content blocks; extra keys the UI needs (display_data, …) stay
+    # here and are stripped only when the history is sent to the model.
+    content = models.JSONField()
+    tokens = models.PositiveIntegerField()
+    tokens_estimated = models.BooleanField(default=True)
+    # Sum of ``tokens`` over this message and every earlier one in the session, written at
+    # insert. "The newest messages that fit in N tokens" becomes an index range scan on
+    # (session, cumulative_tokens) instead of a window sum over the whole history.
+    cumulative_tokens = models.BigIntegerField()
+    # False while an assistant reply is still streaming, and forever for one that was
+    # cancelled or cut off by a crash.
+    finished = models.BooleanField(default=True)
+    # Idempotency key sent by the client with a user message.
+    client_id = models.CharField(max_length=100, null=True, blank=True)
+    # Provider usage for assistant messages: input/output/cache read/cache write tokens.
+    usage = models.JSONField(null=True, blank=True)
+    # Which stored messages went into the prompt that produced this assistant message.
+    context = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["session", "sequence"]
+        constraints = [
+            models.UniqueConstraint(fields=["session", "sequence"], name="chat_message_session_sequence"),
+            models.UniqueConstraint(
+                fields=["session", "client_id"],
+                condition=Q(client_id__isnull=False),
+                name="chat_message_session_client_id",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["session", "sequence", "tokens"], name="chat_msg_sess_seq_tokens"),
+            models.Index(fields=["session", "cumulative_tokens"], name="chat_msg_sess_cumulative"),
+            models.Index(fields=["session", "created_at"], name="chat_msg_sess_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.session_id} #{self.sequence} {self.role}"
+
+
+class LoopState(models.Model):
+    """An agent loop paused on an interactive tool, waiting for the user's answer."""
+
+    session = models.OneToOneField(ChatSession, on_delete=models.CASCADE, related_name="loop_state")
+    tool_use_id = models.CharField(max_length=100)
+    tool_name = models.CharField(max_length=100)
+    step = models.PositiveIntegerField(default=0)
+    question = models.TextField()
+    options = models.JSONField(default=list)
+    # tool_result blocks of the same assistant turn, kept until the answer completes them.
+    pending_results = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.session_id} waiting on {self.tool_name}"
+
+
+class Artifact(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        GENERATING = "generating"
+        COMPLETE = "complete"
+        FAILED = "failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    session = models.ForeignKey(
+        ChatSession, on_delete=models.CASCADE, related_name="artifacts", db_index=False
+    )
+    tool_use_id = models.CharField(max_length=100, blank=True, default="")
+    kind = models.CharField(max_length=20)
+    title = models.CharField(max_length=200)
+    content = models.TextField(blank=True, default="")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["session", "created_at"], name="chat_artifact_sess_created")]
+
+    def __str__(self) -> str:
+        return f"{self.title} v{self.version}"
+
+
+class ArtifactVersion(models.Model):
+    """An earlier content of an artifact, kept when it is edited."""
+
+    artifact = models.ForeignKey(Artifact, on_delete=models.CASCADE, related_name="versions")
+    version = models.PositiveIntegerField()
+    title = models.CharField(max_length=200)
+    content = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["artifact", "version"]
+        constraints = [
+            models.UniqueConstraint(fields=["artifact", "version"], name="chat_artifact_version_unique")
+        ]

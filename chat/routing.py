@@ -1,0 +1,5 @@
+"""Websocket URL routes."""
+
+from __future__ import annotations
+
+websocket_urlpatterns: list = []

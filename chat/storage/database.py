@@ -1,0 +1,337 @@
+"""L2: the durable store, through the Django ORM.
+
+Synchronous on purpose: ``HybridStorage`` runs these functions in Django's database thread.
+Every write happens inside one transaction that starts by updating the session row, so
+concurrent writers of one session queue on that row lock and sequences, cumulative token
+sums and the revision are allocated by the database, never read-then-written in Python.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from chat import history
+from chat.errors import NotFound
+from chat.models import ChatSession, LoopState, Message
+
+StoredMessage = dict[str, Any]
+
+_FIELDS = (
+    "id",
+    "sequence",
+    "role",
+    "content",
+    "tokens",
+    "tokens_estimated",
+    "cumulative_tokens",
+    "finished",
+    "client_id",
+    "usage",
+    "context",
+    "created_at",
+)
+_UNSET: Any = object()
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A consistent read: the messages as of ``revision``."""
+
+    revision: int
+    messages: list[StoredMessage]
+    # True when ``messages`` begins at the session's first message (or there is none).
+    complete: bool
+
+
+@dataclass(frozen=True)
+class Saved:
+    revision: int
+    messages: list[StoredMessage]
+    # False when the messages were already stored under their client_id: nothing written.
+    created: bool = True
+
+
+@dataclass(frozen=True)
+class Updated:
+    revision: int
+    message: StoredMessage
+    # Change in the message's tokens; every later message's cumulative sum moved by it.
+    token_delta: int
+    previous_cumulative: int
+
+
+def _as_stored(row: dict[str, Any]) -> StoredMessage:
+    return {
+        **{name: row[name] for name in _FIELDS},
+        "id": str(row["id"]),
+        "created_at": row["created_at"].isoformat(),
+    }
+
+
+def _message_as_stored(message: Message) -> StoredMessage:
+    return _as_stored({name: getattr(message, name) for name in _FIELDS})
+
+
+def _db_value(field_name: str, model: type, value: Any) -> Any:
+    return model._meta.get_field(field_name).get_db_prep_value(value, connection)
+
+
+def _allocate(session_id: uuid.UUID, owner_id: int, count: int, tokens: int) -> tuple[int, int, int] | None:
+    """Reserve ``count`` sequences and add ``tokens`` in one statement; None if no such session.
+
+    The UPDATE both allocates and takes the session's row lock until the transaction ends.
+    Django's ORM cannot return updated values, hence the SQL.
+    """
+    table = connection.ops.quote_name(ChatSession._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET last_sequence = last_sequence + %s,"
+            " message_count = message_count + %s, total_tokens = total_tokens + %s,"
+            " revision = revision + 1, updated_at = %s"
+            " WHERE id = %s AND owner_id = %s"
+            " RETURNING last_sequence, total_tokens, revision",
+            [
+                count,
+                count,
+                tokens,
+                _db_value("updated_at", ChatSession, timezone.now()),
+                _db_value("id", ChatSession, session_id),
+                owner_id,
+            ],
+        )
+        row = cursor.fetchone()
+    return None if row is None else (int(row[0]), int(row[1]), int(row[2]))
+
+
+def _bump_revision(session_id: uuid.UUID) -> tuple[int, int] | None:
+    """Lock the session row for an update of its messages; returns (revision, last_sequence)."""
+    table = connection.ops.quote_name(ChatSession._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET revision = revision + 1, updated_at = %s WHERE id = %s"
+            " RETURNING revision, last_sequence",
+            [
+                _db_value("updated_at", ChatSession, timezone.now()),
+                _db_value("id", ChatSession, session_id),
+            ],
+        )
+        row = cursor.fetchone()
+    return None if row is None else (int(row[0]), int(row[1]))
+
+
+def _ensure_session(session_id: uuid.UUID, owner: Any) -> None:
+    session, _ = ChatSession.objects.get_or_create(id=session_id, defaults={"owner": owner})
+    if session.owner_id != owner.pk:
+        raise NotFound("No such chat.")
+
+
+def _already_stored(session_id: uuid.UUID, owner: Any, client_ids: list[str]) -> list[StoredMessage]:
+    rows = (
+        Message.objects.filter(session_id=session_id, session__owner=owner, client_id__in=client_ids)
+        .order_by("sequence")
+        .values(*_FIELDS)
+    )
+    return [_as_stored(row) for row in rows]
+
+
+def _prepare(message: dict[str, Any]) -> dict[str, Any]:
+    role = message.get("role")
+    if role not in ("user", "assistant"):
+        raise ValueError(f"role must be 'user' or 'assistant', got {role!r}")
+    content = message.get("content")
+    history.check_content(content)
+    tokens = message.get("tokens")
+    return {
+        "role": role,
+        "content": content,
+        "tokens": max(1, int(tokens)) if tokens is not None else history.estimate_tokens(content),
+        "tokens_estimated": tokens is None,
+        "finished": bool(message.get("finished", True)),
+        "client_id": message.get("client_id") or None,
+        "usage": message.get("usage"),
+        "context": message.get("context"),
+    }
+
+
+def save_messages(session_id: uuid.UUID, owner: Any, messages: Iterable[dict[str, Any]]) -> Saved:
+    """Append messages to the session (created for ``owner`` if new), all or nothing."""
+    prepared = [_prepare(m) for m in messages]
+    if not prepared:
+        raise ValueError("save_messages needs at least one message")
+    client_ids = [m["client_id"] for m in prepared if m["client_id"]]
+    if client_ids:
+        existing = _already_stored(session_id, owner, client_ids)
+        if existing:
+            return Saved(revision=_revision(session_id), messages=existing, created=False)
+    count, tokens = len(prepared), sum(m["tokens"] for m in prepared)
+    try:
+        with transaction.atomic():
+            allocated = _allocate(session_id, owner.pk, count, tokens)
+            if allocated is None:
+                _ensure_session(session_id, owner)
+                allocated = _allocate(session_id, owner.pk, count, tokens)
+                assert allocated is not None
+            last_sequence, total_tokens, revision = allocated
+            sequence, cumulative = last_sequence - count, total_tokens - tokens
+            rows = []
+            for m in prepared:
+                sequence += 1
+                cumulative += m["tokens"]
+                rows.append(Message(session_id=session_id, sequence=sequence, cumulative_tokens=cumulative, **m))
+            Message.objects.bulk_create(rows)
+    except IntegrityError:
+        # A concurrent request stored the same client_id first; report what it stored.
+        existing = _already_stored(session_id, owner, client_ids) if client_ids else []
+        if not existing:
+            raise
+        return Saved(revision=_revision(session_id), messages=existing, created=False)
+    return Saved(revision=revision, messages=[_message_as_stored(row) for row in rows])
+
+
+def update_message(
+    session_id: uuid.UUID,
+    sequence: int,
+    *,
+    content: Any = _UNSET,
+    tokens: int | None = None,
+    finished: bool | None = None,
+    usage: Any = _UNSET,
+    context: Any = _UNSET,
+) -> Updated:
+    """Change a stored message in place (a streamed reply completing, a token count corrected).
+
+    New content without a token count is re-estimated; a changed count shifts the cumulative
+    sums of every later message, in the same transaction.
+    """
+    if content is not _UNSET:
+        history.check_content(content)
+    with transaction.atomic():
+        locked = _bump_revision(session_id)
+        if locked is None:
+            raise NotFound("No such chat.")
+        revision, last_sequence = locked
+        try:
+            message = Message.objects.get(session_id=session_id, sequence=sequence)
+        except Message.DoesNotExist:
+            raise NotFound(f"No message {sequence} in this chat.") from None
+        previous_cumulative = message.cumulative_tokens
+        old_tokens = message.tokens
+        if content is not _UNSET:
+            message.content = content
+            if tokens is None and message.tokens_estimated:
+                message.tokens = history.estimate_tokens(content)
+        if tokens is not None:
+            message.tokens = max(1, int(tokens))
+            message.tokens_estimated = False
+        if finished is not None:
+            message.finished = finished
+        if usage is not _UNSET:
+            message.usage = usage
+        if context is not _UNSET:
+            message.context = context
+        delta = message.tokens - old_tokens
+        message.cumulative_tokens += delta
+        message.save()
+        if delta:
+            if sequence < last_sequence:
+                Message.objects.filter(session_id=session_id, sequence__gt=sequence).update(
+                    cumulative_tokens=F("cumulative_tokens") + delta
+                )
+            ChatSession.objects.filter(id=session_id).update(total_tokens=F("total_tokens") + delta)
+    return Updated(
+        revision=revision,
+        message=_message_as_stored(message),
+        token_delta=delta,
+        previous_cumulative=previous_cumulative,
+    )
+
+
+def _revision(session_id: uuid.UUID) -> int:
+    found = ChatSession.objects.filter(id=session_id).values_list("revision", flat=True).first()
+    return found or 0
+
+
+def _snapshot(session_id: uuid.UUID, rows: list[dict[str, Any]]) -> Snapshot:
+    if not rows:
+        # No rows at all means the session has no messages, so any revision read now
+        # describes the same (empty) state.
+        return Snapshot(revision=_revision(session_id), messages=[], complete=True)
+    revision = rows[0]["_revision"]
+    return Snapshot(
+        revision=revision,
+        messages=[_as_stored(row) for row in rows],
+        complete=rows[0]["sequence"] == 1,
+    )
+
+
+def load_within_budget(session_id: uuid.UUID, token_budget: int) -> Snapshot:
+    """The longest run of newest messages whose tokens sum to at most ``token_budget``.
+
+    One statement, so the revision and the rows come from one snapshot. It reads the
+    messages whose cumulative sum lies above (total - budget): a range on the
+    (session, cumulative_tokens) index whose length is the answer plus at most one row.
+    """
+    if token_budget <= 0:
+        raise ValueError("token_budget must be positive")
+    rows = list(
+        Message.objects.filter(
+            session_id=session_id,
+            cumulative_tokens__gt=F("session__total_tokens") - token_budget,
+        )
+        .order_by("cumulative_tokens")
+        .values(*_FIELDS, _revision=F("session__revision"), _total=F("session__total_tokens"))
+    )
+    if rows:
+        first = rows[0]
+        # The first row may only partly fit: its own tokens start below the threshold.
+        if first["cumulative_tokens"] - first["tokens"] < first["_total"] - token_budget:
+            snapshot = _snapshot(session_id, rows)
+            return Snapshot(revision=snapshot.revision, messages=snapshot.messages[1:], complete=False)
+    return _snapshot(session_id, rows)
+
+
+def load_recent(session_id: uuid.UUID, limit: int) -> Snapshot:
+    """The newest ``limit`` messages, oldest first; an index range on (session, sequence)."""
+    if limit <= 0:
+        raise ValueError("limit must be positive")
+    rows = list(
+        Message.objects.filter(session_id=session_id, sequence__gt=F("session__last_sequence") - limit)
+        .order_by("sequence")
+        .values(*_FIELDS, _revision=F("session__revision"))
+    )
+    return _snapshot(session_id, rows)
+
+
+# --- loop state ---------------------------------------------------------------------------
+# Kept only in L2: it is read once per connect or resume, and losing it would strand a
+# paused conversation.
+
+_LOOP_FIELDS = ("tool_use_id", "tool_name", "step", "question", "options", "pending_results")
+
+
+def save_loop_state(session_id: uuid.UUID, state: dict[str, Any]) -> None:
+    missing = [name for name in ("tool_use_id", "tool_name", "question") if not state.get(name)]
+    if missing:
+        raise ValueError(f"loop state needs {', '.join(missing)}")
+    values = {name: state[name] for name in _LOOP_FIELDS if name in state}
+    if not ChatSession.objects.filter(id=session_id).exists():
+        raise NotFound("No such chat.")
+    LoopState.objects.update_or_create(session_id=session_id, defaults=values)
+
+
+def load_loop_state(session_id: uuid.UUID) -> dict[str, Any] | None:
+    row = LoopState.objects.filter(session_id=session_id).values(*_LOOP_FIELDS, "created_at").first()
+    if row is None:
+        return None
+    return {**row, "created_at": row["created_at"].isoformat()}
+
+
+def clear_loop_state(session_id: uuid.UUID) -> bool:
+    deleted, _ = LoopState.objects.filter(session_id=session_id).delete()
+    return deleted > 0

@@ -1,0 +1,136 @@
+"""HybridStorage: the one way the rest of the code reads and writes conversations.
+
+Reads try L1 and fall back to L2; writes go to L2 first and only then to L1 (DESIGN.md
+rules 1, 3, 4, 5). An L2 failure raises and leaves L1 untouched; an L1 failure never
+raises (the cache backends swallow and log it), it only makes the next read slower.
+
+Message dicts returned here may be shared between concurrent callers: treat them as
+read-only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any, Awaitable, Callable, Iterable
+
+from channels.db import database_sync_to_async
+
+from chat import history
+from chat.errors import NotFound
+from chat.storage import database
+from chat.storage.cache import MessageCache, default_cache
+from chat.storage.database import Snapshot, StoredMessage
+
+
+def _session_uuid(session_id: Any) -> uuid.UUID:
+    if isinstance(session_id, uuid.UUID):
+        return session_id
+    try:
+        return uuid.UUID(str(session_id))
+    except ValueError:
+        raise NotFound("No such chat.") from None
+
+
+class HybridStorage:
+    def __init__(self, cache: MessageCache | None = None):
+        self.cache = cache if cache is not None else default_cache()
+        # In-flight L2 loads, so that concurrent misses on one session share one query.
+        self._loads: dict[tuple[Any, ...], asyncio.Task[Snapshot]] = {}
+
+    async def _load(self, key: tuple[Any, ...], session_id: uuid.UUID, load: Callable[[], Snapshot]) -> Snapshot:
+        loop = asyncio.get_running_loop()
+        key = (id(loop), *key)
+        task = self._loads.get(key)
+        if task is None:
+            task = loop.create_task(self._load_and_fill(session_id, load))
+            self._loads[key] = task
+            task.add_done_callback(lambda _: self._loads.pop(key, None))
+        # Shielded: one caller giving up must not cancel the load the others wait for.
+        return await asyncio.shield(task)
+
+    async def _load_and_fill(self, session_id: uuid.UUID, load: Callable[[], Snapshot]) -> Snapshot:
+        snapshot = await database_sync_to_async(load)()
+        await self.cache.fill(str(session_id), snapshot)
+        return snapshot
+
+    async def load_recent_messages(self, session_id: Any, limit: int = 100) -> list[StoredMessage]:
+        """The newest ``limit`` messages, oldest first."""
+        if limit <= 0:
+            raise ValueError("limit must be positive")
+        sid = _session_uuid(session_id)
+        cached = await self.cache.read_recent(str(sid), limit)
+        if cached is not None:
+            return cached
+        snapshot = await self._load(("recent", sid, limit), sid, lambda: database.load_recent(sid, limit))
+        return list(snapshot.messages)
+
+    async def load_within_budget(self, session_id: Any, token_budget: int) -> list[StoredMessage]:
+        """The longest run of newest messages that fits ``token_budget`` and may start a history.
+
+        Exact in tokens; then moved forward past any message that cannot be first (a reply,
+        or tool results whose tool_use was cut off).
+        """
+        if token_budget <= 0:
+            raise ValueError("token_budget must be positive")
+        sid = _session_uuid(session_id)
+        messages = await self.cache.read_budget(str(sid), token_budget)
+        if messages is None:
+            snapshot = await self._load(
+                ("budget", sid, token_budget), sid, lambda: database.load_within_budget(sid, token_budget)
+            )
+            messages = snapshot.messages
+        return history.drop_to_turn_start(messages)
+
+    async def save_messages(self, session_id: Any, user: Any, messages: Iterable[dict[str, Any]]) -> list[StoredMessage]:
+        """Append messages (creating the session for ``user`` if new); returns them as stored.
+
+        Nothing is acknowledged before L2 committed. A message whose ``client_id`` is already
+        stored is not stored again: the stored one is returned.
+        """
+        sid = _session_uuid(session_id)
+        batch = list(messages)
+        saved = await database_sync_to_async(database.save_messages)(sid, user, batch)
+        if not saved.created:
+            return saved.messages
+        if saved.messages[0]["sequence"] == 1:
+            # The first messages of a session are all of it: the writer knows the whole
+            # state at this revision, so a new chat starts with a warm cache.
+            await self.cache.fill(str(sid), Snapshot(saved.revision, saved.messages, complete=True))
+        else:
+            await self.cache.append(str(sid), saved.revision, saved.messages)
+        return saved.messages
+
+    async def update_message(self, session_id: Any, sequence: int, **changes: Any) -> StoredMessage:
+        """Change one stored message (content, tokens, finished, usage, context)."""
+        sid = _session_uuid(session_id)
+        updated = await database_sync_to_async(database.update_message)(sid, sequence, **changes)
+        await self.cache.replace(str(sid), updated)
+        return updated.message
+
+    async def drop_cache(self, session_id: Any) -> None:
+        await self.cache.drop(str(_session_uuid(session_id)))
+
+    async def save_loop_state(self, session_id: Any, state: dict[str, Any]) -> None:
+        await self._l2(database.save_loop_state, session_id, state)
+
+    async def load_loop_state(self, session_id: Any) -> dict[str, Any] | None:
+        return await self._l2(database.load_loop_state, session_id)
+
+    async def clear_loop_state(self, session_id: Any) -> bool:
+        return await self._l2(database.clear_loop_state, session_id)
+
+    async def _l2(self, fn: Callable[..., Any], session_id: Any, *args: Any) -> Any:
+        call: Callable[..., Awaitable[Any]] = database_sync_to_async(fn)
+        return await call(_session_uuid(session_id), *args)
+
+
+_default: HybridStorage | None = None
+
+
+def get_storage() -> HybridStorage:
+    """The process's storage, over the process's L1 cache."""
+    global _default
+    if _default is None or _default.cache is not default_cache():
+        _default = HybridStorage()
+    return _default

@@ -1,0 +1,33 @@
+"""Every cache and event-log key the project uses, built in one place.
+
+Keys carry the session id inside ``{}`` so that all keys of one session hash to the same
+Redis Cluster slot and a Lua script may touch them together.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+
+def _prefix() -> str:
+    return settings.KEY_PREFIX
+
+
+def session_cache_meta(session_id: str) -> str:
+    """Hash: revision, whether data is held, coverage of the cached tail."""
+    return f"{_prefix()}:chat:{{{session_id}}}:meta"
+
+
+def session_cache_messages(session_id: str) -> str:
+    """Sorted set: the cached tail, one member per message, scored by cumulative tokens."""
+    return f"{_prefix()}:chat:{{{session_id}}}:msgs"
+
+
+def session_event_log(session_id: str) -> str:
+    """Stream of the session's websocket events, for replay on reconnect."""
+    return f"{_prefix()}:chat:{{{session_id}}}:events"
+
+
+def session_group(session_id: str) -> str:
+    """Channel-layer group of every socket open on the session (letters, digits, - . _ only)."""
+    return f"chat.{session_id}"

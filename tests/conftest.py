@@ -1,0 +1,89 @@
+"""Shared fixtures: personas, service markers, cache backends.
+
+Tests marked ``postgres`` or ``redis`` need the real server. Without DATABASE_URL/REDIS_URL
+they are skipped with the reason; with AGENTSITE_REQUIRE_SERVICES=1 (CI) a missing or
+unreachable server fails them instead.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+REQUIRE_SERVICES = os.environ.get("AGENTSITE_REQUIRE_SERVICES") == "1"
+
+
+def _redis_problem() -> str | None:
+    if not settings.REDIS_URL:
+        return "needs Redis: set REDIS_URL to a real server"
+    import redis
+
+    try:
+        redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2).ping()
+    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
+        return f"Redis at REDIS_URL is not reachable: {exc}"
+    return None
+
+
+def _postgres_problem() -> str | None:
+    if connection.vendor != "postgresql":
+        return "needs PostgreSQL: set DATABASE_URL to a real server"
+    return None
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for marker, check in (("postgres", _postgres_problem), ("redis", _redis_problem)):
+        if item.get_closest_marker(marker):
+            problem = check()
+            if problem:
+                if REQUIRE_SERVICES or (marker == "redis" and settings.REDIS_URL):
+                    pytest.fail(problem)
+                pytest.skip(problem)
+
+
+@pytest.fixture
+def owner(django_user_model):
+    return django_user_model.objects.create_user(username="owner", password="owner-pass-123")
+
+
+@pytest.fixture
+def stranger(django_user_model):
+    return django_user_model.objects.create_user(username="stranger", password="stranger-pass-123")
+
+
+@pytest.fixture
+def key_prefix(settings):
+    """A key prefix of this test's own, so Redis-backed tests never see each other's keys."""
+    prefix = f"test-{uuid.uuid4().hex[:12]}"
+    settings.KEY_PREFIX = prefix
+    yield prefix
+    if settings.REDIS_URL:
+        import redis
+
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        try:
+            names = list(client.scan_iter(f"{prefix}:*", count=1000))
+            if names:
+                client.delete(*names)
+        except redis.RedisError:
+            pass
+        finally:
+            client.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_database_thread_connections(django_db_setup, django_db_blocker):
+    """Async tests reach the database from asgiref's one sync thread; close its connection
+    before the test database is dropped (PostgreSQL refuses to drop a database in use)."""
+    yield
+    import asyncio
+
+    from channels.db import database_sync_to_async
+    from django.db import connections
+
+    with django_db_blocker.unblock():
+        asyncio.run(database_sync_to_async(connections.close_all)())

@@ -1,0 +1,76 @@
+"""Builders for test and benchmark data."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Callable
+
+from django.db import transaction
+
+from chat import history
+from chat.models import ChatSession, Message
+
+
+def text(i: int, size: int = 40) -> str:
+    return f"message {i} " + "x" * max(0, size - 12)
+
+
+def tool_turn(tool_use_id: str, *, question: str = "2+2?") -> list[dict[str, Any]]:
+    """A user question, a tool call, its result and the final reply: four messages."""
+    return [
+        {"role": "user", "content": question},
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "text", "text": "Let me calculate."},
+                {"type": "tool_use", "id": tool_use_id, "name": "calculate", "input": {"expression": "2+2"}},
+            ],
+        },
+        {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": tool_use_id, "content": "4", "display_data": {"x": 1}}
+            ],
+        },
+        {"role": "assistant", "content": [{"type": "text", "text": "It is 4."}]},
+    ]
+
+
+def seed_history(
+    owner: Any,
+    count: int,
+    *,
+    session_id: uuid.UUID | None = None,
+    content: Callable[[int], Any] = text,
+    batch: int = 5000,
+) -> ChatSession:
+    """A session with ``count`` alternating user/assistant messages, written in bulk.
+
+    Sequences, cumulative sums and the session's counters are exactly what
+    ``save_messages`` would have produced, only faster.
+    """
+    session = ChatSession.objects.create(id=session_id or uuid.uuid4(), owner=owner)
+    cumulative = 0
+    with transaction.atomic():
+        for start in range(1, count + 1, batch):
+            rows = []
+            for seq in range(start, min(start + batch, count + 1)):
+                body = content(seq)
+                tokens = history.estimate_tokens(body)
+                cumulative += tokens
+                rows.append(
+                    Message(
+                        session=session,
+                        sequence=seq,
+                        role="user" if seq % 2 else "assistant",
+                        content=body,
+                        tokens=tokens,
+                        cumulative_tokens=cumulative,
+                    )
+                )
+            Message.objects.bulk_create(rows)
+        ChatSession.objects.filter(pk=session.pk).update(
+            last_sequence=count, message_count=count, total_tokens=cumulative, revision=count
+        )
+    session.refresh_from_db()
+    return session
