@@ -81,6 +81,20 @@ def drop_to_turn_start(messages: Sequence[dict[str, Any]]) -> list[dict[str, Any
     return []
 
 
+def fit_budget(messages: Sequence[dict[str, Any]], token_budget: int) -> list[dict[str, Any]]:
+    """Of a tail whose every message but the first ends inside the budget, the part that fits.
+
+    Budget reads fetch the messages whose cumulative sum lies above (total - budget); only
+    the first of those can start below that line and so not fit.
+    """
+    if messages:
+        threshold = messages[-1]["cumulative_tokens"] - token_budget
+        first = messages[0]
+        if first["cumulative_tokens"] - first["tokens"] < threshold:
+            return list(messages[1:])
+    return list(messages)
+
+
 def coarse_cut(messages: Sequence[dict[str, Any]], token_budget: int, step: int) -> list[dict[str, Any]]:
     """Cut an exact budget window at a multiple of ``step`` tokens from the session start.
 

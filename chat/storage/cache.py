@@ -32,6 +32,7 @@ from typing import Any, Awaitable, Callable, TypeVar
 
 from django.conf import settings
 
+from chat import history
 from chat.storage import keys
 from chat.storage.database import Snapshot, StoredMessage, Updated
 
@@ -53,16 +54,6 @@ def _message(member: str | bytes, score: float) -> StoredMessage:
     message = json.loads(member)
     message["cumulative_tokens"] = int(score)
     return message
-
-
-def _exact_budget(items: list[StoredMessage], token_budget: int) -> list[StoredMessage]:
-    """Drop the first candidate if it only partly fits (as L2 does)."""
-    if items:
-        threshold = items[-1]["cumulative_tokens"] - token_budget
-        first = items[0]
-        if first["cumulative_tokens"] - first["tokens"] < threshold:
-            return items[1:]
-    return items
 
 
 def _window(snapshot: Snapshot, max_messages: int) -> tuple[list[StoredMessage], bool, int, int] | None:
@@ -176,7 +167,7 @@ class LocalMessageCache(MessageCache):
                 return None
             threshold = total - token_budget
             items = [(score, member) for score, member in entry.items if score > threshold]
-        return _exact_budget([_message(member, score) for score, member in items], token_budget)
+        return history.fit_budget([_message(member, score) for score, member in items], token_budget)
 
     async def fill(self, session_id: str, snapshot: Snapshot) -> bool:
         window = _window(snapshot, self.max_messages)
@@ -520,7 +511,7 @@ class RedisMessageCache(MessageCache):
     async def read_budget(self, session_id: str, token_budget: int) -> list[StoredMessage] | None:
         async def op() -> list[StoredMessage] | None:
             reply = await self._call("read_budget", _LUA_READ_BUDGET, session_id, [token_budget])
-            return None if reply is None else _exact_budget(_decode(reply), token_budget)
+            return None if reply is None else history.fit_budget(_decode(reply), token_budget)
 
         return await self._guard(session_id, False, op, None)
 

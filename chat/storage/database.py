@@ -271,11 +271,13 @@ def _snapshot(session_id: uuid.UUID, rows: list[dict[str, Any]]) -> Snapshot:
 
 
 def load_within_budget(session_id: uuid.UUID, token_budget: int) -> Snapshot:
-    """The longest run of newest messages whose tokens sum to at most ``token_budget``.
+    """The newest messages covering ``token_budget``: what fits, plus the one before it.
 
     One statement, so the revision and the rows come from one snapshot. It reads the
     messages whose cumulative sum lies above (total - budget): a range on the
     (session, cumulative_tokens) index whose length is the answer plus at most one row.
+    That extra first row (the one that does not fit) is kept so a cache filled from this
+    snapshot can prove it covers the budget; ``history.fit_budget`` drops it.
     """
     if token_budget <= 0:
         raise ValueError("token_budget must be positive")
@@ -285,14 +287,8 @@ def load_within_budget(session_id: uuid.UUID, token_budget: int) -> Snapshot:
             cumulative_tokens__gt=F("session__total_tokens") - token_budget,
         )
         .order_by("cumulative_tokens")
-        .values(*_FIELDS, _revision=F("session__revision"), _total=F("session__total_tokens"))
+        .values(*_FIELDS, _revision=F("session__revision"))
     )
-    if rows:
-        first = rows[0]
-        # The first row may only partly fit: its own tokens start below the threshold.
-        if first["cumulative_tokens"] - first["tokens"] < first["_total"] - token_budget:
-            snapshot = _snapshot(session_id, rows)
-            return Snapshot(revision=snapshot.revision, messages=snapshot.messages[1:], complete=False)
     return _snapshot(session_id, rows)
 
 

@@ -79,7 +79,7 @@ class HybridStorage:
             snapshot = await self._load(
                 ("budget", sid, token_budget), sid, lambda: database.load_within_budget(sid, token_budget)
             )
-            messages = snapshot.messages
+            messages = history.fit_budget(snapshot.messages, token_budget)
         return history.drop_to_turn_start(messages)
 
     async def save_messages(self, session_id: Any, user: Any, messages: Iterable[dict[str, Any]]) -> list[StoredMessage]:

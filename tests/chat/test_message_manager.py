@@ -1,0 +1,164 @@
+"""MessageManager: what is stored, what is sent, and what one turn costs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
+
+from chat.message_manager import MessageManager, current_time
+from chat.storage import HybridStorage
+from tests.chat.storage.conftest import CACHE_KINDS, CountingCache, make_cache
+from tests.factories import seed_history, tool_turn
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(params=CACHE_KINDS)
+def storage(request, key_prefix):
+    return HybridStorage(cache=make_cache(request.param, max_messages=400))
+
+
+async def test_extra_keys_are_stored_and_never_sent(storage, owner):
+    sid = uuid.uuid4()
+    async with MessageManager(sid, owner, storage, injections=()) as mm:
+        await mm.add_user_message("What is 2+2?")
+        await mm.add_assistant_message(tool_turn("toolu_1")[1]["content"])
+        await mm.add_tool_results(
+            [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "toolu_1",
+                    "content": "4",
+                    "display_data": {"figure": 4},
+                    "interactive_data": {"question": "?"},
+                    "requires_user_input": False,
+                }
+            ]
+        )
+        sent = mm.to_api_messages()
+    assert sent[2]["content"] == [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "4"}]
+
+    reloaded = MessageManager(sid, owner, storage)
+    await reloaded.load(token_budget=10_000)
+    block = reloaded.messages[2]["content"][0]
+    assert block["display_data"] == {"figure": 4}
+    assert block["interactive_data"] == {"question": "?"}
+
+
+async def test_injections_shape_what_is_sent_never_what_is_stored(storage, owner):
+    sid = uuid.uuid4()
+    now = dt.datetime(2026, 11, 27, 9, 30, tzinfo=dt.timezone.utc)
+    mm = MessageManager(sid, owner, storage, injections=[lambda m: current_time(m, now=now)])
+    await mm.add_user_message("hello")
+    sent = mm.to_api_messages()
+    assert sent[-1]["content"][-1] == {"type": "text", "text": "<context>Current time: 2026-11-27 09:30 UTC</context>"}
+    assert mm.messages[0]["content"] == "hello"
+    assert (await storage.load_recent_messages(sid))[0]["content"] == "hello"
+
+
+async def test_provider_usage_replaces_the_estimated_token_count(storage, owner):
+    sid = uuid.uuid4()
+    mm = MessageManager(sid, owner, storage)
+    user = await mm.add_user_message("x" * 400)
+    assert (user["tokens"], user["tokens_estimated"]) == (100, True)
+    usage = {"input_tokens": 120, "output_tokens": 7, "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0}
+    reply = await mm.add_assistant_message([{"type": "text", "text": "y" * 400}], usage=usage, context=mm.context_record())
+    assert (reply["tokens"], reply["tokens_estimated"], reply["usage"]) == (7, False, usage)
+    assert reply["context"] == {"first_sequence": 1, "last_sequence": 1, "dropped": 0}
+    assert reply["cumulative_tokens"] == 107
+
+
+async def test_a_streamed_reply_is_stored_unfinished_then_completed(storage, owner):
+    sid = uuid.uuid4()
+    mm = MessageManager(sid, owner, storage)
+    await mm.add_user_message("tell me")
+    partial = await mm.add_assistant_message([{"type": "text", "text": "Once"}], finished=False)
+    done = await mm.update_message(
+        partial["sequence"], content=[{"type": "text", "text": "Once upon a time."}], finished=True, usage={"output_tokens": 5}
+    )
+    assert (done["finished"], done["tokens"], done["tokens_estimated"]) == (True, 5, False)
+    assert mm.messages[-1] == done
+    assert (await storage.load_recent_messages(sid))[-1] == done
+
+
+async def test_the_budget_cut_moves_in_coarse_steps_across_turns(storage, owner):
+    sid = uuid.uuid4()
+    firsts = []
+    for turn in range(40):
+        mm = MessageManager(sid, owner, storage, cut_step=100)
+        await mm.load(token_budget=300)
+        if mm.messages:
+            firsts.append(mm.messages[0]["sequence"])
+            assert sum(m["tokens"] for m in mm.messages) <= 300
+        await mm.add_user_message(f"question {turn} " + "q" * 30)
+        await mm.add_assistant_message([{"type": "text", "text": f"answer {turn} " + "a" * 30}])
+    changes = sum(1 for a, b in zip(firsts, firsts[1:]) if a != b)
+    # Each turn adds ~20 tokens; an exact cut would move on nearly every turn once full.
+    assert 0 < changes <= len(firsts) // 3, firsts
+
+
+async def test_a_dangling_tool_use_from_a_crash_is_repaired_on_load(storage, owner):
+    sid = uuid.uuid4()
+    await storage.save_messages(sid, owner, tool_turn("toolu_crash")[:2])  # crashed before the result
+    mm = MessageManager(sid, owner, storage, injections=())
+    await mm.load(token_budget=10_000)
+    await mm.add_user_message("still there?")
+    sent = mm.to_api_messages()
+    assert [m["role"] for m in sent] == ["user", "assistant", "user"]
+    assert sent[2]["content"][0]["tool_use_id"] == "toolu_crash"
+    assert sent[2]["content"][0]["is_error"] is True
+
+
+@pytest.mark.parametrize("history_size", [10, 10_000])
+async def test_queries_and_cache_round_trips_per_turn_do_not_grow_with_history(owner, cache_kind, history_size):
+    # One turn: a budget load answered by the cache, then the user message and the reply,
+    # each one UPDATE (sequence allocation) and one INSERT. The same at 10 and 10,000.
+    counts = await _turn_costs(owner, cache_kind, history_size)
+    assert counts == {"sql": 4, "cache": ["read_budget", "append", "append"]}
+
+
+async def _turn_costs(owner, cache_kind, history_size):
+    cache = CountingCache(make_cache(cache_kind, max_messages=400))
+    storage = HybridStorage(cache=cache)
+    session = await sync_to_async(seed_history)(owner, history_size)
+    warm = MessageManager(session.pk, owner, storage)
+    await warm.load(token_budget=2000)
+
+    queries = []
+
+    def install():
+        from django.db import connection
+
+        def count(execute, sql, params, many, context):
+            # Transaction control is explicit SQL on SQLite only; count data statements.
+            if not sql.lstrip().upper().startswith(("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE", "ROLLBACK")):
+                queries.append(sql)
+            return execute(sql, params, many, context)
+
+        connection.execute_wrappers.append(count)
+        return count
+
+    def uninstall(wrapper):
+        from django.db import connection
+
+        connection.execute_wrappers.remove(wrapper)
+
+    wrapper = await database_sync_to_async(install)()
+    cache.calls.clear()
+    try:
+        mm = MessageManager(session.pk, owner, storage)
+        await mm.load(token_budget=2000)
+        await mm.add_user_message("next question")
+        await mm.add_assistant_message([{"type": "text", "text": "next answer"}], usage={"output_tokens": 3})
+    finally:
+        await database_sync_to_async(uninstall)(wrapper)
+    return {"sql": len(queries), "cache": list(cache.calls)}
+
+
+@pytest.fixture(params=CACHE_KINDS)
+def cache_kind(request, key_prefix):
+    return request.param
