@@ -17,6 +17,14 @@ from django.db import connection
 REQUIRE_SERVICES = os.environ.get("AGENTSITE_REQUIRE_SERVICES") == "1"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # Templates resolve {% static %} without running collectstatic first.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
 def _redis_problem() -> str | None:
     if not settings.REDIS_URL:
         return "needs Redis: set REDIS_URL to a real server"

@@ -20,7 +20,6 @@ embedded mode). The contract tests run against both.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import threading
 import time
@@ -28,8 +27,9 @@ import weakref
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, Awaitable, Callable, Iterable, TypeVar
 
+import orjson
 from django.conf import settings
 
 from chat import history
@@ -41,19 +41,25 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def _member(message: StoredMessage) -> str:
+def _member(message: StoredMessage) -> bytes:
     """A message as cached: everything but its cumulative sum, which is the entry's score."""
-    return json.dumps(
-        {k: v for k, v in message.items() if k != "cumulative_tokens"},
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
+    return orjson.dumps({k: v for k, v in message.items() if k != "cumulative_tokens"})
 
 
-def _message(member: str | bytes, score: float) -> StoredMessage:
-    message = json.loads(member)
-    message["cumulative_tokens"] = int(score)
-    return message
+def _messages(pairs: Iterable[tuple[Any, bytes]]) -> list[StoredMessage]:
+    """Decode (cumulative, member) pairs with one JSON parse for the whole tail.
+
+    A hit is dominated by decoding; one orjson call over the joined members is several
+    times faster than a json.loads per message.
+    """
+    decoded = orjson.loads(b"[" + b",".join(b"[%s,%s]" % (_score(score), member) for score, member in pairs) + b"]")
+    for score, message in decoded:
+        message["cumulative_tokens"] = int(score)
+    return [message for _, message in decoded]
+
+
+def _score(score: Any) -> bytes:
+    return score if isinstance(score, bytes) else str(int(score)).encode()
 
 
 def _window(snapshot: Snapshot, max_messages: int) -> tuple[list[StoredMessage], bool, int, int] | None:
@@ -113,7 +119,7 @@ class _Entry:
     base: int = 0
     last_sequence: int = 0
     # (cumulative tokens, member) in sequence order, as the Redis sorted set holds them.
-    items: list[tuple[int, str]] = field(default_factory=list)
+    items: list[tuple[int, bytes]] = field(default_factory=list)
 
 
 class LocalMessageCache(MessageCache):
@@ -153,7 +159,7 @@ class LocalMessageCache(MessageCache):
             if len(entry.items) < limit and not entry.complete:
                 return None
             items = entry.items[-limit:]
-        return [_message(member, score) for score, member in items]
+        return _messages(items)
 
     async def read_budget(self, session_id: str, token_budget: int) -> list[StoredMessage] | None:
         with self._lock:
@@ -167,7 +173,7 @@ class LocalMessageCache(MessageCache):
                 return None
             threshold = total - token_budget
             items = [(score, member) for score, member in entry.items if score > threshold]
-        return history.fit_budget([_message(member, score) for score, member in items], token_budget)
+        return history.fit_budget(_messages(items), token_budget)
 
     async def fill(self, session_id: str, snapshot: Snapshot) -> bool:
         window = _window(snapshot, self.max_messages)
@@ -239,7 +245,7 @@ class LocalMessageCache(MessageCache):
             else:
                 index = sequence - first_sequence
                 score, member = entry.items[index]
-                if score != updated.previous_cumulative or json.loads(member)["sequence"] != sequence:
+                if score != updated.previous_cumulative or orjson.loads(member)["sequence"] != sequence:
                     self._tombstone(session_id, updated.revision)
                     return
                 entry.items[index] = (score + delta, _member(message))
@@ -393,8 +399,9 @@ def _pairs(messages: list[StoredMessage]) -> list[Any]:
     return out
 
 
-def _decode(reply: list[Any]) -> list[StoredMessage]:
-    return [_message(reply[i], float(reply[i + 1])) for i in range(0, len(reply), 2)]
+def _decode(reply: list[bytes]) -> list[StoredMessage]:
+    """A WITHSCORES reply: member, score, member, score, …"""
+    return _messages(zip(reply[1::2], reply[0::2]))
 
 
 class RedisMessageCache(MessageCache):

@@ -1,0 +1,254 @@
+"""Storage benchmarks (issue 2). Run with ``bin/bench storage``.
+
+Measured against whatever DATABASE_URL and REDIS_URL point at (the targets are for
+PostgreSQL and Redis). Each ratio's two sides run interleaved (A B A B …) in one process
+and the medians are compared, so machine noise hits both sides alike. A throwaway test
+database is created and dropped; Redis keys live under a prefix of this run's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+import uuid
+from typing import Any, Awaitable, Callable
+
+from bench import setup_django
+
+setup_django()
+
+from asgiref.sync import sync_to_async  # noqa: E402
+from channels.db import database_sync_to_async  # noqa: E402
+from django.conf import settings  # noqa: E402
+from django.contrib.auth import get_user_model  # noqa: E402
+from django.db import connection  # noqa: E402
+
+from chat.message_manager import MessageManager  # noqa: E402
+from chat.models import Message  # noqa: E402
+from chat.storage import HybridStorage  # noqa: E402
+from chat.storage.cache import MessageCache, default_cache  # noqa: E402
+from tests.factories import seed_history  # noqa: E402
+
+ROUNDS = 300
+
+
+class CountingCache(MessageCache):
+    """Counts reads that hit; optionally invalidates on every write (the article's way)."""
+
+    def __init__(self, inner: MessageCache, *, invalidate_on_write: bool = False):
+        super().__init__(ttl=inner.ttl, max_messages=inner.max_messages)
+        self.inner, self.invalidate_on_write = inner, invalidate_on_write
+        self.reads = self.hits = self.round_trips = 0
+
+    async def _read(self, result: Any) -> Any:
+        self.reads += 1
+        self.round_trips += 1
+        self.hits += result is not None
+        return result
+
+    async def read_recent(self, session_id, limit):
+        return await self._read(await self.inner.read_recent(session_id, limit))
+
+    async def read_budget(self, session_id, token_budget):
+        return await self._read(await self.inner.read_budget(session_id, token_budget))
+
+    async def fill(self, session_id, snapshot):
+        self.round_trips += 1
+        return await self.inner.fill(session_id, snapshot)
+
+    async def append(self, session_id, revision, messages):
+        self.round_trips += 1
+        if self.invalidate_on_write:
+            return await self.inner.drop(session_id)
+        return await self.inner.append(session_id, revision, messages)
+
+    async def replace(self, session_id, updated):
+        self.round_trips += 1
+        if self.invalidate_on_write:
+            return await self.inner.drop(session_id)
+        return await self.inner.replace(session_id, updated)
+
+    async def drop(self, session_id):
+        self.round_trips += 1
+        return await self.inner.drop(session_id)
+
+    async def ping(self):
+        return await self.inner.ping()
+
+
+class MissingCache(MessageCache):
+    """Every read misses and nothing is kept: the L2 path on its own."""
+
+    def __init__(self) -> None:
+        super().__init__(ttl=1, max_messages=1)
+
+    async def read_recent(self, session_id, limit):
+        return None
+
+    async def read_budget(self, session_id, token_budget):
+        return None
+
+    async def fill(self, session_id, snapshot):
+        return False
+
+    async def append(self, session_id, revision, messages):
+        return None
+
+    async def replace(self, session_id, updated):
+        return None
+
+    async def drop(self, session_id):
+        return None
+
+    async def ping(self):
+        return True
+
+
+async def interleaved(a: Callable[[], Awaitable[Any]], b: Callable[[], Awaitable[Any]], rounds: int = ROUNDS) -> tuple[float, float]:
+    """Median seconds of ``a`` and of ``b``, run alternately."""
+    times_a, times_b = [], []
+    for _ in range(10):  # warm-up: connections, scripts, plans
+        await a()
+        await b()
+    for _ in range(rounds):
+        start = time.perf_counter()
+        await a()
+        times_a.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        await b()
+        times_b.append(time.perf_counter() - start)
+    return statistics.median(times_a), statistics.median(times_b)
+
+
+def report(name: str, a_label: str, a: float, b_label: str, b: float, target: str) -> None:
+    print(f"{name}\n  {a_label}: {a * 1e3:8.3f} ms   {b_label}: {b * 1e3:8.3f} ms   ratio {a / b:6.2f}   (target {target})")
+
+
+async def bench_l2_vs_l1(owner: Any) -> None:
+    session = await sync_to_async(seed_history)(owner, 1000)
+    cached = HybridStorage(cache=default_cache())
+    uncached = HybridStorage(cache=MissingCache())
+    await cached.load_recent_messages(session.pk, 100)  # fill
+    l2, l1 = await interleaved(
+        lambda: uncached.load_recent_messages(session.pk, 100), lambda: cached.load_recent_messages(session.pk, 100)
+    )
+    report("Load of 100 recent messages", "L2 (database)", l2, "L1 hit", l1, ">= 10")
+
+
+async def bench_budget_scaling(owner: Any) -> None:
+    big = await sync_to_async(seed_history)(owner, 100_000)
+    small = await sync_to_async(seed_history)(owner, 100)
+    storage = HybridStorage(cache=MissingCache())
+    budget = 300  # about 30 messages of 10 tokens: the same answer size on both sides
+    at_big, at_small = await interleaved(
+        lambda: storage.load_within_budget(big.pk, budget), lambda: storage.load_within_budget(small.pk, budget)
+    )
+    report("Budget load from L2 (30 messages answered)", "100,000 history", at_big, "100 history", at_small, "<= 1.5")
+    plan = await database_sync_to_async(_budget_plan)(big.pk, budget)
+    print("  EXPLAIN ANALYZE of the budget query at 100,000 messages:")
+    for line in plan.splitlines():
+        print("    " + line)
+
+
+def _budget_plan(session_id: uuid.UUID, budget: int) -> str:
+    from django.db.models import F
+
+    queryset = (
+        Message.objects.filter(session_id=session_id, cumulative_tokens__gt=F("session__total_tokens") - budget)
+        .order_by("cumulative_tokens")
+        .values("id", "sequence", "content", "tokens", "cumulative_tokens", _revision=F("session__revision"))
+    )
+    try:
+        return queryset.explain(analyze=True) if connection.vendor == "postgresql" else queryset.explain()
+    except Exception as exc:  # noqa: BLE001 - the plan is informative only
+        return f"(no plan: {exc})"
+
+
+async def bench_save_scaling(owner: Any) -> None:
+    big = await sync_to_async(seed_history)(owner, 10_000)
+    small = await sync_to_async(seed_history)(owner, 10)
+    storage = HybridStorage(cache=default_cache())
+    await storage.load_recent_messages(big.pk, 100)
+    await storage.load_recent_messages(small.pk, 100)
+    message = [{"role": "user", "content": "a new message of ordinary length for the benchmark"}]
+    at_big, at_small = await interleaved(
+        lambda: storage.save_messages(big.pk, owner, message), lambda: storage.save_messages(small.pk, owner, message)
+    )
+    report("Save (insert + cache update)", "10,000 history", at_big, "10 history", at_small, "<= 2")
+
+
+async def _workload(owner: Any, cache: CountingCache, sessions: int, turns: int) -> None:
+    storage = HybridStorage(cache=cache)
+    ids = [uuid.uuid4() for _ in range(sessions)]
+    for sid in ids:  # each chat starts with the user's first message
+        await storage.save_messages(sid, owner, [{"role": "user", "content": "hello, let us begin"}])
+    for turn in range(turns):
+        for sid in ids:
+            mm = MessageManager(sid, owner, storage)
+            await mm.load(token_budget=settings.CHAT_CONTEXT_TOKENS)
+            await mm.add_assistant_message([{"type": "text", "text": f"answer {turn} " + "a" * 200}])
+            await mm.add_user_message(f"question {turn} " + "q" * 100)
+
+
+async def bench_hit_rate(owner: Any) -> None:
+    warm = CountingCache(default_cache())
+    await _workload(owner, warm, 200, 20)
+    article = CountingCache(default_cache(), invalidate_on_write=True)
+    await _workload(owner, article, 200, 20)
+    print("Cache hit rate, 200 sessions x 20 turns (load + 2 saves per turn, interleaved)")
+    print(f"  extend-on-write: {warm.hits / warm.reads:6.1%} of {warm.reads} loads   (target >= 95%)")
+    print(f"  invalidate-on-write (the article): {article.hits / article.reads:6.1%} of {article.reads} loads")
+
+
+async def bench_turn_costs(owner: Any) -> None:
+    print("Per turn (budget load + user message + reply), warm cache")
+    for size in (10, 10_000):
+        session = await sync_to_async(seed_history)(owner, size)
+        cache = CountingCache(default_cache())
+        storage = HybridStorage(cache=cache)
+        await MessageManager(session.pk, owner, storage).load(token_budget=2000)
+        queries = await database_sync_to_async(_start_counting)()
+        cache.round_trips = 0
+        mm = MessageManager(session.pk, owner, storage)
+        await mm.load(token_budget=2000)
+        await mm.add_user_message("next question")
+        await mm.add_assistant_message([{"type": "text", "text": "next answer"}])
+        await database_sync_to_async(_stop_counting)()
+        print(f"  {size:>6} messages of history: {len(queries)} SQL statements, {cache.round_trips} cache round trips")
+
+
+_counted: list[str] = []
+
+
+def _count(execute, sql, params, many, context):
+    if not sql.lstrip().upper().startswith(("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE", "ROLLBACK")):
+        _counted.append(sql)
+    return execute(sql, params, many, context)
+
+
+def _start_counting() -> list[str]:
+    _counted.clear()
+    connection.execute_wrappers.append(_count)
+    return _counted
+
+
+def _stop_counting() -> None:
+    connection.execute_wrappers.remove(_count)
+
+
+async def main() -> None:
+    owner = await sync_to_async(get_user_model().objects.create_user)(f"bench-{uuid.uuid4().hex[:8]}")
+    print(f"database: {connection.vendor}; cache: {type(default_cache()).__name__}; rounds: {ROUNDS}\n")
+    await bench_l2_vs_l1(owner)
+    await bench_budget_scaling(owner)
+    await bench_save_scaling(owner)
+    await bench_hit_rate(owner)
+    await bench_turn_costs(owner)
+
+
+if __name__ == "__main__":
+    from bench import throwaway_database
+
+    with throwaway_database():
+        asyncio.run(main())
