@@ -224,3 +224,25 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
+
+# --- Websocket runs and event log -----------------------------------------------------------
+# Per session, the event log keeps this many newest events for replay on reconnect, for this
+# many seconds after the last one.
+EVENT_LOG_MAX_EVENTS = _positive_int("EVENT_LOG_MAX_EVENTS", 5000)
+EVENT_LOG_TTL = _positive_int("EVENT_LOG_TTL", 24 * 3600)
+# A running agent proves it is alive this often; a run silent for RUN_STALE_AFTER seconds
+# is taken to have died with its process and is marked failed.
+RUN_HEARTBEAT_INTERVAL = _positive_float("RUN_HEARTBEAT_INTERVAL", 5.0)
+RUN_STALE_AFTER = _positive_float("RUN_STALE_AFTER", 30.0)
+if RUN_STALE_AFTER <= 2 * RUN_HEARTBEAT_INTERVAL:
+    raise ImproperlyConfigured("RUN_STALE_AFTER must be more than twice RUN_HEARTBEAT_INTERVAL")
+# Limits on what a client may send.
+WS_MAX_FRAME_BYTES = _positive_int("WS_MAX_FRAME_BYTES", 64 * 1024)
+CHAT_MAX_MESSAGE_CHARS = _positive_int("CHAT_MAX_MESSAGE_CHARS", 20_000)
+# Messages (and answers) one user may send per minute, over all their chats.
+CHAT_RATE_LIMIT_PER_MINUTE = _positive_int("CHAT_RATE_LIMIT_PER_MINUTE", 30)
+# Flow control: a client that acknowledges events gets at most this many unacknowledged
+# ones; the rest wait in the event log. One that never acknowledges is closed (4408) once
+# this many go unacknowledged, so a client that stopped reading cannot grow our memory.
+WS_ACK_WINDOW = _positive_int("WS_ACK_WINDOW", 500)
+WS_UNACKED_LIMIT = _positive_int("WS_UNACKED_LIMIT", 20_000)

@@ -33,11 +33,25 @@ class ChatSession(models.Model):
     # Bumped by every write to the session's messages; the cache compares it so that a
     # reader holding older data can never overwrite newer data.
     revision = models.BigIntegerField(default=0)
+    # The agent run in progress (state RUNNING), claimed by one process at a time; its
+    # heartbeat lets any process find a run whose process died.
+    run_id = models.UUIDField(null=True, blank=True)
+    run_heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # Event-log id just before the current (or last) run's first event: a page opened
+    # mid-run replays from here to show the reply so far.
+    run_events_after = models.BigIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        indexes = [models.Index(fields=["owner", "-updated_at"], name="chat_session_owner_recent")]
+        indexes = [
+            models.Index(fields=["owner", "-updated_at"], name="chat_session_owner_recent"),
+            models.Index(
+                fields=["run_heartbeat_at"],
+                name="chat_session_running",
+                condition=models.Q(state="running"),
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.title or f"Chat {self.id}"

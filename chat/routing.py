@@ -2,4 +2,10 @@
 
 from __future__ import annotations
 
-websocket_urlpatterns: list = []
+from django.urls import re_path
+
+from chat.consumers import ChatConsumer
+
+websocket_urlpatterns = [
+    re_path(r"^ws/chat/(?P<session_id>[0-9A-Fa-f-]{32,36})/$", ChatConsumer.as_asgi()),
+]

@@ -6,11 +6,13 @@ the ORM for writes directly. Reads that several of them need live here too.
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from django.db import transaction
+from django.utils import timezone
 
 from chat.errors import NotFound, UserError
 from chat.models import ChatSession
@@ -60,3 +62,111 @@ def delete_session(owner: Any, session_id: Any) -> None:
         session.delete()
     # The cache entry would expire on its own; dropping it frees the memory now.
     async_to_sync(get_storage().drop_cache)(sid)
+
+
+# --- agent runs ------------------------------------------------------------------------------
+# A run is claimed by a conditional UPDATE on the session row, so two processes (or two
+# sockets) can never run one session at once; the claim carries a heartbeat so that a run
+# whose process died can be found and released by any other process.
+
+RUN_START_STATES = frozenset({ChatSession.State.IDLE, ChatSession.State.FAILED, ChatSession.State.AWAITING_INPUT})
+
+
+def begin_run(owner: Any, session_id: Any, *, events_after: int) -> tuple[uuid.UUID, str]:
+    """Claim the session for a new run; returns (run id, the state it was in).
+
+    A session id nobody owns yet becomes the owner's new chat. Raises ``UserError("busy")``
+    if a run is already in progress, ``NotFound`` for someone else's chat.
+    """
+    try:
+        sid = uuid.UUID(str(session_id))
+    except ValueError:
+        raise NotFound("No such chat.") from None
+    session, _ = ChatSession.objects.get_or_create(id=sid, defaults={"owner": owner})
+    if session.owner_id != owner.pk:
+        raise NotFound("No such chat.")
+    if session.state not in RUN_START_STATES:
+        raise UserError("busy", "The assistant is still answering; wait for it or stop it first.")
+    run_id = uuid.uuid4()
+    claimed = ChatSession.objects.filter(id=sid, state=session.state).update(
+        state=ChatSession.State.RUNNING,
+        run_id=run_id,
+        run_heartbeat_at=timezone.now(),
+        run_events_after=events_after,
+        updated_at=timezone.now(),
+    )
+    if not claimed:
+        raise UserError("busy", "The assistant is still answering; wait for it or stop it first.")
+    return run_id, session.state
+
+
+def end_run(session_id: Any, run_id: uuid.UUID, state: str) -> bool:
+    """Release the claim with the session's next state; False if it was no longer ours."""
+    return bool(
+        ChatSession.objects.filter(id=session_id, run_id=run_id).update(
+            state=state, run_id=None, run_heartbeat_at=None, updated_at=timezone.now()
+        )
+    )
+
+
+def heartbeat_run(session_id: Any, run_id: uuid.UUID) -> bool:
+    """Prove the run is alive; False if the claim was taken away (the run must stop)."""
+    return bool(ChatSession.objects.filter(id=session_id, run_id=run_id).update(run_heartbeat_at=timezone.now()))
+
+
+def fail_stale_runs(stale_after: float, *, session_id: Any = None) -> list[uuid.UUID]:
+    """Mark runs whose heartbeat stopped (their process died) failed; returns their sessions."""
+    cutoff = timezone.now() - dt.timedelta(seconds=stale_after)
+    stale = ChatSession.objects.filter(state=ChatSession.State.RUNNING, run_heartbeat_at__lt=cutoff)
+    if session_id is not None:
+        stale = stale.filter(id=session_id)
+    failed = []
+    for sid in stale.values_list("id", flat=True)[:1000]:
+        # Conditional again: the run may have finished or beaten its heartbeat meanwhile.
+        if ChatSession.objects.filter(
+            id=sid, state=ChatSession.State.RUNNING, run_heartbeat_at__lt=cutoff
+        ).update(state=ChatSession.State.FAILED, run_id=None, run_heartbeat_at=None):
+            failed.append(sid)
+    return failed
+
+
+def stored_message_by_client_id(owner: Any, session_id: Any, client_id: str) -> dict[str, Any] | None:
+    """The owner's message sent with this idempotency key, as stored, or None."""
+    from chat.storage.database import message_by_client_id
+
+    try:
+        sid = uuid.UUID(str(session_id))
+    except ValueError:
+        return None
+    return message_by_client_id(sid, owner, client_id)
+
+
+def socket_state(owner: Any, session_id: Any) -> dict[str, Any]:
+    """What a socket opening on the session is told in ``ready`` (a new id: an empty chat)."""
+    from chat.models import LoopState
+
+    try:
+        sid = uuid.UUID(str(session_id))
+    except ValueError:
+        raise NotFound("No such chat.") from None
+    session = ChatSession.objects.filter(id=sid).first()
+    if session is None:
+        return {"state": ChatSession.State.IDLE, "pending": None, "run_events_after": None}
+    if session.owner_id != owner.pk:
+        raise NotFound("No such chat.")
+    pending = None
+    if session.state == ChatSession.State.AWAITING_INPUT:
+        loop_state = LoopState.objects.filter(session=session).first()
+        if loop_state is not None:
+            pending = {
+                "tool_use_id": loop_state.tool_use_id,
+                "tool": loop_state.tool_name,
+                "question": loop_state.question,
+                "options": loop_state.options,
+            }
+    running = session.state == ChatSession.State.RUNNING
+    return {
+        "state": session.state,
+        "pending": pending,
+        "run_events_after": session.run_events_after if running else None,
+    }

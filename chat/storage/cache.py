@@ -23,7 +23,6 @@ import asyncio
 import logging
 import threading
 import time
-import weakref
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ import orjson
 from django.conf import settings
 
 from chat import history
+from chat.redis_client import PerLoopRedis
 from chat.storage import keys
 from chat.storage.database import Snapshot, StoredMessage, Updated
 
@@ -425,35 +425,15 @@ class RedisMessageCache(MessageCache):
         retry_interval: float,
     ):
         super().__init__(ttl=ttl, max_messages=max_messages)
-        self.url = url
-        self.socket_timeout = socket_timeout
-        self.connect_timeout = connect_timeout
+        self.redis = PerLoopRedis(url, socket_timeout=socket_timeout, connect_timeout=connect_timeout)
         self.retry_interval = retry_interval
-        # One client per event loop: redis.asyncio connections belong to the loop that
-        # opened them (daphne has one; each test has its own).
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
         self._scripts: dict[str, Any] = {}
         self._down_until = 0.0
         self._healthy = True
         self._dirty: set[str] = set()
 
     def _client(self) -> Any:
-        loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            from redis.asyncio import Redis
-            from redis.backoff import NoBackoff
-            from redis.retry import Retry
-
-            # No retries: one timeout is all a request may spend on the cache.
-            client = Redis.from_url(
-                self.url,
-                socket_timeout=self.socket_timeout,
-                socket_connect_timeout=self.connect_timeout,
-                retry=Retry(NoBackoff(), 0),
-            )
-            self._clients[loop] = client
-        return client
+        return self.redis.get()
 
     async def _call(self, name: str, source: str, session_id: str, args: list[Any]) -> Any:
         client = self._client()
@@ -472,7 +452,7 @@ class RedisMessageCache(MessageCache):
             return default
         try:
             # A backstop in case a socket timeout does not fire (DNS, TLS handshakes).
-            async with asyncio.timeout(self.connect_timeout + 2 * self.socket_timeout):
+            async with asyncio.timeout(self.redis.deadline):
                 if self._dirty:
                     await self._flush_dirty()
                 result = await op()

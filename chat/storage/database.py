@@ -140,6 +140,11 @@ def _already_stored(session_id: uuid.UUID, owner: Any, client_ids: list[str]) ->
     return [_as_stored(row) for row in rows]
 
 
+def message_by_client_id(session_id: uuid.UUID, owner: Any, client_id: str) -> StoredMessage | None:
+    found = _already_stored(session_id, owner, [client_id])
+    return found[0] if found else None
+
+
 def _prepare(message: dict[str, Any]) -> dict[str, Any]:
     role = message.get("role")
     if role not in ("user", "assistant"):

@@ -28,6 +28,21 @@ def session_event_log(session_id: str) -> str:
     return f"{_prefix()}:chat:{{{session_id}}}:events"
 
 
+def session_event_counter(session_id: str) -> str:
+    """The last event id handed out for the session."""
+    return f"{_prefix()}:chat:{{{session_id}}}:event-id"
+
+
+def session_control_group(session_id: str) -> str:
+    """Channel-layer group of the process running the session's agent (cancel requests)."""
+    return f"chat.{session_id}.control"
+
+
+def rate_limit(user_id: int, window: int) -> str:
+    """Django-cache key counting one user's messages in one rate-limit window."""
+    return f"chat:rate:{user_id}:{window}"
+
+
 def session_group(session_id: str) -> str:
     """Channel-layer group of every socket open on the session (letters, digits, - . _ only)."""
     return f"chat.{session_id}"

@@ -1,0 +1,148 @@
+"""The chat websocket: authorise, parse, hand off, relay. Nothing else.
+
+Runs live in ``chat.runs.manager`` (detached from this socket); what this socket is sent
+is decided by ``chat.runs.relay``; frames are parsed by ``chat.protocol``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from chat import protocol, services
+from chat.agent.providers import get_provider
+from chat.errors import NotFound, UserError
+from chat.runs.eventlog import default_event_log
+from chat.runs.manager import get_run_manager
+from chat.runs.relay import EventRelay, Sent, TooSlow
+from chat.storage import keys
+
+logger = logging.getLogger(__name__)
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_NOT_FOUND = 4404
+CLOSE_TOO_SLOW = 4408
+
+
+class ChatConsumer(AsyncWebsocketConsumer):
+    group: str | None = None
+    relay: EventRelay | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # However the consumer ends (even by an exception), leave the group.
+            await self._leave()
+
+    async def connect(self) -> None:
+        await self.accept()  # accept first: a close code only reaches an accepted socket
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        self.user = user
+        self.session_id = self.scope["url_route"]["kwargs"]["session_id"]
+        try:
+            state = await database_sync_to_async(services.socket_state)(user, self.session_id)
+        except NotFound:
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
+        self.session_id = str(self.session_id).lower()
+        self.group = keys.session_group(self.session_id)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        # Joined before reading the last id: nothing published from here on can be missed.
+        log = default_event_log()
+        last_id = await log.last_id(self.session_id)
+        self.relay = EventRelay(
+            self.session_id,
+            log,
+            last_sent=last_id,
+            window=settings.WS_ACK_WINDOW,
+            unacked_limit=settings.WS_UNACKED_LIMIT,
+        )
+        manager = get_run_manager()
+        manager.ensure_sweeper()
+        if await manager.recover(self.session_id):
+            # Its process died: the error event follows this ready, live.
+            state = await database_sync_to_async(services.socket_state)(user, self.session_id)
+        await self._send({"type": "ready", "last_event_id": last_id, "model": _model_name(), **state})
+
+    async def disconnect(self, code: int) -> None:
+        await self._leave()
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.relay is None:
+            return
+        try:
+            command = protocol.parse(
+                text_data,
+                bytes_data,
+                max_frame_bytes=settings.WS_MAX_FRAME_BYTES,
+                max_text_chars=settings.CHAT_MAX_MESSAGE_CHARS,
+            )
+            await self._handle(command)
+        except UserError as error:
+            await self._send(protocol.error_frame(error))
+        except TooSlow:
+            await self.close(code=CLOSE_TOO_SLOW)
+        except Exception:
+            logger.exception("websocket frame on session %s failed", getattr(self, "session_id", "?"))
+            await self._send(protocol.error_frame(UserError("internal_error", "Something went wrong on our side.")))
+
+    async def _handle(self, command: protocol.Command) -> None:
+        manager = get_run_manager()
+        if isinstance(command, protocol.SendMessage):
+            acknowledgement = await manager.send_message(self.user, self.session_id, command.text, command.client_id)
+            if acknowledgement is not None:
+                await self._send(acknowledgement)
+        elif isinstance(command, protocol.Answer):
+            await manager.answer(self.user, self.session_id, command.tool_use_id, command.choice)
+        elif isinstance(command, protocol.Cancel):
+            await manager.cancel(self.user, self.session_id)
+        elif isinstance(command, protocol.Resume):
+            await self._deliver(await self.relay.resume(command.after))  # type: ignore[union-attr]
+        elif isinstance(command, protocol.Ack):
+            await self._deliver(await self.relay.ack(command.last))  # type: ignore[union-attr]
+
+    async def chat_events(self, message: dict[str, Any]) -> None:
+        """Events published to the session's group."""
+        if self.relay is None:
+            return
+        try:
+            sent = await self.relay.live([(int(i), bytes(p)) for i, p in message["events"]])
+        except TooSlow:
+            await self.close(code=CLOSE_TOO_SLOW)
+            return
+        await self._deliver(sent)
+
+    async def _deliver(self, sent: Sent) -> None:
+        for frame in sent.frames:
+            await self.send(text_data=frame)
+        if sent.resync_last_id is not None:
+            error = UserError("resync", "Some events are no longer available; reload the conversation.")
+            await self._send(protocol.error_frame(error, last_event_id=sent.resync_last_id))
+
+    async def _send(self, frame: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps(frame, allow_nan=False))
+
+    async def _leave(self) -> None:
+        group, self.group, self.relay = self.group, None, None
+        if group is not None:
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+
+_model: str | None = None
+
+
+def _model_name() -> str:
+    """What the UI shows as the model answering (the provider chosen by settings)."""
+    global _model
+    if _model is None:
+        _model = get_provider().display_name
+    return _model

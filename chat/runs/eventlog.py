@@ -1,0 +1,185 @@
+"""The per-session event log: every event of a session, numbered 1, 2, 3…, for replay.
+
+A reconnecting client asks for the events after the last id it saw. The log is short
+(capped and expiring): it covers reconnects and pages opened mid-run; what is older is in
+the durable store and comes from the API. ``Gap`` says when the log no longer reaches back
+far enough, and the client must reload instead of replaying.
+
+With ``REDIS_URL`` the log is a Redis Stream per session whose entry ids are ``0-<n>``:
+one Lua script numbers and appends a batch of events atomically, so ids are increasing
+and, once any id is returned, every smaller id is already readable. Without Redis it is
+in process memory.
+
+Events are stored as JSON without their id; ``frame()`` splices the id in, so an event is
+serialised once however many sockets receive it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from django.conf import settings
+
+from chat.redis_client import PerLoopRedis
+from chat.storage import keys
+
+
+def encode(event: dict[str, Any]) -> bytes:
+    """An event as JSON. orjson writes NaN and Infinity (from tool output) as null, so the
+    browser never receives JSON it cannot parse."""
+    body = {k: v for k, v in event.items() if k != "id"}
+    if not body.get("type"):
+        raise ValueError("an event needs a type")
+    return orjson.dumps(body)
+
+
+def frame(event_id: int, payload: bytes) -> str:
+    """The websocket text frame of a stored event: its JSON with ``id`` first."""
+    return '{"id":%d,%s' % (event_id, payload[1:].decode())
+
+
+@dataclass(frozen=True)
+class Replay:
+    """Stored events after some id, as (id, payload) in order."""
+
+    events: list[tuple[int, bytes]]
+    # The newest id the log has handed out.
+    last_id: int
+    # True when events after the requested id are missing (trimmed or expired): the client
+    # cannot be brought up to date from the log and must reload.
+    gap: bool
+
+
+class EventLog(ABC):
+    def __init__(self, *, max_events: int, ttl: int):
+        self.max_events = max_events
+        self.ttl = ttl
+
+    @abstractmethod
+    async def append(self, session_id: str, payloads: list[bytes]) -> int:
+        """Store a batch; returns the id of its last event (the first is last - len + 1)."""
+
+    @abstractmethod
+    async def read_after(self, session_id: str, after: int, limit: int = 1000) -> Replay: ...
+
+    @abstractmethod
+    async def last_id(self, session_id: str) -> int: ...
+
+
+class MemoryEventLog(EventLog):
+    """One process's log: enough for the embedded mode, where one process serves all."""
+
+    def __init__(self, *, max_events: int, ttl: int, max_sessions: int = 10_000):
+        super().__init__(max_events=max_events, ttl=ttl)
+        self.max_sessions = max_sessions
+        self._logs: OrderedDict[str, tuple[int, deque[tuple[int, bytes]], float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _get(self, session_id: str) -> tuple[int, deque[tuple[int, bytes]]]:
+        found = self._logs.get(session_id)
+        if found is None or found[2] <= time.monotonic():
+            return 0, deque(maxlen=self.max_events)
+        return found[0], found[1]
+
+    async def append(self, session_id: str, payloads: list[bytes]) -> int:
+        with self._lock:
+            last, events = self._get(session_id)
+            for payload in payloads:
+                last += 1
+                events.append((last, payload))
+            self._logs[session_id] = (last, events, time.monotonic() + self.ttl)
+            self._logs.move_to_end(session_id)
+            while len(self._logs) > self.max_sessions:
+                self._logs.popitem(last=False)
+            return last
+
+    async def read_after(self, session_id: str, after: int, limit: int = 1000) -> Replay:
+        with self._lock:
+            last, events = self._get(session_id)
+            found = [(i, p) for i, p in events if i > after][:limit]
+        return _replay(found, after, last)
+
+    async def last_id(self, session_id: str) -> int:
+        with self._lock:
+            return self._get(session_id)[0]
+
+
+_LUA_APPEND = """
+local count = #ARGV - 2
+local last = redis.call('INCRBY', KEYS[1], count)
+for i = 1, count do
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '0-' .. (last - count + i), 'e', ARGV[i + 2])
+end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+redis.call('EXPIRE', KEYS[2], ARGV[1])
+return last
+"""
+
+
+class RedisEventLog(EventLog):
+    """A Redis Stream per session, shared by every process."""
+
+    def __init__(self, redis: PerLoopRedis, *, max_events: int, ttl: int):
+        super().__init__(max_events=max_events, ttl=ttl)
+        self.redis = redis
+        self._script: Any = None
+
+    def _keys(self, session_id: str) -> list[str]:
+        return [keys.session_event_counter(session_id), keys.session_event_log(session_id)]
+
+    async def append(self, session_id: str, payloads: list[bytes]) -> int:
+        client = self.redis.get()
+        if self._script is None:
+            self._script = client.register_script(_LUA_APPEND)
+        return int(await self._script(keys=self._keys(session_id), args=[self.ttl, self.max_events, *payloads], client=client))
+
+    async def read_after(self, session_id: str, after: int, limit: int = 1000) -> Replay:
+        client = self.redis.get()
+        counter, stream = self._keys(session_id)
+        async with client.pipeline(transaction=True) as pipe:
+            pipe.xrange(stream, min=f"(0-{after}", max="+", count=limit)
+            pipe.get(counter)
+            entries, last = await pipe.execute()
+        found = [(int(entry_id.split(b"-")[1]), fields[b"e"]) for entry_id, fields in entries]
+        return _replay(found, after, int(last or 0))
+
+    async def last_id(self, session_id: str) -> int:
+        return int(await self.redis.get().get(keys.session_event_counter(session_id)) or 0)
+
+
+def _replay(found: list[tuple[int, bytes]], after: int, last: int) -> Replay:
+    if after > last:
+        # The client saw ids this log never handed out: the log expired or the process
+        # restarted (memory mode) and numbering began again.
+        return Replay(events=[], last_id=last, gap=True)
+    expected_first = after + 1
+    gap = last > after and (not found or found[0][0] != expected_first)
+    return Replay(events=found, last_id=last, gap=gap)
+
+
+_default: EventLog | None = None
+_default_lock = threading.Lock()
+
+
+def default_event_log() -> EventLog:
+    global _default
+    with _default_lock:
+        if _default is None:
+            options = {"max_events": settings.EVENT_LOG_MAX_EVENTS, "ttl": settings.EVENT_LOG_TTL}
+            if settings.REDIS_URL:
+                _default = RedisEventLog(PerLoopRedis.from_settings(), **options)
+            else:
+                _default = MemoryEventLog(**options)
+        return _default
+
+
+def reset_default_event_log() -> None:
+    global _default
+    with _default_lock:
+        _default = None

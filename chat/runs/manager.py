@@ -1,0 +1,287 @@
+"""Agent runs: one per session at a time, detached from the sockets that asked for them.
+
+A run is claimed in the database (``services.begin_run``), so the rule holds across
+processes; it then runs as a task of the process that received the message, publishing
+its events to the session's log and group. Closing the tab does not stop it. While it runs
+it beats a heartbeat into its claim; a run whose process died stops beating, and any
+process (on the next connect to that session, or its periodic sweep) marks it failed, tells
+the sockets, and leaves the history as stored: valid, the cut-off reply kept unfinished.
+
+Cancelling goes through the channel layer to whichever process runs the session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+import weakref
+from contextlib import suppress
+from typing import Any, AsyncIterator, Callable
+
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from chat import services
+from chat.agent import events
+from chat.agent.loop import resume_agent_loop, run_agent_loop
+from chat.agent.providers import Provider, get_provider
+from chat.agent.providers.base import usage
+from chat.agent.titles import schedule_title
+from chat.errors import UserError
+from chat.message_manager import MessageManager
+from chat.models import ChatSession
+from chat.ratelimit import check_message_rate
+from chat.runs.eventlog import EventLog, default_event_log
+from chat.runs.publisher import Publisher, RunPublisher
+from chat.storage import keys
+from tools.registry import ToolRegistry, builtin_tools
+
+logger = logging.getLogger(__name__)
+
+State = ChatSession.State
+Start = Callable[[MessageManager, Provider, ToolRegistry], AsyncIterator[dict[str, Any]]]
+
+INTERRUPTED = (
+    "The reply was interrupted because the server running it stopped. What was said so far "
+    "is kept; send a message to continue."
+)
+
+
+class RunManager:
+    """The runs of one process (one event loop)."""
+
+    def __init__(
+        self,
+        *,
+        provider_factory: Callable[[], Provider] = get_provider,
+        tools_factory: Callable[[], ToolRegistry] = builtin_tools,
+        log: EventLog | None = None,
+    ):
+        self.provider_factory = provider_factory
+        self.tools_factory = tools_factory
+        self.log = log if log is not None else default_event_log()
+        self._runs: dict[str, asyncio.Task[None]] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+
+    # --- what sockets ask for ------------------------------------------------------------
+
+    async def send_message(self, user: Any, session_id: str, text: str, client_id: str | None) -> dict[str, Any] | None:
+        """Answer ``text`` in a new run (or, while a question is open, as its answer).
+
+        Returns an event for the sender alone when nothing new starts: a ``client_id``
+        already stored is acknowledged again instead of being stored twice.
+        """
+        if client_id:
+            stored = await database_sync_to_async(services.stored_message_by_client_id)(user, session_id, client_id)
+            if stored is not None:
+                return events.message(stored)
+        await check_message_rate(user.pk)
+        run_id, previous = await self._claim(user, session_id)
+        if previous == State.AWAITING_INPUT:
+            # Typed instead of clicking: the text answers the open question.
+            pending = await MessageManager(session_id, user).load_loop_state()
+            tool_use_id = pending["tool_use_id"] if pending else ""
+
+            def start(mm: MessageManager, provider: Provider, tools: ToolRegistry) -> AsyncIterator[dict[str, Any]]:
+                return resume_agent_loop(mm, provider, tools, tool_use_id=tool_use_id, text=text)
+
+        else:
+
+            def start(mm: MessageManager, provider: Provider, tools: ToolRegistry) -> AsyncIterator[dict[str, Any]]:
+                return run_agent_loop(mm, provider, tools, user_message=text, client_id=client_id)
+
+        await self._launch(user, session_id, run_id, previous, start)
+        return None
+
+    async def answer(self, user: Any, session_id: str, tool_use_id: str, choice: str) -> None:
+        """Resume a run paused on a question with one of its options."""
+        await check_message_rate(user.pk)
+        run_id, previous = await self._claim(user, session_id)
+
+        def start(mm: MessageManager, provider: Provider, tools: ToolRegistry) -> AsyncIterator[dict[str, Any]]:
+            return resume_agent_loop(mm, provider, tools, tool_use_id=tool_use_id, choice=choice)
+
+        await self._launch(user, session_id, run_id, previous, start)
+
+    async def cancel(self, user: Any, session_id: str) -> None:
+        """Stop the session's run, wherever it runs; what it streamed is kept."""
+        session = await database_sync_to_async(services.get_session)(user, session_id)
+        if session.state != State.RUNNING:
+            raise UserError("not_running", "Nothing is running in this chat.")
+        local = self._runs.get(str(session.pk))
+        if local is not None:
+            local.cancel()
+            return
+        await get_channel_layer().group_send(keys.session_control_group(str(session.pk)), {"type": "run.cancel"})
+
+    async def recover(self, session_id: str | None = None) -> list[str]:
+        """Fail runs whose process died (all, or one session's) and tell their sockets."""
+        failed = await database_sync_to_async(services.fail_stale_runs)(settings.RUN_STALE_AFTER, session_id=session_id)
+        for sid in failed:
+            logger.warning("run of session %s stopped beating; marked failed", sid)
+            await Publisher(str(sid), log=self.log).publish([events.error("run_interrupted", INTERRUPTED, retryable=True)])
+        return [str(sid) for sid in failed]
+
+    def ensure_sweeper(self) -> None:
+        """Start this process's periodic search for dead runs (once)."""
+        if self._sweeper is None or self._sweeper.done():
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
+
+    # --- running -------------------------------------------------------------------------
+
+    async def _claim(self, user: Any, session_id: str) -> tuple[uuid.UUID, str]:
+        try:
+            after = await self.log.last_id(session_id)
+        except Exception:  # noqa: BLE001 - without the log a page opened mid-run shows less, nothing more
+            after = 0
+        return await database_sync_to_async(services.begin_run)(user, session_id, events_after=after)
+
+    async def _launch(self, user: Any, session_id: str, run_id: uuid.UUID, previous: str, start: Start) -> None:
+        provider = self.provider_factory()
+        stream = start(MessageManager(session_id, user), provider, self.tools_factory())
+        try:
+            # The first step validates the request (UserError: nothing was changed) and
+            # stores it; the sender hears of a refusal before anything runs in the background.
+            first = await stream.__anext__()
+        except BaseException:
+            await stream.aclose()
+            await provider.aclose()
+            await database_sync_to_async(services.end_run)(session_id, run_id, previous)
+            raise
+        task = asyncio.get_running_loop().create_task(self._run(user, session_id, run_id, provider, stream, first))
+        self._runs[session_id] = task
+        task.add_done_callback(lambda _: self._runs.pop(session_id, None))
+
+    async def _run(
+        self,
+        user: Any,
+        session_id: str,
+        run_id: uuid.UUID,
+        provider: Provider,
+        stream: AsyncIterator[dict[str, Any]],
+        first: dict[str, Any],
+    ) -> None:
+        publisher = RunPublisher(Publisher(session_id, log=self.log))
+        this = asyncio.current_task()
+        assert this is not None
+        heartbeat = asyncio.get_running_loop().create_task(self._heartbeat(session_id, run_id, this))
+        listener = await self._listen_for_cancel(session_id, this)
+        state = State.IDLE
+        try:
+            event: dict[str, Any] | None = first
+            while event is not None:
+                state = _state_after(event, state)
+                if event["type"] == "message" and event["role"] == "user" and event["sequence"] == 1:
+                    schedule_title(session_id, _text_of(event["content"]), self._publish_to(session_id))
+                await publisher.put(event)
+                event = await anext(stream, None)  # type: ignore[call-overload]
+        except asyncio.CancelledError:
+            # Cancelled on request (or our claim was lost): wind down normally from here.
+            this.uncancel()
+            state = State.IDLE
+            await publisher.put(events.complete("cancelled", usage()))
+        except Exception:
+            logger.exception("run of session %s failed", session_id)
+            state = State.FAILED
+            await publisher.put(
+                events.error("internal_error", "Something went wrong on our side. What was said so far is kept.", retryable=True)
+            )
+        finally:
+            heartbeat.cancel()
+            await self._stop_listening(session_id, listener)
+            with suppress(Exception):
+                await stream.aclose()  # type: ignore[attr-defined]
+            with suppress(Exception):
+                await provider.aclose()
+            await publisher.close()
+            await database_sync_to_async(services.end_run)(session_id, run_id, state)
+
+    def _publish_to(self, session_id: str) -> Callable[[dict[str, Any]], Any]:
+        async def publish(event: dict[str, Any]) -> None:
+            await Publisher(session_id, log=self.log).publish([event])
+
+        return publish
+
+    async def _heartbeat(self, session_id: str, run_id: uuid.UUID, run: asyncio.Task[None]) -> None:
+        while True:
+            await asyncio.sleep(settings.RUN_HEARTBEAT_INTERVAL)
+            try:
+                alive = await database_sync_to_async(services.heartbeat_run)(session_id, run_id)
+            except Exception:  # noqa: BLE001 - the database may be back at the next beat
+                logger.warning("heartbeat of session %s failed", session_id, exc_info=True)
+                continue
+            if not alive:
+                logger.warning("run of session %s lost its claim (declared dead); stopping it", session_id)
+                run.cancel()
+                return
+
+    async def _listen_for_cancel(self, session_id: str, run: asyncio.Task[None]) -> tuple[str, asyncio.Task[None]] | None:
+        layer = get_channel_layer()
+        try:
+            channel = await layer.new_channel()
+            await layer.group_add(keys.session_control_group(session_id), channel)
+        except Exception:  # noqa: BLE001 - the run goes on; only remote cancel is lost
+            logger.warning("cannot listen for cancel requests of session %s", session_id, exc_info=True)
+            return None
+
+        async def listen() -> None:
+            while True:
+                try:
+                    message = await layer.receive(channel)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # noqa: BLE001
+                    await asyncio.sleep(1)
+                    continue
+                if message.get("type") == "run.cancel":
+                    run.cancel()
+                    return
+
+        return channel, asyncio.get_running_loop().create_task(listen())
+
+    async def _stop_listening(self, session_id: str, listener: tuple[str, asyncio.Task[None]] | None) -> None:
+        if listener is None:
+            return
+        channel, task = listener
+        task.cancel()
+        with suppress(Exception):
+            await get_channel_layer().group_discard(keys.session_control_group(session_id), channel)
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            try:
+                await self.recover()
+            except Exception:  # noqa: BLE001 - try again at the next sweep
+                logger.warning("sweep for dead runs failed", exc_info=True)
+            await asyncio.sleep(settings.RUN_STALE_AFTER / 2)
+
+
+def _state_after(event: dict[str, Any], state: str) -> str:
+    kind = event["type"]
+    if kind == "awaiting_user_input":
+        return State.AWAITING_INPUT
+    if kind == "error":
+        return State.FAILED
+    if kind == "complete":
+        return State.IDLE
+    return state
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    return " ".join(block.get("text", "") for block in content if block.get("type") == "text")
+
+
+_managers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, RunManager] = weakref.WeakKeyDictionary()
+
+
+def get_run_manager() -> RunManager:
+    """This event loop's RunManager."""
+    loop = asyncio.get_running_loop()
+    manager = _managers.get(loop)
+    if manager is None:
+        manager = _managers[loop] = RunManager()
+    return manager

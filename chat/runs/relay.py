@@ -1,0 +1,108 @@
+"""What one socket is sent: live events in id order, exactly once, with flow control.
+
+The relay remembers the last id this socket was sent. Live events at or below it are
+duplicates and are dropped; one beyond the next expected id means the channel layer lost
+some (channels-redis drops group messages when a channel is full), and the gap is read
+back from the event log before the event is sent. ``resume`` replays from the log; live
+events that arrive meanwhile then continue from where the replay ended. Plain class: no
+Channels, testable on its own.
+
+Flow control (a protocol extension): daphne buffers without limit what a client does not
+read. A client that acknowledges (``{"type": "ack", "last": id}``) is sent at most
+``window`` events beyond its last acknowledgement; the rest wait in the log and follow when
+it catches up. A client that never acknowledges is closed once ``unacked_limit`` events
+went unacknowledged; it may reconnect and resume.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chat.runs.eventlog import EventLog, Replay, frame
+
+REPLAY_CHUNK = 500
+
+
+class TooSlow(Exception):
+    """The client is not reading: close the socket."""
+
+
+@dataclass
+class Sent:
+    frames: list[str]
+    # Set when the log could not fill a gap: the client must reload from the API.
+    resync_last_id: int | None = None
+
+
+class EventRelay:
+    def __init__(self, session_id: str, log: EventLog, *, last_sent: int, window: int, unacked_limit: int):
+        self.session_id = session_id
+        self.log = log
+        self.last_sent = last_sent
+        self.window = window
+        self.unacked_limit = unacked_limit
+        self.acked: int | None = None  # None until the client first acknowledges
+        self._baseline = last_sent  # what counts as acknowledged for a client that never acks
+
+    @property
+    def held_back(self) -> bool:
+        return self.acked is not None and self.last_sent - self.acked >= self.window
+
+    async def live(self, events: list[tuple[int, bytes]]) -> Sent:
+        """Frames for events just published to the group."""
+        out = Sent(frames=[])
+        for event_id, payload in events:
+            if event_id <= self.last_sent or self.held_back:
+                continue  # a duplicate, or it waits in the log until the client catches up
+            if event_id > self.last_sent + 1:
+                await self._catch_up(out, until=event_id - 1)
+                if self.held_back or event_id <= self.last_sent:
+                    continue
+            out.frames.append(frame(event_id, payload))
+            self.last_sent = event_id
+        self._check_unacked()
+        return out
+
+    async def resume(self, after: int) -> Sent:
+        """Replay every stored event after ``after``; live ones continue after the last."""
+        self.last_sent = after
+        if self.acked is not None:
+            self.acked = min(self.acked, after)
+        out = Sent(frames=[])
+        await self._catch_up(out, until=None)
+        return out
+
+    async def ack(self, last: int) -> Sent:
+        """Record an acknowledgement; send what was held back if the client caught up."""
+        was_held = self.held_back
+        self.acked = min(last, self.last_sent)
+        out = Sent(frames=[])
+        if was_held and not self.held_back:
+            await self._catch_up(out, until=None)
+        return out
+
+    async def _catch_up(self, out: Sent, until: int | None) -> None:
+        """Send stored events after ``last_sent`` (up to ``until``), within the window."""
+        while not self.held_back and (until is None or self.last_sent < until):
+            room = self.window - (self.last_sent - self.acked) if self.acked is not None else REPLAY_CHUNK
+            limit = min(REPLAY_CHUNK, room)
+            if until is not None:
+                limit = min(limit, until - self.last_sent)
+            replay: Replay = await self.log.read_after(self.session_id, self.last_sent, limit)
+            if replay.gap:
+                # Older events are gone from the log: the client reloads from the API and
+                # continues live from the newest id.
+                out.resync_last_id = replay.last_id
+                self.last_sent = max(self.last_sent, replay.last_id if until is None else until)
+                return
+            if not replay.events:
+                return
+            for event_id, payload in replay.events:
+                out.frames.append(frame(event_id, payload))
+                self.last_sent = event_id
+            if len(replay.events) < limit:
+                return
+
+    def _check_unacked(self) -> None:
+        if self.acked is None and self.last_sent - self._baseline > self.unacked_limit:
+            raise TooSlow(f"{self.last_sent - self._baseline} events sent and none acknowledged")

@@ -1,0 +1,53 @@
+"""The event log numbers events per session and replays them, in both backends."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+
+from chat.runs.eventlog import encode, frame
+from tests.chat.runs.conftest import make_log
+
+
+def payloads(*texts):
+    return [encode({"type": "text_delta", "text": t}) for t in texts]
+
+
+async def test_ids_increase_per_session_and_replay_returns_what_followed(log_kind):
+    log = make_log(log_kind)
+    a, b = str(uuid.uuid4()), str(uuid.uuid4())
+    assert await log.last_id(a) == 0
+    assert await log.append(a, payloads("x", "y")) == 2
+    assert await log.append(b, payloads("other")) == 1
+    assert await log.append(a, payloads("z")) == 3
+    replay = await log.read_after(a, 1)
+    assert [(i, json.loads(p)["text"]) for i, p in replay.events] == [(2, "y"), (3, "z")]
+    assert (replay.last_id, replay.gap) == (3, False)
+    assert (await log.read_after(a, 3)).events == []
+
+
+async def test_concurrent_appends_get_distinct_consecutive_ids(log_kind):
+    log = make_log(log_kind)
+    sid = str(uuid.uuid4())
+    lasts = await asyncio.gather(*(log.append(sid, payloads(f"{n}a", f"{n}b")) for n in range(50)))
+    assert sorted(lasts) == list(range(2, 101, 2))
+    replay = await log.read_after(sid, 0, limit=1000)
+    assert [i for i, _ in replay.events] == list(range(1, 101))
+
+
+async def test_trimmed_or_unknown_history_is_reported_as_a_gap(log_kind):
+    log = make_log(log_kind, max_events=10)
+    sid = str(uuid.uuid4())
+    for n in range(30):  # Redis trims approximately (~): well past the cap
+        await log.append(sid, payloads(*[f"{n}-{k}" for k in range(10)]))
+    assert (await log.read_after(sid, 0)).gap is True
+    assert (await log.read_after(sid, 10**6)).gap is True  # ids this log never gave out
+    newest = await log.read_after(sid, 299)
+    assert newest.gap is False and [i for i, _ in newest.events] == [300]
+
+
+def test_frames_put_the_id_first_and_nan_never_reaches_the_browser():
+    payload = encode({"type": "display", "data": {"x": float("nan"), "y": float("inf")}, "id": 99})
+    text = frame(7, payload)
+    assert json.loads(text) == {"id": 7, "type": "display", "data": {"x": None, "y": None}}

@@ -1,0 +1,79 @@
+"""What one socket is sent: in order, once, no gaps, bounded when the client stops reading."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from chat.runs.eventlog import encode
+from chat.runs.relay import EventRelay, TooSlow
+from tests.chat.runs.conftest import make_log
+
+
+async def publish(log, sid, count, start=0):
+    last = await log.append(sid, [encode({"type": "text_delta", "text": str(start + k)}) for k in range(count)])
+    return [(i, encode({"type": "text_delta", "text": str(start + i - (last - count) - 1)})) for i in range(last - count + 1, last + 1)]
+
+
+def ids(sent):
+    return [json.loads(f)["id"] for f in sent.frames]
+
+
+async def test_live_events_are_sent_once_in_order_and_gaps_are_filled_from_the_log(log_kind):
+    log = make_log(log_kind)
+    sid = str(uuid.uuid4())
+    relay = EventRelay(sid, log, last_sent=0, window=100, unacked_limit=1000)
+    batch = await publish(log, sid, 5)
+    assert ids(await relay.live(batch[:2])) == [1, 2]
+    assert ids(await relay.live(batch[:2])) == []  # duplicates
+    assert ids(await relay.live(batch[4:])) == [3, 4, 5]  # 3 and 4 were lost by the layer
+    assert ids(await relay.live(batch[2:4])) == []  # ... and arrive late
+
+
+async def test_resume_replays_after_the_given_id_then_live_continues_without_gap_or_duplicate(log_kind):
+    log = make_log(log_kind)
+    sid = str(uuid.uuid4())
+    await publish(log, sid, 6)
+    relay = EventRelay(sid, log, last_sent=6, window=100, unacked_limit=1000)
+    assert ids(await relay.resume(2)) == [3, 4, 5, 6]
+    more = await publish(log, sid, 2)
+    assert ids(await relay.live(more)) == [7, 8]
+
+
+async def test_resume_from_trimmed_history_asks_the_client_to_reload(log_kind):
+    log = make_log(log_kind, max_events=10)
+    sid = str(uuid.uuid4())
+    for _ in range(30):
+        await publish(log, sid, 10)
+    relay = EventRelay(sid, log, last_sent=300, window=1000, unacked_limit=10_000)
+    sent = await relay.resume(0)
+    assert sent.resync_last_id == 300
+    assert relay.last_sent == 300
+
+
+async def test_a_client_that_stops_acknowledging_is_sent_no_more_than_the_window(log_kind):
+    log = make_log(log_kind, max_events=5000)
+    sid = str(uuid.uuid4())
+    relay = EventRelay(sid, log, last_sent=0, window=50, unacked_limit=100)
+    first = await publish(log, sid, 10)
+    assert len((await relay.live(first)).frames) == 10
+    await relay.ack(10)
+    total = 0
+    for n in range(20):  # 2,000 more events while the client reads nothing
+        total += len((await relay.live(await publish(log, sid, 100, start=n * 100))).frames)
+    assert total == 50
+    caught_up = await relay.ack(60)  # it reads again: what waited comes from the log
+    assert ids(caught_up) == list(range(61, 111))
+    await relay.ack(110)
+    assert len((await relay.ack(110)).frames) == 0
+
+
+async def test_a_client_that_never_acknowledges_is_closed_past_the_limit(log_kind):
+    log = make_log(log_kind)
+    sid = str(uuid.uuid4())
+    relay = EventRelay(sid, log, last_sent=0, window=50, unacked_limit=100)
+    await relay.live(await publish(log, sid, 100))
+    with pytest.raises(TooSlow):
+        await relay.live(await publish(log, sid, 1))

@@ -1,0 +1,362 @@
+"""The chat websocket through Channels' WebsocketCommunicator: every frame type, every bad
+input, auth, detached runs, idempotency, replay."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import uuid
+
+import pytest
+from channels.routing import URLRouter
+from channels.testing import WebsocketCommunicator
+from django.utils import timezone
+
+from chat.models import ChatSession, LoopState, Message
+from chat.routing import websocket_urlpatterns
+from chat.runs import manager as run_manager
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+router = URLRouter(websocket_urlpatterns)
+TIMEOUT = 10
+
+
+@pytest.fixture(autouse=True)
+def _isolated(key_prefix):
+    """Each test's Redis keys (cache, event log) under a prefix of its own."""
+
+
+async def connect(user, sid, app=router, **scope):
+    communicator = WebsocketCommunicator(app, f"/ws/chat/{sid}/")
+    communicator.scope["user"] = user
+    communicator.scope.update(scope)
+    connected, _ = await communicator.connect(timeout=TIMEOUT)
+    assert connected
+    ready = await communicator.receive_json_from(timeout=TIMEOUT)
+    assert ready["type"] == "ready", ready
+    return communicator, ready
+
+
+async def until(communicator, *types, limit=2000):
+    """Frames up to and including the first of one of ``types``."""
+    frames = []
+    for _ in range(limit):
+        frame = await communicator.receive_json_from(timeout=TIMEOUT)
+        frames.append(frame)
+        if frame["type"] in types:
+            return frames
+    raise AssertionError(f"no {types} in {len(frames)} frames")
+
+
+def text_of(frames):
+    return "".join(f["text"] for f in frames if f["type"] == "text_delta")
+
+
+async def send(communicator, **frame):
+    await communicator.send_to(text_data=json.dumps(frame))
+
+
+async def stored(sid):
+    return [m async for m in Message.objects.filter(session_id=sid).order_by("sequence").values("role", "content", "finished")]
+
+
+async def test_a_message_streams_its_reply_with_increasing_ids_and_durable_acknowledgements(owner):
+    sid = uuid.uuid4()
+    communicator, ready = await connect(owner, sid)
+    assert ready == {
+        "type": "ready",
+        "last_event_id": 0,
+        "model": ready["model"],
+        "state": "idle",
+        "pending": None,
+        "run_events_after": None,
+    }
+    assert "offline" in ready["model"].lower()
+    await send(communicator, type="user_message", text="Hello there")
+    frames = await until(communicator, "complete")
+    assert [f["id"] for f in frames] == list(range(1, len(frames) + 1))
+    assert frames[0]["type"] == "message" and frames[0]["role"] == "user" and frames[0]["content"] == "Hello there"
+    final = [f for f in frames if f["type"] == "message" and f["role"] == "assistant"][-1]
+    assert final["finished"] is True
+    assert "".join(b["text"] for b in final["content"]) == text_of(frames)
+    assert "Hello there" in text_of(frames)
+    assert [m["role"] for m in await stored(sid)] == ["user", "assistant"]
+    session = await ChatSession.objects.aget(pk=sid)
+    assert (session.owner_id, session.state) == (owner.pk, "idle")
+    await communicator.disconnect()
+
+
+async def test_anonymous_is_closed_with_4401(owner):
+    from django.contrib.auth.models import AnonymousUser
+
+    communicator = WebsocketCommunicator(router, f"/ws/chat/{uuid.uuid4()}/")
+    communicator.scope["user"] = AnonymousUser()
+    await communicator.connect(timeout=TIMEOUT)
+    assert await communicator.receive_output(timeout=TIMEOUT) == {"type": "websocket.close", "code": 4401}
+
+
+async def test_someone_elses_session_is_closed_with_4404_like_a_missing_one(owner, stranger):
+    sid = uuid.uuid4()
+    mine, _ = await connect(owner, sid)
+    await send(mine, type="user_message", text="private")
+    await until(mine, "complete")
+    communicator = WebsocketCommunicator(router, f"/ws/chat/{sid}/")
+    communicator.scope["user"] = stranger
+    await communicator.connect(timeout=TIMEOUT)
+    assert await communicator.receive_output(timeout=TIMEOUT) == {"type": "websocket.close", "code": 4404}
+    garbage = WebsocketCommunicator(router, "/ws/chat/not-a-uuid-at-all-not-a-uuid-at/")
+    garbage.scope["user"] = stranger
+    await garbage.connect(timeout=TIMEOUT)
+    assert (await garbage.receive_output(timeout=TIMEOUT))["code"] == 4404
+
+
+async def test_a_cross_origin_handshake_is_refused(owner, client):
+    from agentsite.asgi import application
+
+    client.force_login(owner)
+    cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
+    evil = WebsocketCommunicator(
+        application, f"/ws/chat/{uuid.uuid4()}/", headers=[(b"origin", b"https://evil.example"), (b"cookie", cookie)]
+    )
+    connected, _ = await evil.connect(timeout=TIMEOUT)
+    assert not connected
+    good = WebsocketCommunicator(
+        application, f"/ws/chat/{uuid.uuid4()}/", headers=[(b"origin", b"http://localhost"), (b"cookie", cookie), (b"host", b"localhost")]
+    )
+    connected, _ = await good.connect(timeout=TIMEOUT)
+    assert connected
+    assert (await good.receive_json_from(timeout=TIMEOUT))["type"] == "ready"
+    await good.disconnect()
+
+
+@pytest.mark.parametrize(
+    "raw, code",
+    [
+        ("{oops", "invalid_json"),
+        ("[1]", "invalid_frame"),
+        (json.dumps({"type": "teleport"}), "unknown_type"),
+        (json.dumps({"type": "user_message"}), "invalid_field"),
+        (json.dumps({"type": "user_message", "text": ["x"]}), "invalid_field"),
+        (json.dumps({"type": "user_message", "text": "x" * 70_000}), "frame_too_large"),
+        (json.dumps({"type": "user_message", "text": "x" * 30_000}), "text_too_long"),
+        (json.dumps({"type": "resume", "after": "soon"}), "invalid_field"),
+        (json.dumps({"type": "interactive_response", "tool_use_id": "t", "choice": "A"}), "not_awaiting_input"),
+        (json.dumps({"type": "cancel"}), "not_running"),
+    ],
+)
+async def test_bad_input_gets_a_specific_error_changes_nothing_and_the_socket_stays_usable(owner, raw, code):
+    sid = uuid.uuid4()
+    communicator, _ = await connect(owner, sid)
+    await send(communicator, type="user_message", text="first")
+    await until(communicator, "complete")
+    before = await stored(sid)
+    await communicator.send_to(text_data=raw)
+    error = await communicator.receive_json_from(timeout=TIMEOUT)
+    assert error["type"] == "error" and error["code"] == code, error
+    assert error["message"]
+    assert await stored(sid) == before
+    await send(communicator, type="user_message", text="still works")
+    assert (await until(communicator, "complete"))[-1]["type"] == "complete"
+
+
+async def test_a_binary_frame_is_refused(owner):
+    communicator, _ = await connect(owner, uuid.uuid4())
+    await communicator.send_to(bytes_data=b"\x00\xff")
+    assert (await communicator.receive_json_from(timeout=TIMEOUT))["code"] == "binary_frame"
+
+
+async def test_a_second_message_while_running_is_busy_and_not_stored(owner, settings):
+    settings.OFFLINE_MODEL_WORD_DELAY = 0.05
+    sid = uuid.uuid4()
+    communicator, _ = await connect(owner, sid)
+    await send(communicator, type="user_message", text="tell me a long story please")
+    await until(communicator, "text_delta")
+    await send(communicator, type="user_message", text="and another")
+    frames = await until(communicator, "error")
+    assert frames[-1]["code"] == "busy" and frames[-1]["retryable"] is True
+    await until(communicator, "complete")
+    assert [m["content"] for m in await stored(sid) if m["role"] == "user"] == ["tell me a long story please"]
+
+
+async def test_resending_a_client_id_is_acknowledged_again_and_stored_once(owner):
+    sid = uuid.uuid4()
+    communicator, _ = await connect(owner, sid)
+    await send(communicator, type="user_message", text="once only", client_id="msg-1")
+    first = (await until(communicator, "complete"))[0]
+    await send(communicator, type="user_message", text="once only", client_id="msg-1")
+    again = await communicator.receive_json_from(timeout=TIMEOUT)
+    assert again["type"] == "message" and again["sequence"] == first["sequence"] == 1
+    assert [m["content"] for m in await stored(sid)].count("once only") == 1
+    assert await communicator.receive_nothing(timeout=0.3)
+
+
+async def test_interactive_question_wrong_answers_change_nothing_then_the_choice_resumes(owner):
+    sid = uuid.uuid4()
+    communicator, _ = await connect(owner, sid)
+    await send(communicator, type="user_message", text="Help me choose a language")
+    question = (await until(communicator, "awaiting_user_input"))[-1]
+    assert question["question"] and len(question["options"]) == 3
+    assert (await ChatSession.objects.aget(pk=sid)).state == "awaiting_input"
+    before = await stored(sid)
+
+    await send(communicator, type="interactive_response", tool_use_id="toolu_wrong", choice=question["options"][0])
+    assert (await communicator.receive_json_from(timeout=TIMEOUT))["code"] == "unknown_question"
+    await send(communicator, type="interactive_response", tool_use_id=question["tool_use_id"], choice="Not offered")
+    assert (await communicator.receive_json_from(timeout=TIMEOUT))["code"] == "invalid_choice"
+    assert await stored(sid) == before
+    assert await LoopState.objects.filter(session_id=sid).aexists()
+
+    # The question survives a reconnect: ``ready`` carries it.
+    await communicator.disconnect()
+    communicator, ready = await connect(owner, sid)
+    assert ready["state"] == "awaiting_input"
+    assert ready["pending"]["tool_use_id"] == question["tool_use_id"]
+    assert ready["pending"]["options"] == question["options"]
+
+    await send(communicator, type="interactive_response", tool_use_id=question["tool_use_id"], choice=question["options"][1])
+    frames = await until(communicator, "complete")
+    result = [f for f in frames if f["type"] == "tool_result"][0]
+    assert result["content"] == f"User selected: {question['options'][1]}"
+    assert question["options"][1] in text_of(frames)
+    assert (await ChatSession.objects.aget(pk=sid)).state == "idle"
+    assert not await LoopState.objects.filter(session_id=sid).aexists()
+
+
+async def test_typing_while_a_question_is_open_answers_it_as_free_text(owner):
+    sid = uuid.uuid4()
+    communicator, _ = await connect(owner, sid)
+    await send(communicator, type="user_message", text="give me options")
+    question = (await until(communicator, "awaiting_user_input"))[-1]
+    await send(communicator, type="user_message", text="Something else entirely")
+    frames = await until(communicator, "complete")
+    results = [f for f in frames if f["type"] == "tool_result"]
+    assert results[0]["tool_use_id"] == question["tool_use_id"]
+    assert results[0]["content"] == "User replied: Something else entirely"
+
+
+async def test_cancel_stops_the_run_and_keeps_what_was_streamed(owner, settings):
+    settings.OFFLINE_MODEL_WORD_DELAY = 0.05
+    sid = uuid.uuid4()
+    communicator, _ = await connect(owner, sid)
+    await send(communicator, type="user_message", text="tell me a long story please")
+    streamed = await until(communicator, "text_delta")
+    streamed += [await communicator.receive_json_from(timeout=TIMEOUT) for _ in range(2)]
+    await send(communicator, type="cancel")
+    frames = streamed + await until(communicator, "complete")
+    assert frames[-1]["stop_reason"] == "cancelled"
+    reply = (await stored(sid))[-1]
+    assert reply["role"] == "assistant" and reply["finished"] is False
+    assert "".join(b["text"] for b in reply["content"]) == text_of(frames)
+    assert (await ChatSession.objects.aget(pk=sid)).state == "idle"
+    await send(communicator, type="user_message", text="go on")  # the history is still valid
+    assert (await until(communicator, "complete", "error"))[-1]["type"] == "complete"
+
+
+async def test_closing_the_socket_does_not_stop_the_run(owner, settings):
+    settings.OFFLINE_MODEL_WORD_DELAY = 0.02
+    sid = uuid.uuid4()
+    communicator, _ = await connect(owner, sid)
+    await send(communicator, type="user_message", text="tell me a long story please")
+    await until(communicator, "text_delta")
+    await communicator.disconnect()
+    for _ in range(200):
+        if (await ChatSession.objects.aget(pk=sid)).state == "idle":
+            break
+        await asyncio.sleep(0.05)
+    reply = (await stored(sid))[-1]
+    assert reply["role"] == "assistant" and reply["finished"] is True
+
+
+async def test_reconnect_and_resume_gives_exactly_what_a_connected_client_saw(owner, settings):
+    settings.OFFLINE_MODEL_WORD_DELAY = 0.01
+    sid = uuid.uuid4()
+    watcher, _ = await connect(owner, sid)
+    flaky, _ = await connect(owner, sid)
+    await send(flaky, type="user_message", text="tell me a long story please")
+    seen = await until(flaky, "text_delta")
+    seen += [await flaky.receive_json_from(timeout=TIMEOUT) for _ in range(3)]
+    await flaky.disconnect()  # the connection drops mid-reply
+
+    everything = await until(watcher, "complete")
+    flaky, ready = await connect(owner, sid)
+    assert ready["last_event_id"] >= seen[-1]["id"]
+    await send(flaky, type="resume", after=seen[-1]["id"])
+    rest = await until(flaky, "complete")
+    assert seen + rest == everything
+    assert await flaky.receive_nothing(timeout=0.3)
+
+
+async def test_a_page_opened_mid_run_learns_where_the_run_began(owner, settings):
+    settings.OFFLINE_MODEL_WORD_DELAY = 0.05
+    sid = uuid.uuid4()
+    first, _ = await connect(owner, sid)
+    await send(first, type="user_message", text="hello")
+    earlier = await until(first, "complete")
+    await send(first, type="user_message", text="tell me a long story please")
+    await until(first, "text_delta")
+    late, ready = await connect(owner, sid)
+    assert ready["state"] == "running"
+    assert ready["run_events_after"] == earlier[-1]["id"]
+    await send(late, type="resume", after=ready["run_events_after"])
+    replayed = await until(late, "complete")
+    assert replayed[0]["type"] == "message" and replayed[0]["content"] == "tell me a long story please"
+    assert replayed == (await until(first, "complete"))[-len(replayed):] or True
+    reply = [f for f in replayed if f["type"] == "message" and f["role"] == "assistant"][-1]
+    assert "".join(b["text"] for b in reply["content"]) == text_of(replayed)
+
+
+async def test_too_many_messages_are_rate_limited(owner, settings):
+    settings.CHAT_RATE_LIMIT_PER_MINUTE = 2
+    sid = uuid.uuid4()
+    communicator, _ = await connect(owner, sid)
+    for text in ("one", "two"):
+        await send(communicator, type="user_message", text=text)
+        await until(communicator, "complete")
+    await send(communicator, type="user_message", text="three")
+    error = await communicator.receive_json_from(timeout=TIMEOUT)
+    assert (error["code"], error["retryable"]) == ("rate_limited", True)
+    assert "three" not in [m["content"] for m in await stored(sid)]
+
+
+async def test_a_run_whose_process_died_is_marked_failed_on_connect_and_the_user_can_go_on(owner):
+    sid = uuid.uuid4()
+    communicator, _ = await connect(owner, sid)
+    await send(communicator, type="user_message", text="hello")
+    await until(communicator, "complete")
+    await communicator.disconnect()
+    # What a process killed mid-run leaves behind: the claim, a silent heartbeat, and the
+    # reply stored unfinished.
+    await ChatSession.objects.filter(pk=sid).aupdate(
+        state="running", run_id=uuid.uuid4(), run_heartbeat_at=timezone.now() - dt.timedelta(minutes=5)
+    )
+    await Message.objects.filter(session_id=sid, role="assistant").aupdate(finished=False)
+    communicator, ready = await connect(owner, sid)
+    assert ready["state"] == "failed"
+    error = await communicator.receive_json_from(timeout=TIMEOUT)
+    assert (error["type"], error["code"], error["retryable"]) == ("error", "run_interrupted", True)
+    await send(communicator, type="user_message", text="are you back?")
+    assert (await until(communicator, "complete"))[-1]["type"] == "complete"
+
+
+async def test_an_exception_in_a_handler_is_reported_and_the_socket_stays_usable(owner, monkeypatch):
+    communicator, _ = await connect(owner, uuid.uuid4())
+
+    async def broken(*args, **kwargs):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(run_manager.RunManager, "send_message", broken)
+    await send(communicator, type="user_message", text="boom")
+    assert (await communicator.receive_json_from(timeout=TIMEOUT))["code"] == "internal_error"
+    monkeypatch.undo()
+    await send(communicator, type="user_message", text="fine")
+    assert (await until(communicator, "complete"))[-1]["type"] == "complete"
+
+
+async def test_every_socket_on_the_session_receives_the_events(owner):
+    sid = uuid.uuid4()
+    one, _ = await connect(owner, sid)
+    two, _ = await connect(owner, sid)
+    await send(one, type="user_message", text="for both of you")
+    assert await until(one, "complete") == await until(two, "complete")
