@@ -109,8 +109,9 @@ async def run_agent_loop(
         await mm.load(config.token_budget)
         if not mm.messages or mm.messages[-1]["role"] != "user":
             raise UserError("nothing_to_answer", "There is no new message to answer.")
-    async for event in _steps(mm, provider, tools, config, step=0):
-        yield event
+    async with aclosing(_steps(mm, provider, tools, config, step=0)) as steps:
+        async for event in steps:
+            yield event
 
 
 async def resume_agent_loop(
@@ -152,8 +153,9 @@ async def resume_agent_loop(
     for block in results:
         if block["tool_use_id"] == state["tool_use_id"]:
             yield events.tool_result(block)
-    async for event in _steps(mm, provider, tools, config, step=state.get("step") or 0):
-        yield event
+    async with aclosing(_steps(mm, provider, tools, config, step=state.get("step") or 0)) as steps:
+        async for event in steps:
+            yield event
 
 
 async def pending_question(message_manager: MessageManager) -> Event | None:
@@ -268,8 +270,8 @@ async def _steps(
                             continue
                         if reply.sequence is None:
                             yield events.message(await reply.start())
-                        yield events.text_delta(item.text, reply.sequence)  # type: ignore[arg-type]
                         await reply.add(item)
+                        yield events.text_delta(item.text, reply.sequence)  # type: ignore[arg-type]
                 if final is None:
                     raise ProviderError("model_error", "The model ended its reply without finishing it.", retryable=True)
                 stored = await reply.finish(final)
