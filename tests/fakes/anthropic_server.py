@@ -152,7 +152,8 @@ class FakeAnthropicServer:
         self._releases: list[threading.Event] = []
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # A short poll interval: shutdown() waits for the next poll.
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.01,), daemon=True)
 
     @property
     def url(self) -> str:
@@ -170,7 +171,8 @@ class FakeAnthropicServer:
     def stop(self) -> None:
         for release in self._releases:
             release.set()
-        self._server.shutdown()
+        if self._thread.is_alive():
+            self._server.shutdown()  # waits for serve_forever, so only once it runs
         self._server.server_close()
 
     def _next(self, body: dict[str, Any], headers: dict[str, str]) -> Scripted | None:
