@@ -73,13 +73,17 @@ def analyze(text: Any) -> dict[str, Any]:
     }
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 def describe(stats: dict[str, Any]) -> str:
     return (
-        f"{stats['words']} words in {stats['sentences']} sentences ({stats['characters']} characters); "
-        f"on average {stats['average_sentence_length']} words per sentence and "
-        f"{stats['average_word_length']} letters per word. Flesch reading ease "
-        f"{stats['reading_ease']} ({stats['reading_level']}); about {stats['reading_time_minutes']} "
-        f"minute{'s' if stats['reading_time_minutes'] != 1 else ''} to read."
+        f"{_count(stats['words'], 'word')} in {_count(stats['sentences'], 'sentence')} "
+        f"({_count(stats['characters'], 'character')}); on average {stats['average_sentence_length']} "
+        f"words per sentence and {stats['average_word_length']} letters per word. Flesch reading ease "
+        f"{stats['reading_ease']} ({stats['reading_level']}); about "
+        f"{_count(stats['reading_time_minutes'], 'minute')} to read."
     )
 
 

@@ -133,7 +133,7 @@ async def test_two_tool_calls_in_one_turn_are_answered_together_in_order(manager
     assert [e["tool_use_id"] for e in of_type(events, "display")] == ["toolu_a", "toolu_b"]
     results = server.requests[1]["messages"][-1]["content"]
     assert [b["tool_use_id"] for b in results] == ["toolu_a", "toolu_b"]
-    assert results[0]["content"].startswith("Text analysis: 3 words in 1 sentences")
+    assert results[0]["content"].startswith("Text analysis: 3 words in 1 sentence ")
     assert_clean_request(server.requests[1])
 
 
