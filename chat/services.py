@@ -80,3 +80,19 @@ def set_title(session_id: Any, title: str, *, replace: bool = False) -> bool:
 
 
 aset_title = database_sync_to_async(set_title)
+
+
+def check_owner(owner: Any, session_id: Any) -> None:
+    """Raise NotFound if the session belongs to someone else.
+
+    An id with no session yet passes: storing the first message creates it for ``owner``.
+    """
+    try:
+        sid = uuid.UUID(str(session_id))
+    except ValueError:
+        raise NotFound("No such chat.") from None
+    if ChatSession.objects.filter(id=sid).exclude(owner_id=owner.pk).exists():
+        raise NotFound("No such chat.")
+
+
+acheck_owner = database_sync_to_async(check_owner)

@@ -31,20 +31,20 @@ from typing import Any, AsyncIterator
 
 from django.conf import settings
 
+from chat import services
 from chat.agent import events
 from chat.agent.events import Event
 from chat.agent.prompts import SYSTEM_PROMPT
-from chat.agent.providers.base import ModelReply, Provider, ProviderError, TextDelta, add_usage, usage
+from chat.agent.providers.base import ModelReply, Provider, add_usage, usage
+from chat.agent.reply import StreamingReply, stream_reply
 from chat.errors import UserError
 from chat.message_manager import MessageManager
-from chat.storage.database import StoredMessage
 from tools.executor import error_result, execute_tools
 from tools.registry import ToolRegistry
 
 logger = logging.getLogger(__name__)
 
 MAX_ANSWER_LENGTH = 10_000
-EMPTY_TEXT = [{"type": "text", "text": ""}]
 
 
 @dataclass(frozen=True)
@@ -89,11 +89,13 @@ async def run_agent_loop(
 
     A ``user_message`` whose ``client_id`` is already stored is acknowledged again and
     answered only if nothing followed it yet (the earlier run died before replying).
-    Raises UserError (nothing changed) if the chat is waiting for an answer to a question
-    (use ``resume_agent_loop``), the message is empty, or there is nothing to answer.
+    Raises UserError (nothing changed) if the chat is someone else's (NotFound), it is
+    waiting for an answer to a question (use ``resume_agent_loop``), the message is empty,
+    or there is nothing to answer.
     """
     config = _config(system, max_steps, token_budget, tool_timeout, flush_interval)
     mm = message_manager
+    await services.acheck_owner(mm.user, mm.session_id)
     if await mm.load_loop_state() is not None:
         raise UserError("awaiting_input", "Answer the open question first: pick an option or type your answer.")
     if user_message is not None:
@@ -131,11 +133,13 @@ async def resume_agent_loop(
     """Answer the open question with one of its options (``choice``) or with ``text`` the
     user typed instead, store every tool result of that turn in one message, and go on.
 
-    Raises UserError (nothing changed) if nothing is pending, ``tool_use_id`` is not the
-    open question, the choice is not among the options, or the answer is empty.
+    Raises UserError (nothing changed) if the chat is someone else's (NotFound), nothing
+    is pending, ``tool_use_id`` is not the open question, the choice is not among the
+    options, or the answer is empty.
     """
     config = _config(system, max_steps, token_budget, tool_timeout, flush_interval)
     mm = message_manager
+    await services.acheck_owner(mm.user, mm.session_id)
     state, answer = await _claim(mm, tool_use_id, choice, text)
     results = []
     for block in state["pending_results"]:
@@ -172,7 +176,7 @@ async def _claim(mm: MessageManager, tool_use_id: str, choice: Any, text: Any) -
     if tool_use_id != state["tool_use_id"]:
         raise UserError("unknown_question", "That question is not the one this chat is waiting on.")
     if (choice is None) == (text is None):
-        raise UserError("invalid_answer", "Answer with one of the options or with text, not both.")
+        raise UserError("invalid_answer", "Answer with either one of the options or a text, not both or neither.")
     if choice is not None:
         if not isinstance(choice, str) or choice not in state["options"]:
             raise UserError("invalid_choice", "That choice is not one of the options.")
@@ -187,50 +191,6 @@ async def _claim(mm: MessageManager, tool_use_id: str, choice: Any, text: Any) -
     if not await mm.clear_loop_state():
         raise UserError("not_awaiting_input", "This question was already answered.")
     return state, answer
-
-
-class _Reply:
-    """The assistant message being streamed, and what to store of it at each point."""
-
-    def __init__(self, mm: MessageManager, context: dict[str, Any], flush_interval: float):
-        self.mm = mm
-        self.context = context
-        self.flush_interval = flush_interval
-        self.sequence: int | None = None
-        self._texts: dict[int, str] = {}
-        self._flushed_at = 0.0
-        self._dirty = False
-
-    def content(self) -> list[dict[str, Any]]:
-        blocks = [{"type": "text", "text": self._texts[i]} for i in sorted(self._texts) if self._texts[i]]
-        return blocks or EMPTY_TEXT
-
-    async def start(self) -> StoredMessage:
-        stored = await self.mm.add_assistant_message(EMPTY_TEXT, finished=False, context=self.context)
-        self.sequence = stored["sequence"]
-        self._flushed_at = asyncio.get_running_loop().time()
-        return stored
-
-    async def add(self, delta: TextDelta) -> None:
-        self._texts[delta.index] = self._texts.get(delta.index, "") + delta.text
-        self._dirty = True
-        now = asyncio.get_running_loop().time()
-        if now - self._flushed_at >= self.flush_interval:
-            await self.mm.update_message(self.sequence, content=self.content())  # type: ignore[arg-type]
-            self._flushed_at, self._dirty = now, False
-
-    async def keep_partial(self) -> None:
-        """Store what was streamed, unfinished: the reply was cancelled or failed."""
-        if self.sequence is not None:
-            await self.mm.update_message(self.sequence, content=self.content(), finished=False)
-
-    async def finish(self, reply: ModelReply) -> StoredMessage:
-        content = reply.content or EMPTY_TEXT
-        if self.sequence is None:
-            return await self.mm.add_assistant_message(content, reply.usage, finished=True, context=self.context)
-        return await self.mm.update_message(
-            self.sequence, content=content, usage=reply.usage, context=self.context, finished=True
-        )
 
 
 async def _steps(
@@ -256,68 +216,61 @@ async def _steps(
                     retryable=False,
                 )
                 return
-            reply = _Reply(mm, {**mm.context_record(), "token_budget": config.token_budget}, config.flush_interval)
-            final: ModelReply | None = None
-            stream = provider.stream(
-                system=config.system, messages=mm.to_api_messages(cache_breakpoint=True), tools=tools.api_schemas()
+            reply = StreamingReply(mm, {**mm.context_record(), "token_budget": config.token_budget}, config.flush_interval)
+            streamed = stream_reply(
+                reply,
+                provider,
+                system=config.system,
+                messages=mm.to_api_messages(cache_breakpoint=True),
+                tools=tools.api_schemas(),
             )
-            try:
-                # aclosing: leaving early (cancelled, closed) must also close the HTTP stream now.
-                async with aclosing(stream):
-                    async for item in stream:
-                        if isinstance(item, ModelReply):
-                            final = item
-                            continue
-                        if reply.sequence is None:
-                            yield events.message(await reply.start())
-                        await reply.add(item)
-                        yield events.text_delta(item.text, reply.sequence)  # type: ignore[arg-type]
-                if final is None:
-                    raise ProviderError("model_error", "The model ended its reply without finishing it.", retryable=True)
-                stored = await reply.finish(final)
-            except ProviderError as exc:
-                await reply.keep_partial()
-                yield events.error(exc.code, exc.message, retryable=exc.retryable)
-                return
-            except BaseException:
-                # Cancelled, closed or broken: keep what was streamed. Shielded, so a second
-                # cancellation cannot stop the save halfway.
-                await asyncio.shield(reply.keep_partial())
-                raise
+            async with aclosing(streamed):
+                async for event in streamed:
+                    yield event
+            final = reply.final
+            if final is None:
+                return  # the call failed; its error event went out
             total = add_usage(total, final.usage)
-            yield events.message(stored)
-            tool_uses = [block for block in final.content if block.get("type") == "tool_use"]
-            if not tool_uses:
+            if not any(block.get("type") == "tool_use" for block in final.content):
                 yield events.complete(final.stop_reason, total)
                 return
-            for block in tool_uses:
-                yield events.tool_use(block)
-            if final.stop_reason == "max_tokens":
-                # The last tool call may have been cut off mid-input: run none of them.
-                results = [error_result(b["id"], "The reply was cut off before this call was complete.") for b in tool_uses]
-            else:
-                results = []
-                async with aclosing(_run_tools(mm, tools, tool_uses, config, results)) as tool_events:
-                    async for event in tool_events:
-                        yield event
-            paused = await _pause_if_asked(mm, tool_uses, results, step)
-            if paused is not None:
-                for block in results:
-                    if block["tool_use_id"] != paused["tool_use_id"]:
-                        for event in events.for_result(block):
-                            yield event
-                yield events.awaiting_user_input(paused)
-                return
-            stored = await mm.add_tool_results(results)
-            yield events.message(stored)
-            for block in results:
-                for event in events.for_result(block):
+            async with aclosing(_answer_tools(mm, tools, final, config, step)) as answered:
+                async for event in answered:
                     yield event
+                    if event["type"] == "awaiting_user_input":
+                        return
     except Exception:
         logger.exception("agent loop failed (session %s)", mm.session_id)
         yield events.error(
             "internal_error", "Something went wrong on our side. What was said so far is kept.", retryable=True
         )
+
+
+async def _answer_tools(
+    mm: MessageManager, tools: ToolRegistry, final: ModelReply, config: _Config, step: int
+) -> AsyncIterator[Event]:
+    """Run the reply's tool calls and store their results in one message; or, if one asks
+    the user, store them in the loop state and end with ``awaiting_user_input``."""
+    tool_uses = [block for block in final.content if block.get("type") == "tool_use"]
+    for block in tool_uses:
+        yield events.tool_use(block)
+    results: list[dict[str, Any]] = []
+    if final.stop_reason == "max_tokens":
+        # The last call may have been cut off mid-input: run none of them.
+        results = [error_result(b["id"], "The reply was cut off before this call was complete.") for b in tool_uses]
+    else:
+        async with aclosing(_run_tools(mm, tools, tool_uses, config, results)) as tool_events:
+            async for event in tool_events:
+                yield event
+    paused = await _pause_if_asked(mm, tool_uses, results, step)
+    if paused is None:
+        yield events.message(await mm.add_tool_results(results))
+    for block in results:
+        if paused is None or block["tool_use_id"] != paused["tool_use_id"]:
+            for event in events.for_result(block):
+                yield event
+    if paused is not None:
+        yield events.awaiting_user_input(paused)
 
 
 async def _run_tools(

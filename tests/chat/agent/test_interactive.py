@@ -200,3 +200,19 @@ async def test_the_offline_model_asks_and_uses_the_answer(manager, session_id):
     reply = of_type(events, "message")[-1]["content"][0]["text"]
     assert reply == f"You chose {question['options'][2]}. Good choice!"
     await assert_history_valid(session_id)
+
+
+async def test_a_stranger_can_neither_answer_nor_see_the_question(manager, session_id, storage, stranger):
+    from chat.errors import NotFound
+    from chat.message_manager import MessageManager
+
+    model, _ = await paused(manager, ("propose_options", QUESTION), ids=["toolu_q"])
+    state = await manager.load_loop_state()
+    intruder = MessageManager(session_id, stranger, storage=storage, injections=())
+
+    with pytest.raises(NotFound):
+        await collect(resume_agent_loop(intruder, model, builtin_tools(), tool_use_id="toolu_q", choice="Rust"))
+    with pytest.raises(NotFound):
+        await collect(run_agent_loop(intruder, model, builtin_tools(), user_message="Hi"))
+    assert await manager.load_loop_state() == state
+    assert len(await stored_messages(session_id)) == 2
