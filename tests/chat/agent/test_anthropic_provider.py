@@ -21,6 +21,11 @@ from tools.registry import builtin_tools
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+
+@pytest.fixture
+def storage(local_storage):
+    return local_storage
+
 MAX_RETRIES = 2
 
 

@@ -15,6 +15,11 @@ from tools.registry import builtin_tools
 TOOLS = builtin_tools().api_schemas()
 
 
+@pytest.fixture
+def storage(local_storage):
+    return local_storage
+
+
 async def reply_to(text: str, tools=TOOLS) -> tuple[list[str], ModelReply]:
     model = OfflineProvider(word_delay=0)
     out = await collect(model.stream(system="", messages=[{"role": "user", "content": [{"type": "text", "text": text}]}], tools=tools))

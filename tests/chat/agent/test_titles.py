@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from channels.db import database_sync_to_async
 
 from chat.agent import titles
 from chat.agent.loop import run_agent_loop
@@ -12,19 +13,21 @@ from chat.agent.providers.base import ProviderError
 from chat.agent.providers.offline import OfflineProvider
 from chat.models import ChatSession
 from chat.services import create_session, rename_session
-from tests.chat.agent.conftest import collect
 from tests.fakes.scripted import ScriptedProvider, say
 from tools.registry import builtin_tools
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def storage(local_storage):
+    return local_storage
 
 FIRST = "how do I plan a week of hiking in the Alps?"
 
 
 @pytest.fixture
 async def chat(owner):
-    from channels.db import database_sync_to_async
-
     return await database_sync_to_async(create_session)(owner)
 
 
@@ -77,8 +80,6 @@ async def test_an_empty_title_counts_as_a_failure(chat, publish):
 
 
 async def test_a_title_the_owner_chose_is_never_overwritten(chat, owner, publish, published):
-    from channels.db import database_sync_to_async
-
     await database_sync_to_async(rename_session)(owner, chat.pk, "My trip")
     assert await titles.generate_title(chat.pk, FIRST, OfflineProvider(word_delay=0), publish) is None
     assert await title_of(chat) == "My trip"
