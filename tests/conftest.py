@@ -110,3 +110,11 @@ def _no_real_model_calls(settings, monkeypatch):
 def _fast_password_hashing(settings):
     """Personas are created per test; the real hasher spends half a second on each."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _no_artificial_delays(settings):
+    """The offline model's pause between words and the pause between artifact chunks exist
+    only to make progress visible to people; tests run without them."""
+    settings.OFFLINE_MODEL_WORD_DELAY = 0
+    settings.ARTIFACT_CHUNK_DELAY = 0

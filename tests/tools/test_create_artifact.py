@@ -19,11 +19,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 DOC = "# Title\n\n" + "".join(f"Line {i} of the document.\n" for i in range(40))
 
 
-@pytest.fixture(autouse=True)
-def no_pause(settings):
-    settings.ARTIFACT_CHUNK_DELAY = 0
-
-
 @pytest.fixture
 async def chat(owner):
     return await database_sync_to_async(create_session)(owner)

@@ -13,17 +13,14 @@ from tests.chat.test_history import assert_valid
 
 
 @pytest.fixture(params=CACHE_KINDS)
-def storage(request, key_prefix, settings):
+def storage(request, key_prefix):
     """Storage over each L1 backend: the loop must behave the same over both."""
-    # Tools write artifacts in visible steps; tests need no pause between them.
-    settings.ARTIFACT_CHUNK_DELAY = 0
     return HybridStorage(cache=make_cache(request.param))
 
 
 @pytest.fixture
-def local_storage(key_prefix, settings):
+def local_storage(key_prefix):
     """Storage over the in-process L1 only, for tests about something other than storage."""
-    settings.ARTIFACT_CHUNK_DELAY = 0
     return HybridStorage(cache=make_cache("local"))
 
 

@@ -320,6 +320,21 @@ async def test_claude_is_chosen_when_a_key_is_set_and_says_so(settings, server):
         await provider.aclose()
 
 
+def test_a_breakpoint_is_added_to_the_last_block_unless_one_is_placed():
+    provider = AnthropicProvider(api_key="k", model="m", max_tokens=10, base_url="http://127.0.0.1:9")
+    plain = [{"role": "user", "content": "Hi"}]
+    assert provider.request(system="S", messages=plain, tools=[])["messages"] == [
+        {"role": "user", "content": [{"type": "text", "text": "Hi", "cache_control": {"type": "ephemeral"}}]}
+    ]
+    placed = [
+        {"role": "user", "content": [{"type": "text", "text": "a", "cache_control": {"type": "ephemeral"}}, {"type": "text", "text": "b"}]}
+    ]
+    body = provider.request(system="S", messages=placed, tools=[])
+    assert body["messages"] == placed
+    assert body["system"] == [{"type": "text", "text": "S", "cache_control": {"type": "ephemeral"}}]
+    assert "tools" not in body
+
+
 def test_tests_cannot_reach_the_real_api():
     with pytest.raises(RuntimeError, match="must not call the real Anthropic API"):
         AnthropicProvider(api_key="k", model="m", max_tokens=10)
