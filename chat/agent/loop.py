@@ -196,6 +196,8 @@ async def _claim(mm: MessageManager, tool_use_id: str, choice: Any, text: Any) -
 async def _steps(
     mm: MessageManager, provider: Provider, tools: ToolRegistry, config: _Config, *, step: int
 ) -> AsyncIterator[Event]:
+    """Call the model and run its tools until it is done, asks the user, fails or reaches
+    the step limit. ``step`` is the number of model calls this turn made already."""
     total = usage()
     try:
         while True:

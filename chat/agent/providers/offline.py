@@ -105,28 +105,33 @@ def _artifact_input(text: str) -> dict[str, Any]:
     }
 
 
-def plan(text: str, tool_names: set[str]) -> tuple[str, list[tuple[str, dict[str, Any]]]]:
-    """What to say and which tools to call in reply to ``text``."""
-    stripped = text.strip()
-    lowered = stripped.lower()
-    calculation = re.search(r"\bcalculate\s+(.+)", stripped, re.IGNORECASE | re.DOTALL)
-    keyword = re.search(r"\banaly[sz]e\b[\s:,-]*", stripped, re.IGNORECASE)
-    wanted: list[tuple[str, str, dict[str, Any]]] = []
+def _tool_for(text: str) -> tuple[str, str, dict[str, Any]] | None:
+    """The tool the contract picks for ``text``, with what to say first and its input."""
+    lowered = text.lower()
+    calculation = re.search(r"\bcalculate\s+(.+)", text, re.IGNORECASE | re.DOTALL)
     if calculation:
-        wanted.append(("calculate", "Let me calculate that.", {"expression": calculation.group(1).strip()}))
-    elif keyword:
-        rest = (stripped[: keyword.start()] + stripped[keyword.end() :]).strip()
-        wanted.append(("analyze_text", "Let me analyze that text.", {"text": rest}))
-    elif re.search(r"\bcharts?\b", lowered):
+        return "calculate", "Let me calculate that.", {"expression": calculation.group(1).strip()}
+    keyword = re.search(r"\banaly[sz]e\b[\s:,-]*", text, re.IGNORECASE)
+    if keyword:
+        rest = (text[: keyword.start()] + text[keyword.end() :]).strip()
+        return "analyze_text", "Let me analyze that text.", {"text": rest}
+    if re.search(r"\bcharts?\b", lowered):
         chart_type = "pie" if re.search(r"\bpie\b", lowered) else "line" if re.search(r"\bline\b", lowered) else "bar"
-        wanted.append(("display_chart", "Here is a chart of some sample data.", {"type": chart_type, **SAMPLE_CHART}))
-    elif re.search(r"\b(choose|options?)\b", lowered):
-        wanted.append(("propose_options", "Let me offer you a choice.", dict(SAMPLE_OPTIONS)))
-    elif re.search(r"\b(write|artifact)\b", lowered):
-        wanted.append(("create_artifact", "I will write that for you.", _artifact_input(stripped)))
-    calls = [(name, tool_input) for name, _, tool_input in wanted if name in tool_names]
-    if calls:
-        return wanted[0][1], calls
+        return "display_chart", "Here is a chart of some sample data.", {"type": chart_type, **SAMPLE_CHART}
+    if re.search(r"\b(choose|options?)\b", lowered):
+        return "propose_options", "Let me offer you a choice.", dict(SAMPLE_OPTIONS)
+    if re.search(r"\b(write|artifact)\b", lowered):
+        return "create_artifact", "I will write that for you.", _artifact_input(text)
+    return None
+
+
+def plan(text: str, tool_names: set[str]) -> tuple[str, list[tuple[str, dict[str, Any]]]]:
+    """What to say and which tools to call in reply to ``text``; only tools offered are called."""
+    stripped = text.strip()
+    chosen = _tool_for(stripped)
+    if chosen is not None and chosen[0] in tool_names:
+        name, lead, tool_input = chosen
+        return lead, [(name, tool_input)]
     quote = stripped if len(stripped) <= QUOTE_LIMIT else stripped[:QUOTE_LIMIT].rstrip() + "…"
     return (
         f"You said: “{quote}”. I am the offline demo model, so I can only echo your words and call "
