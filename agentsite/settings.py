@@ -225,6 +225,38 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
 
+# --- Agent loop, tools and model calls ------------------------------------------------------
+def _non_negative(name: str, value: float) -> float:
+    if value < 0:
+        raise ImproperlyConfigured(f"{name} must be 0 or more, got {value!r}")
+    return value
+
+
+# Model calls one run may make before it is stopped with a "step_limit" error, so that a
+# model that keeps calling tools cannot loop (and bill) forever.
+AGENT_MAX_STEPS = _positive_int("AGENT_MAX_STEPS", 10)
+# Seconds one tool call may take before it is abandoned and reported to the model as failed.
+AGENT_TOOL_TIMEOUT = _positive_float("AGENT_TOOL_TIMEOUT", 30.0)
+# The reply being streamed is written to the database at most this often (seconds), so a
+# page opened mid-run, or a process that dies, still has what was streamed so far.
+AGENT_STREAM_FLUSH_INTERVAL = _positive_float("AGENT_STREAM_FLUSH_INTERVAL", 1.0)
+# Retries of one model call on 429, 529, 5xx and connection errors, with exponential
+# backoff from the base delay, doubling each time up to the max delay; a server's
+# retry-after is honoured up to that max. 0 disables retries.
+ANTHROPIC_MAX_RETRIES = int(_non_negative("ANTHROPIC_MAX_RETRIES", env.int("ANTHROPIC_MAX_RETRIES", default=4)))
+ANTHROPIC_RETRY_BASE_DELAY = _positive_float("ANTHROPIC_RETRY_BASE_DELAY", 1.0)
+ANTHROPIC_RETRY_MAX_DELAY = _positive_float("ANTHROPIC_RETRY_MAX_DELAY", 30.0)
+# Seconds without a byte from the API before a call counts as a connection error.
+ANTHROPIC_TIMEOUT = _positive_float("ANTHROPIC_TIMEOUT", 120.0)
+# Model that writes chat titles; a small, fast one is enough.
+ANTHROPIC_TITLE_MODEL = env.str("ANTHROPIC_TITLE_MODEL", default="") or ANTHROPIC_MODEL
+# Pause between the offline demo model's words (seconds), so streaming is visible in the
+# UI; 0 streams at once (tests).
+OFFLINE_MODEL_WORD_DELAY = _non_negative("OFFLINE_MODEL_WORD_DELAY", env.float("OFFLINE_MODEL_WORD_DELAY", default=0.02))
+# Pause between the chunks an artifact is written in (seconds), so its progress is
+# visible; 0 writes it at once (tests).
+ARTIFACT_CHUNK_DELAY = _non_negative("ARTIFACT_CHUNK_DELAY", env.float("ARTIFACT_CHUNK_DELAY", default=0.05))
+
 # --- Websocket runs and event log -----------------------------------------------------------
 # Per session, the event log keeps this many newest events for replay on reconnect, for this
 # many seconds after the last one.

@@ -122,9 +122,17 @@ class MessageManager:
         self._messages = [stored if m["sequence"] == sequence else m for m in self._messages]
         return stored
 
-    def to_api_messages(self) -> list[dict[str, Any]]:
-        """The history as the model must receive it: valid, API keys only, injections applied."""
+    def to_api_messages(self, *, cache_breakpoint: bool = False) -> list[dict[str, Any]]:
+        """The history as the model must receive it: valid, API keys only, injections applied.
+
+        With ``cache_breakpoint`` the last stored block is marked for prompt caching. It is
+        marked before the injections: they differ on every call (the time), so a breakpoint
+        after them would write a cache entry that no later call could read.
+        """
         messages = history.to_api_messages(self._messages)
+        if cache_breakpoint and messages:
+            content = messages[-1]["content"]
+            content[-1] = {**content[-1], "cache_control": {"type": "ephemeral"}}
         for inject in self.injections:
             messages = inject(messages)
         return messages

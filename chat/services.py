@@ -6,11 +6,11 @@ the ORM for writes directly. Reads that several of them need live here too.
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from typing import Any
 
 from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
 from django.db import transaction
 from django.utils import timezone
 
@@ -62,6 +62,40 @@ def delete_session(owner: Any, session_id: Any) -> None:
         session.delete()
     # The cache entry would expire on its own; dropping it frees the memory now.
     async_to_sync(get_storage().drop_cache)(sid)
+
+
+def set_title(session_id: Any, title: str, *, replace: bool = False) -> bool:
+    """Give a session a generated title; False if it has one already (unless ``replace``).
+
+    A generated title never overwrites one the owner chose meanwhile: the check and the
+    write are one UPDATE.
+    """
+    title = " ".join(title.split())[:TITLE_MAX_LENGTH]
+    if not title:
+        raise UserError("invalid_title", "The title cannot be empty.")
+    sessions = ChatSession.objects.filter(id=session_id)
+    if not replace:
+        sessions = sessions.filter(title="")
+    return sessions.update(title=title, updated_at=timezone.now()) > 0
+
+
+aset_title = database_sync_to_async(set_title)
+
+
+def check_owner(owner: Any, session_id: Any) -> None:
+    """Raise NotFound if the session belongs to someone else.
+
+    An id with no session yet passes: storing the first message creates it for ``owner``.
+    """
+    try:
+        sid = uuid.UUID(str(session_id))
+    except ValueError:
+        raise NotFound("No such chat.") from None
+    if ChatSession.objects.filter(id=sid).exclude(owner_id=owner.pk).exists():
+        raise NotFound("No such chat.")
+
+
+acheck_owner = database_sync_to_async(check_owner)
 
 
 # --- agent runs ------------------------------------------------------------------------------

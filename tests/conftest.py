@@ -95,3 +95,34 @@ def _close_database_thread_connections(django_db_setup, django_db_blocker):
 
     with django_db_blocker.unblock():
         asyncio.run(database_sync_to_async(connections.close_all)())
+
+
+@pytest.fixture(autouse=True)
+def _no_real_model_calls(settings, monkeypatch):
+    """No test reaches the real Anthropic API: ``get_provider()`` gives the offline model,
+    and a Claude provider must be pointed at a local fake (``tests.fakes.anthropic_server``)."""
+    from chat.agent.providers.anthropic import AnthropicProvider
+
+    settings.ANTHROPIC_API_KEY = ""
+    real_init = AnthropicProvider.__init__
+
+    def local_only(self, *, base_url=None, **options):
+        if not (base_url or "").startswith(("http://127.0.0.1:", "http://localhost:")):
+            raise RuntimeError("tests must not call the real Anthropic API; use tests.fakes.anthropic_server")
+        real_init(self, base_url=base_url, **options)
+
+    monkeypatch.setattr(AnthropicProvider, "__init__", local_only)
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """Personas are created per test; the real hasher spends half a second on each."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _no_artificial_delays(settings):
+    """The offline model's pause between words and the pause between artifact chunks exist
+    only to make progress visible to people; tests run without them."""
+    settings.OFFLINE_MODEL_WORD_DELAY = 0
+    settings.ARTIFACT_CHUNK_DELAY = 0

@@ -1,0 +1,76 @@
+"""The one interface the agent loop talks to a model through.
+
+``Provider.stream`` takes API-clean messages (``chat.history`` made them valid and
+stripped our keys) and yields ``TextDelta``s as the reply is written, then exactly one
+``ModelReply``. Every failure it cannot recover from is a ``ProviderError`` with a code the
+UI can show and whether trying again later may help.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Union
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    text: str
+    # Which content block of the reply the text extends.
+    index: int = 0
+
+
+@dataclass(frozen=True)
+class ModelReply:
+    # API content blocks: text and tool_use (and thinking, if a provider sends it).
+    content: list[dict[str, Any]]
+    stop_reason: str
+    usage: dict[str, int]
+
+
+ModelEvent = Union[TextDelta, ModelReply]
+
+
+class ProviderError(Exception):
+    def __init__(self, code: str, message: str, *, retryable: bool):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.retryable = retryable
+
+
+def usage(
+    input_tokens: int = 0, output_tokens: int = 0, cache_read_tokens: int = 0, cache_write_tokens: int = 0
+) -> dict[str, int]:
+    """Token usage of one model call, in the shape stored on assistant messages."""
+    return {
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "cache_read_tokens": cache_read_tokens,
+        "cache_write_tokens": cache_write_tokens,
+    }
+
+
+def add_usage(total: dict[str, int], more: dict[str, int]) -> dict[str, int]:
+    return {key: total.get(key, 0) + more.get(key, 0) for key in usage()}
+
+
+class Provider(ABC):
+    # Short machine name ("anthropic", "offline") and what the UI tells the user.
+    name: str
+    display_name: str
+    model: str
+
+    @abstractmethod
+    def stream(
+        self, *, system: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]]
+    ) -> AsyncIterator[ModelEvent]:
+        """Yield ``TextDelta``s, then one ``ModelReply``; raise ``ProviderError`` on failure."""
+
+    @abstractmethod
+    async def title(self, text: str) -> str:
+        """A short title for a chat that begins with ``text``; raises ``ProviderError``."""
+
+    async def aclose(self) -> None:
+        """Release connections; the provider is not used afterwards."""
+        return None

@@ -1,0 +1,106 @@
+"""One model call: its reply streamed to the user and stored as it grows.
+
+The reply is stored unfinished at its first word, so its sequence can be announced, and
+rewritten with the text so far at most every ``flush_interval`` seconds, so that a page
+opened meanwhile, or a process that dies, still has it. The finished reply replaces it
+with the provider's final content, usage and the context record. A reply that is cancelled
+or fails keeps the text streamed so far and stays ``finished=False``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import aclosing
+from typing import Any, AsyncIterator
+
+from chat.agent import events
+from chat.agent.events import Event
+from chat.agent.providers.base import ModelReply, Provider, ProviderError, TextDelta
+from chat.message_manager import MessageManager
+from chat.storage.database import StoredMessage
+
+EMPTY_TEXT = [{"type": "text", "text": ""}]
+
+
+class StreamingReply:
+    def __init__(self, mm: MessageManager, context: dict[str, Any], flush_interval: float):
+        self.mm = mm
+        self.context = context
+        self.flush_interval = flush_interval
+        self.sequence: int | None = None
+        # The provider's whole reply, once it finished; None while streaming or if it failed.
+        self.final: ModelReply | None = None
+        self._texts: dict[int, str] = {}
+        self._flushed_at = 0.0
+
+    def content(self) -> list[dict[str, Any]]:
+        """What was streamed so far, as text blocks."""
+        blocks = [{"type": "text", "text": self._texts[i]} for i in sorted(self._texts) if self._texts[i]]
+        return blocks or EMPTY_TEXT
+
+    async def start(self) -> StoredMessage:
+        stored = await self.mm.add_assistant_message(EMPTY_TEXT, finished=False, context=self.context)
+        self.sequence = stored["sequence"]
+        self._flushed_at = asyncio.get_running_loop().time()
+        return stored
+
+    async def add(self, delta: TextDelta) -> None:
+        assert self.sequence is not None, "start() the reply first"
+        self._texts[delta.index] = self._texts.get(delta.index, "") + delta.text
+        now = asyncio.get_running_loop().time()
+        if now - self._flushed_at >= self.flush_interval:
+            await self.mm.update_message(self.sequence, content=self.content())
+            self._flushed_at = now
+
+    async def keep_partial(self) -> None:
+        """Store what was streamed, unfinished: the reply was cancelled or failed."""
+        if self.sequence is not None:
+            await self.mm.update_message(self.sequence, content=self.content(), finished=False)
+
+    async def finish(self, final: ModelReply) -> StoredMessage:
+        content = final.content or EMPTY_TEXT
+        if self.sequence is None:
+            stored = await self.mm.add_assistant_message(content, final.usage, finished=True, context=self.context)
+        else:
+            stored = await self.mm.update_message(
+                self.sequence, content=content, usage=final.usage, context=self.context, finished=True
+            )
+        self.final = final
+        return stored
+
+
+async def stream_reply(
+    reply: StreamingReply, provider: Provider, *, system: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]]
+) -> AsyncIterator[Event]:
+    """Call the model and yield ``message`` (the reply started), ``text_delta``s and
+    ``message`` (the reply finished), or an ``error`` if the call failed.
+
+    Afterwards ``reply.final`` holds the model's reply, or None after an error.
+    """
+    final: ModelReply | None = None
+    stream = provider.stream(system=system, messages=messages, tools=tools)
+    try:
+        # aclosing: leaving early (cancelled, closed) must close the HTTP stream now, not
+        # whenever the generator is garbage-collected.
+        async with aclosing(stream):
+            async for item in stream:
+                if isinstance(item, ModelReply):
+                    final = item
+                    continue
+                if reply.sequence is None:
+                    yield events.message(await reply.start())
+                await reply.add(item)
+                yield events.text_delta(item.text, reply.sequence)  # type: ignore[arg-type]
+        if final is None:
+            raise ProviderError("model_error", "The model ended its reply without finishing it.", retryable=True)
+        stored = await reply.finish(final)
+    except ProviderError as exc:
+        await reply.keep_partial()
+        yield events.error(exc.code, exc.message, retryable=exc.retryable)
+        return
+    except BaseException:
+        # Cancelled, closed or broken: keep what was streamed. Shielded, so a second
+        # cancellation cannot stop the save halfway.
+        await asyncio.shield(reply.keep_partial())
+        raise
+    yield events.message(stored)
