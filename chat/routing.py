@@ -7,5 +7,5 @@ from django.urls import re_path
 from chat.consumers import ChatConsumer
 
 websocket_urlpatterns = [
-    re_path(r"^ws/chat/(?P<session_id>[0-9A-Fa-f-]{32,36})/$", ChatConsumer.as_asgi()),
+    re_path(r"^ws/chat/(?P<session_id>[^/]+)/$", ChatConsumer.as_asgi()),
 ]

@@ -6,6 +6,7 @@ the ORM for writes directly. Reads that several of them need live here too.
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from typing import Any
 

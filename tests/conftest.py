@@ -126,3 +126,14 @@ def _no_artificial_delays(settings):
     only to make progress visible to people; tests run without them."""
     settings.OFFLINE_MODEL_WORD_DELAY = 0
     settings.ARTIFACT_CHUNK_DELAY = 0
+
+
+@pytest.fixture(autouse=True)
+def _fresh_channel_layer():
+    """channels-redis binds its locks and connections to the event loop that first used
+    the layer; every test has a loop of its own, so every test gets a layer of its own."""
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()

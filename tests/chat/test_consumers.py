@@ -9,6 +9,7 @@ import json
 import uuid
 
 import pytest
+from asgiref.sync import sync_to_async
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 from django.utils import timezone
@@ -115,7 +116,7 @@ async def test_someone_elses_session_is_closed_with_4404_like_a_missing_one(owne
 async def test_a_cross_origin_handshake_is_refused(owner, client):
     from agentsite.asgi import application
 
-    client.force_login(owner)
+    await sync_to_async(client.force_login)(owner)
     cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
     evil = WebsocketCommunicator(
         application, f"/ws/chat/{uuid.uuid4()}/", headers=[(b"origin", b"https://evil.example"), (b"cookie", cookie)]
