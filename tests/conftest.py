@@ -45,6 +45,12 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
                 pytest.skip(problem)
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """Each persona has a password; the real hasher spends half a second on purpose."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def owner(django_user_model):
     return django_user_model.objects.create_user(username="owner", password="owner-pass-123")
@@ -87,3 +93,16 @@ def _close_database_thread_connections(django_db_setup, django_db_blocker):
 
     with django_db_blocker.unblock():
         asyncio.run(database_sync_to_async(connections.close_all)())
+
+
+@pytest.fixture
+def plain_static_storage(settings):
+    """Pages that link static files (admin, API docs) render without collectstatic.
+
+    The project's manifest storage needs ``collectstatic`` to have run; tests that render
+    such pages check the pages, not the deployment step.
+    """
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
