@@ -188,9 +188,6 @@ class ChatSessionAdmin(UUIDSearchMixin, RepairActionsMixin, ReadOnlyMixin, admin
     )
     inlines = (ArtifactInline, MessageInline)
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[ChatSession]:
-        return super().get_queryset(request).select_related("loop_state")
-
     @admin.display(description="title", ordering="title")
     def shown_title(self, session: ChatSession) -> str:
         return str(session)
