@@ -235,11 +235,14 @@ LOGGING = {
 ACCOUNTS_SIGNUP_ENABLED = env.bool("ACCOUNTS_SIGNUP_ENABLED", default=not env.str("DATABASE_URL", default=""))
 
 
+_RATE_PERIODS = ("s", "sec", "m", "min", "h", "hour", "d", "day")
+
+
 def _rate(name: str, default: str) -> str:
     """A DRF throttle rate such as ``600/min``; checked here so a typo stops start-up."""
     value = env.str(name, default=default)
     count, _, period = value.partition("/")
-    if not count.isdigit() or int(count) <= 0 or period not in ("s", "sec", "m", "min", "h", "hour", "d", "day"):
+    if not count.isdigit() or int(count) <= 0 or period not in _RATE_PERIODS:
         raise ImproperlyConfigured(f"{name} must look like 600/min (count/s|min|hour|day), got {value!r}")
     return value
 

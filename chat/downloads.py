@@ -11,7 +11,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from chat.models import Artifact
+from django.utils import timezone
+
+from chat.models import Artifact, ChatSession
 
 DOWNLOAD_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -106,3 +108,13 @@ def artifact_download(artifact: Artifact) -> Download:
     else:
         extension, content_type = _KINDS.get(kind, ("txt", TEXT))
     return Download(file_name(artifact.title, extension, fallback="artifact"), content_type)
+
+
+_EXPORTS = {"json": ("json", "application/json"), "markdown": ("md", "text/markdown; charset=utf-8")}
+
+
+def export_download(session: ChatSession, export_format: str) -> Download:
+    """A chat export (``json`` or ``markdown``), named from its title and today's date."""
+    extension, content_type = _EXPORTS[export_format]
+    stem = f"{session.title or 'chat'} {timezone.now():%Y-%m-%d}"
+    return Download(file_name(stem, extension, fallback="chat"), content_type)

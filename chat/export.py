@@ -30,8 +30,18 @@ MESSAGE_FIELDS = (
     "context",
     "created_at",
 )
-CHAT_FIELDS = ("id", "title", "state", "message_count", "total_tokens", "created_at", "updated_at")
-ARTIFACT_FIELDS = ("id", "tool_use_id", "kind", "title", "status", "version", "content", "created_at", "updated_at")
+CHAT_FIELDS = selectors.SESSION_LIST_FIELDS
+ARTIFACT_FIELDS = (
+    "id",
+    "tool_use_id",
+    "kind",
+    "title",
+    "status",
+    "version",
+    "content",
+    "created_at",
+    "updated_at",
+)
 
 
 def _record(obj: Any, fields: Iterable[str]) -> dict[str, Any]:
@@ -45,7 +55,8 @@ def _dumps(value: Any) -> str:
 def json_chunks(session: ChatSession) -> Iterator[str]:
     """``{"chat": …, "artifacts": […], "messages": […]}``, one message per piece."""
     artifacts = [_record(a, ARTIFACT_FIELDS) for a in selectors.artifacts_of(session)]
-    yield f'{{"chat": {_dumps(_record(session, CHAT_FIELDS))}, "artifacts": {_dumps(artifacts)}, "messages": ['
+    chat = _dumps(_record(session, CHAT_FIELDS))
+    yield f'{{"chat": {chat}, "artifacts": {_dumps(artifacts)}, "messages": ['
     for index, message in enumerate(selectors.iter_messages(session)):
         yield ("," if index else "") + "\n" + _dumps(_record(message, MESSAGE_FIELDS))
     yield "\n]}\n"
@@ -121,7 +132,9 @@ def _block_markdown(block: Any, tool_names: dict[str, str]) -> list[str]:
 
 def _is_tool_results(message: Message) -> bool:
     content = message.content
-    return isinstance(content, list) and all(isinstance(b, dict) and b.get("type") == "tool_result" for b in content)
+    return isinstance(content, list) and all(
+        isinstance(block, dict) and block.get("type") == "tool_result" for block in content
+    )
 
 
 def _message_markdown(message: Message, tool_names: dict[str, str]) -> str:
@@ -156,7 +169,8 @@ def markdown_chunks(session: ChatSession) -> Iterator[str]:
     for index, artifact in enumerate(selectors.artifacts_of(session)):
         if index == 0:
             yield "---\n\n# Artifacts\n\n"
-        yield f"## {artifact.title} ({artifact.kind}, version {artifact.version})\n\n{_fence(artifact.content)}\n\n"
+        yield f"## {artifact.title} ({artifact.kind}, version {artifact.version})\n\n"
+        yield f"{_fence(artifact.content)}\n\n"
 
 
 def chunks(session: ChatSession, export_format: str) -> Iterator[str]:

@@ -20,12 +20,14 @@ SESSION_LIST_FIELDS = ("id", "title", "state", "message_count", "total_tokens", 
 
 def sessions_of(owner: Any) -> QuerySet[ChatSession]:
     """The owner's chats, newest activity first."""
-    return ChatSession.objects.filter(owner_id=owner.pk).only(*SESSION_LIST_FIELDS).order_by("-updated_at", "-id")
+    sessions = ChatSession.objects.filter(owner_id=owner.pk).only(*SESSION_LIST_FIELDS)
+    return sessions.order_by("-updated_at", "-id")
 
 
 def messages_after(session: ChatSession, *, after: int, limit: int) -> list[Message]:
     """Up to ``limit`` messages with a sequence above ``after``, in order: one index range."""
-    return list(Message.objects.filter(session_id=session.pk, sequence__gt=after).order_by("sequence")[:limit])
+    page = Message.objects.filter(session_id=session.pk, sequence__gt=after).order_by("sequence")
+    return list(page[:limit])
 
 
 def iter_messages(session: ChatSession, *, chunk: int = 500) -> Iterator[Message]:

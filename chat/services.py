@@ -67,7 +67,7 @@ def delete_session(owner: Any, session_id: Any) -> None:
     with transaction.atomic():
         session.delete()
     # The cache entry would expire on its own; dropping it frees the memory now.
-    async_to_sync(get_storage().drop_cache)(sid)
+    drop_session_cache(sid)
 
 
 # --- administration -------------------------------------------------------------------------
@@ -114,7 +114,8 @@ def repair_stuck_session(session_id: uuid.UUID) -> bool:
     results = _unanswered_tool_results(session, loop)
     if results:
         # Through the storage layer, so the cached tail is extended rather than left stale.
-        async_to_sync(get_storage().save_messages)(session.pk, session.owner, [{"role": "user", "content": results}])
+        answers = {"role": "user", "content": results}
+        async_to_sync(get_storage().save_messages)(session.pk, session.owner, [answers])
     with transaction.atomic():
         cleared, _ = LoopState.objects.filter(session_id=session.pk).delete()
         idled = ChatSession.objects.filter(pk=session.pk).exclude(state=ChatSession.State.IDLE).update(

@@ -68,7 +68,9 @@ class ChatRenameSerializer(serializers.Serializer):
 
 class MessageSerializer(serializers.ModelSerializer):
     content = ContentField()
-    usage = ObjectField(help_text="Provider usage of an assistant reply: input, output, cache read and write tokens.")
+    usage = ObjectField(
+        help_text="Provider usage of an assistant reply: input, output, cache read and write tokens."
+    )
     context = ObjectField(
         help_text="Which stored messages went into the prompt of an assistant reply: "
         "first_sequence, last_sequence, dropped."
@@ -87,12 +89,23 @@ class MessagePageSerializer(serializers.Serializer):
 
 
 class ArtifactSerializer(serializers.ModelSerializer):
+    chat = serializers.UUIDField(source="session_id", read_only=True)
+
     class Meta:
         model = Artifact
-        fields = ("id", "chat", "tool_use_id", "kind", "title", "status", "version", "created_at", "updated_at")
+        # No content: a list says what each artifact is; the content comes with the artifact.
+        fields = (
+            "id",
+            "chat",
+            "tool_use_id",
+            "kind",
+            "title",
+            "status",
+            "version",
+            "created_at",
+            "updated_at",
+        )
         read_only_fields = fields
-
-    chat = serializers.UUIDField(source="session_id", read_only=True)
 
 
 class ArtifactVersionSerializer(serializers.ModelSerializer):
@@ -103,7 +116,9 @@ class ArtifactVersionSerializer(serializers.ModelSerializer):
 
 
 class ArtifactDetailSerializer(ArtifactSerializer):
-    versions = ArtifactVersionSerializer(many=True, read_only=True, help_text="Earlier contents, oldest first.")
+    versions = ArtifactVersionSerializer(
+        many=True, read_only=True, help_text="Earlier contents, oldest first."
+    )
 
     class Meta(ArtifactSerializer.Meta):
         fields = (*ArtifactSerializer.Meta.fields, "content", "versions")

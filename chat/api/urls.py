@@ -16,7 +16,9 @@ urlpatterns = [
     path("chats/<uuid:chat_id>/artifacts/", views.ChatArtifactList.as_view(), name="chat-artifacts"),
     path("chats/<uuid:chat_id>/export/", views.ChatExport.as_view(), name="chat-export"),
     path("artifacts/<uuid:artifact_id>/", views.ArtifactDetail.as_view(), name="artifact-detail"),
-    path("artifacts/<uuid:artifact_id>/download/", views.ArtifactDownload.as_view(), name="artifact-download"),
+    path(
+        "artifacts/<uuid:artifact_id>/download/", views.ArtifactDownload.as_view(), name="artifact-download"
+    ),
     path("auth/token/", views.AuthTokenView.as_view(), name="auth-token"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),

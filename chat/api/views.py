@@ -6,20 +6,14 @@ Ownership is enforced below the views: ``services.get_session`` and
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator, Iterator
+from typing import Any
 
-from asgiref.sync import sync_to_async
-from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpResponse, StreamingHttpResponse
 from django.urls import reverse
-from django.utils import timezone
-from django.utils.http import content_disposition_header
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import generics, serializers, status
 from rest_framework.authtoken.models import Token
 from rest_framework.authtoken.serializers import AuthTokenSerializer
-from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -27,14 +21,15 @@ from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
 from chat import downloads, export, selectors, services
+from chat.api.files import FileNegotiation, file_response, streamed_file_response
 from chat.api.pagination import MAX_SEQUENCE, ArtifactPagination, ChatPagination, parse_whole_number
+from chat.api.schema import AUTH_ERRORS, errors, file_responses
 from chat.api.serializers import (
     ArtifactDetailSerializer,
     ArtifactSerializer,
     ChatCreateSerializer,
     ChatRenameSerializer,
     ChatSerializer,
-    ErrorSerializer,
     ExportSerializer,
     MessagePageSerializer,
     MessageSerializer,
@@ -44,39 +39,6 @@ from chat.api.throttles import TokenThrottle
 
 MESSAGES_DEFAULT_LIMIT = 100
 MESSAGES_MAX_LIMIT = 500
-
-_ERRORS = {
-    400: "The request is not valid; `message` says why.",
-    401: "Not signed in, or the token is not valid.",
-    403: "Signed in, but not allowed (a session request without its CSRF token).",
-    404: "No such object, or it belongs to someone else.",
-    429: "Too many requests; retry after the `Retry-After` header's seconds.",
-}
-
-
-def errors(*codes: int) -> dict[int, OpenApiResponse]:
-    """Schema entries for error responses, all in the one ``{code, message}`` shape."""
-    return {code: OpenApiResponse(ErrorSerializer, description=_ERRORS[code]) for code in codes}
-
-
-AUTH_ERRORS = (401, 403, 429)
-
-
-def _validated(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
-class FileNegotiation(BaseContentNegotiation):
-    """For views that answer with a file: the view decides the file's type, and an error
-    is JSON whatever ``Accept`` or ``?format=`` (here the export's own parameter) asks for."""
-
-    def select_parser(self, request: Any, parsers: list[Any]) -> Any:
-        return parsers[0] if parsers else None
-
-    def select_renderer(self, request: Any, renderers: list[Any], format_suffix: str | None = None) -> Any:
-        return renderers[0], renderers[0].media_type
 
 
 # --- chats ----------------------------------------------------------------------------------
@@ -102,8 +64,9 @@ class ChatList(generics.ListAPIView):
         responses={201: ChatSerializer, **errors(400, *AUTH_ERRORS)},
     )
     def post(self, request: Request) -> Response:
-        data = _validated(ChatCreateSerializer, request.data)
-        session = services.create_session(request.user, title=data.get("title", ""))
+        serializer = ChatCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        session = services.create_session(request.user, title=serializer.validated_data.get("title", ""))
         location = reverse("api:chat-detail", kwargs={"chat_id": session.pk})
         return Response(
             ChatSerializer(session).data, status=status.HTTP_201_CREATED, headers={"Location": location}
@@ -156,7 +119,12 @@ class MessageList(APIView):
             ),
             OpenApiParameter(
                 "limit",
-                {"type": "integer", "minimum": 1, "maximum": MESSAGES_MAX_LIMIT, "default": MESSAGES_DEFAULT_LIMIT},
+                {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": MESSAGES_MAX_LIMIT,
+                    "default": MESSAGES_DEFAULT_LIMIT,
+                },
                 description="At most this many messages.",
             ),
         ],
@@ -208,13 +176,6 @@ class ArtifactDetail(APIView):
         return Response(ArtifactDetailSerializer(selectors.get_artifact(request.user, artifact_id)).data)
 
 
-def _file_responses(*media_types: str) -> dict[Any, OpenApiResponse]:
-    return {
-        (200, media_type): OpenApiResponse(OpenApiTypes.BINARY, description="The file, as an attachment.")
-        for media_type in media_types
-    }
-
-
 class ArtifactDownload(APIView):
     content_negotiation_class = FileNegotiation
 
@@ -227,35 +188,16 @@ class ArtifactDownload(APIView):
             "in this site's origin."
         ),
         responses={
-            **_file_responses("text/markdown", "text/plain", "text/html", "image/svg+xml"),
+            **file_responses("text/markdown", "text/plain", "text/html", "image/svg+xml"),
             **errors(404, *AUTH_ERRORS),
         },
     )
     def get(self, request: Request, artifact_id: Any) -> HttpResponse:
         artifact = selectors.get_artifact(request.user, artifact_id)
-        download = downloads.artifact_download(artifact)
-        return _attachment(HttpResponse(artifact.content, content_type=download.content_type), download.filename)
-
-
-def _attachment(response: HttpResponse | StreamingHttpResponse, filename: str) -> Any:
-    response["Content-Disposition"] = content_disposition_header(True, filename)
-    for name, value in downloads.DOWNLOAD_HEADERS.items():
-        response[name] = value
-    return response
+        return file_response(artifact.content, downloads.artifact_download(artifact))
 
 
 # --- export ---------------------------------------------------------------------------------
-
-_EXPORT_TYPES = {"json": ("json", "application/json"), "markdown": ("md", "text/markdown; charset=utf-8")}
-
-
-async def _from_thread(pieces: Iterator[str]) -> AsyncIterator[str]:
-    """Serve a database-reading iterator from async code: each step runs in Django's sync
-    thread. Under ASGI, Django would otherwise read a sync iterator to the end first."""
-    sentinel = object()
-    step = sync_to_async(next)
-    while (piece := await step(pieces, sentinel)) is not sentinel:
-        yield piece
 
 
 class ChatExport(APIView):
@@ -270,7 +212,7 @@ class ChatExport(APIView):
         parameters=[OpenApiParameter("format", str, enum=list(export.FORMATS), default="json")],
         responses={
             (200, "application/json"): ExportSerializer,
-            **_file_responses("text/markdown"),
+            **file_responses("text/markdown"),
             **errors(400, 404, *AUTH_ERRORS),
         },
     )
@@ -279,14 +221,9 @@ class ChatExport(APIView):
         if export_format not in export.FORMATS:
             raise serializers.ValidationError({"format": f"Must be one of: {', '.join(export.FORMATS)}."})
         session = services.get_session(request.user, chat_id)
-        extension, content_type = _EXPORT_TYPES[export_format]
-        pieces: Any = export.chunks(session, export_format)
-        if isinstance(request._request, ASGIRequest):
-            pieces = _from_thread(pieces)
-        filename = downloads.file_name(
-            f"{session.title or 'chat'} {timezone.now():%Y-%m-%d}", extension, fallback="chat"
+        return streamed_file_response(
+            request, export.chunks(session, export_format), downloads.export_download(session, export_format)
         )
-        return _attachment(StreamingHttpResponse(pieces, content_type=content_type), filename)
 
 
 # --- tokens ---------------------------------------------------------------------------------
