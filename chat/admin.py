@@ -121,7 +121,7 @@ class MessageInline(ReadOnlyMixin, admin.TabularInline):
         formset = super().get_formset(request, obj, **kwargs)
         total = obj.last_sequence if obj else 0
         try:
-            after = max(0, min(int(request.GET.get("messages_after", 0)), total))
+            after = max(0, min(int(request.GET.get("messages_after", 0)), total - 1))
         except ValueError:
             after = 0
         size = self.page_size

@@ -1,7 +1,8 @@
 """Reads that the API, the template views and the admin share.
 
-Writes live in ``chat.services``. Everything here is scoped by owner, so someone else's
-chat or artifact is found exactly as often as a missing one: never.
+Writes live in ``chat.services``. Lookups by id are scoped by owner, so someone else's
+chat or artifact is found exactly as often as a missing one: never. The rest take a
+session the caller already holds (from ``services.get_session``).
 """
 
 from __future__ import annotations
