@@ -69,6 +69,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "chat",
 ]
 
@@ -278,3 +281,71 @@ CHAT_RATE_LIMIT_PER_MINUTE = _positive_int("CHAT_RATE_LIMIT_PER_MINUTE", 30)
 # this many go unacknowledged, so a client that stopped reading cannot grow our memory.
 WS_ACK_WINDOW = _positive_int("WS_ACK_WINDOW", 500)
 WS_UNACKED_LIMIT = _positive_int("WS_UNACKED_LIMIT", 20_000)
+# --- Accounts and the HTTP API ------------------------------------------------------------
+# Open sign-up suits the embedded mode (one command, then a new user signs up and chats).
+# With DATABASE_URL set (production) it is off unless asked for, so a public deployment
+# does not take registrations by accident.
+ACCOUNTS_SIGNUP_ENABLED = env.bool("ACCOUNTS_SIGNUP_ENABLED", default=not env.str("DATABASE_URL", default=""))
+
+
+_RATE_PERIODS = ("s", "sec", "m", "min", "h", "hour", "d", "day")
+
+
+def _rate(name: str, default: str) -> str:
+    """A DRF throttle rate such as ``600/min``; checked here so a typo stops start-up."""
+    value = env.str(name, default=default)
+    count, _, period = value.partition("/")
+    if not count.isdigit() or int(count) <= 0 or period not in _RATE_PERIODS:
+        raise ImproperlyConfigured(f"{name} must look like 600/min (count/s|min|hour|day), got {value!r}")
+    return value
+
+
+REST_FRAMEWORK = {
+    # Token first: it only acts on an "Authorization: Token" header, and being first makes an
+    # anonymous request a 401 with WWW-Authenticate rather than a bare 403. Session auth (the
+    # browser) enforces CSRF on unsafe methods.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_THROTTLE_CLASSES": ["chat.api.throttles.UserThrottle", "chat.api.throttles.AnonThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "user": _rate("API_THROTTLE_USER", "600/min"),
+        "anon": _rate("API_THROTTLE_ANON", "60/min"),
+        # Password guesses against the token endpoint, per client address.
+        "token": _rate("API_THROTTLE_TOKEN", "10/min"),
+    },
+    "EXCEPTION_HANDLER": "chat.api.exceptions.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Anonymous throttles key on the client address. Behind N proxies it is the N-th entry
+    # from the end of X-Forwarded-For. 0 uses REMOTE_ADDR: DRF's default (None) would trust
+    # whatever X-Forwarded-For a client sends, and a fresh value would dodge every limit.
+    "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "agentsite API",
+    "VERSION": "1",
+    "DESCRIPTION": (
+        "Your chats, their messages and artifacts, and exports.\n\n"
+        "**Authentication.** In the browser the session cookie is used (send the `X-CSRFToken` "
+        "header on POST, PATCH and DELETE). Scripts use a token: `POST /api/v1/auth/token/` with "
+        "`{\"username\", \"password\"}` returns `{\"token\"}`; send it as "
+        "`Authorization: Token <token>`. `DELETE /api/v1/auth/token/` revokes it. Staff can "
+        "also create tokens in the admin (Auth Token → Tokens).\n\n"
+        "**Errors** are always `{\"code\", \"message\"}`. Someone else's chat or artifact is "
+        "a 404, exactly like a missing one."
+    ),
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    # The docs pages load Swagger UI and Redoc from our own static files, never a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # Swagger UI would send the schema to its public validator for a badge.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+}

@@ -7,6 +7,7 @@ the ORM for writes directly. Reads that several of them need live here too.
 from __future__ import annotations
 
 import datetime as dt
+import unicodedata
 import uuid
 from typing import Any
 
@@ -15,11 +16,14 @@ from channels.db import database_sync_to_async
 from django.db import transaction
 from django.utils import timezone
 
+from chat import history
 from chat.errors import NotFound, UserError
-from chat.models import ChatSession
+from chat.models import ChatSession, LoopState, Message
 from chat.storage import get_storage
 
 TITLE_MAX_LENGTH = 200
+# The answer stored for a question an administrator closed (see repair_stuck_session).
+QUESTION_CLOSED_RESULT = "An administrator closed this question before it was answered."
 
 
 def get_session(owner: Any, session_id: Any) -> ChatSession:
@@ -38,6 +42,10 @@ def clean_title(title: Any) -> str:
     if not isinstance(title, str):
         raise UserError("invalid_title", "The title must be text.")
     title = " ".join(title.split())
+    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in title):
+        # Control characters garble a title; NUL and lone surrogates cannot even be stored
+        # (PostgreSQL and UTF-8 refuse them).
+        raise UserError("invalid_title", "The title contains characters that are not allowed.")
     if not title:
         raise UserError("invalid_title", "The title cannot be empty.")
     if len(title) > TITLE_MAX_LENGTH:
@@ -62,7 +70,7 @@ def delete_session(owner: Any, session_id: Any) -> None:
     with transaction.atomic():
         session.delete()
     # The cache entry would expire on its own; dropping it frees the memory now.
-    async_to_sync(get_storage().drop_cache)(sid)
+    drop_session_cache(sid)
 
 
 def set_title(session_id: Any, title: str, *, replace: bool = False) -> bool:
@@ -205,3 +213,62 @@ def socket_state(owner: Any, session_id: Any) -> dict[str, Any]:
         "pending": pending,
         "run_events_after": session.run_events_after if running else None,
     }
+
+
+# --- administration -------------------------------------------------------------------------
+# Called from the Django admin, by staff, on any user's session: no owner check here.
+
+
+def _unanswered_tool_results(session: ChatSession, loop: LoopState | None) -> list[dict[str, Any]]:
+    """tool_result blocks for the tool calls of the session's last message, if it is a reply
+    whose calls were never answered: the paused turn's kept results where there are some, an
+    error result for the rest."""
+    last = Message.objects.filter(session_id=session.pk, sequence=session.last_sequence).first()
+    if last is None or last.role != "assistant" or not isinstance(last.content, list):
+        return []
+    kept = {r.get("tool_use_id"): r for r in (loop.pending_results if loop else []) if isinstance(r, dict)}
+    results = []
+    for block in last.content:
+        if block.get("type") != "tool_use":
+            continue
+        tool_use_id = block.get("id")
+        if tool_use_id in kept:
+            results.append(kept[tool_use_id])
+            continue
+        closed = loop is not None and tool_use_id == loop.tool_use_id
+        results.append(
+            {
+                "type": "tool_result",
+                "tool_use_id": tool_use_id,
+                "content": QUESTION_CLOSED_RESULT if closed else history.INTERRUPTED_TOOL_RESULT,
+                "is_error": True,
+            }
+        )
+    return results
+
+
+def repair_stuck_session(session_id: uuid.UUID) -> bool:
+    """Unstick a session left paused or running: answer its open tool calls with error
+    results, drop its loop state and mark it idle. Returns whether anything changed.
+
+    Safe to repeat: once the history ends in the answers, a second call stores nothing.
+    Meant for a session whose run is gone; a run still going would find its turn answered.
+    """
+    session = ChatSession.objects.select_related("owner").get(pk=session_id)
+    loop = LoopState.objects.filter(session_id=session.pk).first()
+    results = _unanswered_tool_results(session, loop)
+    if results:
+        # Through the storage layer, so the cached tail is extended rather than left stale.
+        answers = {"role": "user", "content": results}
+        async_to_sync(get_storage().save_messages)(session.pk, session.owner, [answers])
+    with transaction.atomic():
+        cleared, _ = LoopState.objects.filter(session_id=session.pk).delete()
+        idled = ChatSession.objects.filter(pk=session.pk).exclude(state=ChatSession.State.IDLE).update(
+            state=ChatSession.State.IDLE
+        )
+    return bool(results or cleared or idled)
+
+
+def drop_session_cache(session_id: uuid.UUID) -> None:
+    """Forget a session's cached tail; the next read refills it from the database."""
+    async_to_sync(get_storage().drop_cache)(session_id)

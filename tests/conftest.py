@@ -53,6 +53,12 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
                 pytest.skip(problem)
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """Each persona has a password; the real hasher spends half a second on purpose."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def owner(django_user_model):
     return django_user_model.objects.create_user(username="owner", password="owner-pass-123")
@@ -112,12 +118,6 @@ def _no_real_model_calls(settings, monkeypatch):
         real_init(self, base_url=base_url, **options)
 
     monkeypatch.setattr(AnthropicProvider, "__init__", local_only)
-
-
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    """Personas are created per test; the real hasher spends half a second on each."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,7 @@ from typing import Any, Callable
 from django.db import transaction
 
 from chat import history
-from chat.models import ChatSession, Message
+from chat.models import Artifact, ArtifactVersion, ChatSession, LoopState, Message
 
 
 def text(i: int, size: int = 40) -> str:
@@ -73,4 +73,66 @@ def seed_history(
             last_sequence=count, message_count=count, total_tokens=cumulative, revision=count
         )
     session.refresh_from_db()
+    return session
+
+
+def seed_messages(owner: Any, messages: list[dict[str, Any]], **session_fields: Any) -> ChatSession:
+    """A session holding ``messages`` (roles alternating user/assistant, starting with user)."""
+    assert [m["role"] for m in messages] == ["user" if i % 2 == 0 else "assistant" for i in range(len(messages))]
+    session = seed_history(owner, len(messages), content=lambda seq: messages[seq - 1]["content"])
+    if session_fields:
+        ChatSession.objects.filter(pk=session.pk).update(**session_fields)
+        session.refresh_from_db()
+    return session
+
+
+def make_artifact(
+    session: ChatSession,
+    *,
+    kind: str = "markdown",
+    title: str = "Notes",
+    content: str = "# Notes",
+    versions: tuple[str, ...] = (),
+) -> Artifact:
+    """A finished artifact; ``versions`` are its earlier contents, oldest first."""
+    artifact = Artifact.objects.create(
+        session=session,
+        kind=kind,
+        title=title,
+        content=content,
+        version=len(versions) + 1,
+        status=Artifact.Status.COMPLETE,
+    )
+    for number, earlier in enumerate(versions, start=1):
+        ArtifactVersion.objects.create(artifact=artifact, version=number, title=title, content=earlier)
+    return artifact
+
+
+def pause_on_question(owner: Any, *, tool_use_id: str = "toolu_choice", other_tool_use_id: str = "toolu_calc") -> ChatSession:
+    """A session paused on an interactive question asked beside a finished calculation:
+    the last message holds both tool calls, the loop state keeps the calculation's result."""
+    session = seed_messages(
+        owner,
+        [
+            {"role": "user", "content": "choose a colour"},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "tool_use", "id": other_tool_use_id, "name": "calculate", "input": {"expression": "1+1"}},
+                    {"type": "tool_use", "id": tool_use_id, "name": "propose_options", "input": {"question": "Which?"}},
+                ],
+            },
+        ],
+        state=ChatSession.State.AWAITING_INPUT,
+    )
+    LoopState.objects.create(
+        session=session,
+        tool_use_id=tool_use_id,
+        tool_name="propose_options",
+        question="Which colour?",
+        options=["red", "green", "blue"],
+        pending_results=[
+            {"type": "tool_result", "tool_use_id": other_tool_use_id, "content": "2", "display_data": {"x": 1}}
+        ],
+    )
     return session

@@ -1,0 +1,30 @@
+"""/api/v1/: chats, their messages, artifacts and exports; tokens; the schema and its docs."""
+
+from __future__ import annotations
+
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from chat.api import views
+
+app_name = "api"
+
+urlpatterns = [
+    path("chats/", views.ChatList.as_view(), name="chat-list"),
+    path("chats/<uuid:chat_id>/", views.ChatDetail.as_view(), name="chat-detail"),
+    path("chats/<uuid:chat_id>/messages/", views.MessageList.as_view(), name="chat-messages"),
+    path("chats/<uuid:chat_id>/artifacts/", views.ChatArtifactList.as_view(), name="chat-artifacts"),
+    path("chats/<uuid:chat_id>/export/", views.ChatExport.as_view(), name="chat-export"),
+    path("artifacts/<uuid:artifact_id>/", views.ArtifactDetail.as_view(), name="artifact-detail"),
+    path(
+        "artifacts/<uuid:artifact_id>/download/", views.ArtifactDownload.as_view(), name="artifact-download"
+    ),
+    path("auth/token/", views.AuthTokenView.as_view(), name="auth-token"),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path(
+        "docs/redoc/",
+        SpectacularRedocView.as_view(url_name="api:schema", template_name="api/redoc.html"),
+        name="redoc",
+    ),
+]
