@@ -157,7 +157,9 @@ if REDIS_URL:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                # Long socket timeout: receive() blocks in BZPOPMIN for up to 5 s, and
+                # redis-py's default 5 s read timeout would cut those calls off.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 2}],
                 "prefix": f"{KEY_PREFIX}:channels",
                 "capacity": _positive_int("CHANNEL_CAPACITY", 1000),
                 "expiry": 60,

@@ -7,7 +7,7 @@ it beats a heartbeat into its claim; a run whose process died stops beating, and
 process (on the next connect to that session, or its periodic sweep) marks it failed, tells
 the sockets, and leaves the history as stored: valid, the cut-off reply kept unfinished.
 
-Cancelling goes through the channel layer to whichever process runs the session.
+Cancelling reaches a run in another process through a flag in Redis that the run checks.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from contextlib import suppress
 from typing import Any, AsyncIterator, Callable
 
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
 from django.conf import settings
 
 from chat import services
@@ -35,6 +34,7 @@ from chat.models import ChatSession
 from chat.ratelimit import check_message_rate
 from chat.runs.eventlog import EventLog, default_event_log
 from chat.runs.publisher import Publisher, RunPublisher
+from chat.redis_client import PerLoopRedis
 from chat.storage import keys
 from tools.registry import ToolRegistry, builtin_tools
 
@@ -42,6 +42,8 @@ logger = logging.getLogger(__name__)
 
 State = ChatSession.State
 Start = Callable[[MessageManager, Provider, ToolRegistry], AsyncIterator[dict[str, Any]]]
+
+CANCEL_POLL_INTERVAL = 0.25
 
 INTERRUPTED = (
     "The reply was interrupted because the server running it stopped. What was said so far "
@@ -113,8 +115,9 @@ class RunManager:
         local = self._runs.get(str(session.pk))
         if local is not None:
             local.cancel()
-            return
-        await get_channel_layer().group_send(keys.session_control_group(str(session.pk)), {"type": "run.cancel"})
+        elif settings.REDIS_URL and session.run_id is not None:
+            # Another process runs it: leave it a flag it checks a few times a second.
+            await PerLoopRedis.from_settings().get().set(keys.run_cancel(str(session.run_id)), 1, ex=60)
 
     async def recover(self, session_id: str | None = None) -> list[str]:
         """Fail runs whose process died (all, or one session's) and tell their sockets."""
@@ -166,8 +169,10 @@ class RunManager:
         publisher = RunPublisher(Publisher(session_id, log=self.log))
         this = asyncio.current_task()
         assert this is not None
-        heartbeat = asyncio.get_running_loop().create_task(self._heartbeat(session_id, run_id, this))
-        listener = await self._listen_for_cancel(session_id, this)
+        loop = asyncio.get_running_loop()
+        helpers = [loop.create_task(self._heartbeat(session_id, run_id, this))]
+        if settings.REDIS_URL:
+            helpers.append(loop.create_task(self._watch_for_cancel(run_id, this)))
         state = State.IDLE
         try:
             event: dict[str, Any] | None = first
@@ -189,8 +194,9 @@ class RunManager:
                 events.error("internal_error", "Something went wrong on our side. What was said so far is kept.", retryable=True)
             )
         finally:
-            heartbeat.cancel()
-            await self._stop_listening(session_id, listener)
+            for helper in helpers:
+                helper.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
             with suppress(Exception):
                 await stream.aclose()  # type: ignore[attr-defined]
             with suppress(Exception):
@@ -217,37 +223,20 @@ class RunManager:
                 run.cancel()
                 return
 
-    async def _listen_for_cancel(self, session_id: str, run: asyncio.Task[None]) -> tuple[str, asyncio.Task[None]] | None:
-        layer = get_channel_layer()
-        try:
-            channel = await layer.new_channel()
-            await layer.group_add(keys.session_control_group(session_id), channel)
-        except Exception:  # noqa: BLE001 - the run goes on; only remote cancel is lost
-            logger.warning("cannot listen for cancel requests of session %s", session_id, exc_info=True)
-            return None
-
-        async def listen() -> None:
-            while True:
-                try:
-                    message = await layer.receive(channel)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:  # noqa: BLE001
-                    await asyncio.sleep(1)
-                    continue
-                if message.get("type") == "run.cancel":
-                    run.cancel()
-                    return
-
-        return channel, asyncio.get_running_loop().create_task(listen())
-
-    async def _stop_listening(self, session_id: str, listener: tuple[str, asyncio.Task[None]] | None) -> None:
-        if listener is None:
-            return
-        channel, task = listener
-        task.cancel()
-        with suppress(Exception):
-            await get_channel_layer().group_discard(keys.session_control_group(session_id), channel)
+    async def _watch_for_cancel(self, run_id: uuid.UUID, run: asyncio.Task[None]) -> None:
+        """Cancel ``run`` when another process asks (a flag in Redis, checked a few times a
+        second). Only needed with Redis: in the embedded mode one process runs everything."""
+        redis = PerLoopRedis.from_settings()
+        key = keys.run_cancel(str(run_id))
+        while True:
+            await asyncio.sleep(CANCEL_POLL_INTERVAL)
+            try:
+                requested = await redis.get().exists(key)
+            except Exception:  # noqa: BLE001 - Redis away: only remote cancel is lost meanwhile
+                continue
+            if requested:
+                run.cancel()
+                return
 
     async def _sweep_forever(self) -> None:
         while True:

@@ -33,14 +33,14 @@ def session_event_counter(session_id: str) -> str:
     return f"{_prefix()}:chat:{{{session_id}}}:event-id"
 
 
-def session_control_group(session_id: str) -> str:
-    """Channel-layer group of the process running the session's agent (cancel requests)."""
-    return f"chat.{session_id}.control"
+def run_cancel(run_id: str) -> str:
+    """Set when a run should stop; the process running it checks for it."""
+    return f"{_prefix()}:run:{run_id}:cancel"
 
 
 def rate_limit(user_id: int, window: int) -> str:
     """Django-cache key counting one user's messages in one rate-limit window."""
-    return f"chat:rate:{user_id}:{window}"
+    return f"{_prefix()}:rate:{user_id}:{window}"
 
 
 def session_group(session_id: str) -> str:

@@ -24,13 +24,25 @@ router = URLRouter(websocket_urlpatterns)
 TIMEOUT = 10
 
 
+_open: list[WebsocketCommunicator] = []
+
+
 @pytest.fixture(autouse=True)
-def _isolated(key_prefix):
-    """Each test's Redis keys (cache, event log) under a prefix of its own."""
+async def _isolated(key_prefix):
+    """Each test's Redis keys (cache, event log) under a prefix of its own; every socket a
+    test opened is closed when it ends."""
+    yield
+    while _open:
+        communicator = _open.pop()
+        try:
+            await communicator.disconnect(timeout=TIMEOUT)
+        except Exception:  # noqa: BLE001 - already closed by the test or the server
+            pass
 
 
 async def connect(user, sid, app=router, **scope):
     communicator = WebsocketCommunicator(app, f"/ws/chat/{sid}/")
+    _open.append(communicator)
     communicator.scope["user"] = user
     communicator.scope.update(scope)
     connected, _ = await communicator.connect(timeout=TIMEOUT)
