@@ -231,6 +231,10 @@ LOGGING = {
 }
 
 # --- Agent loop, tools and model calls ------------------------------------------------------
+# A dotted path to a Provider class (or factory) that answers instead of Claude or the
+# offline model; empty: Claude with ANTHROPIC_API_KEY, else the offline demo model.
+AGENT_PROVIDER = env.str("AGENT_PROVIDER", default="")
+
 def _non_negative(name: str, value: float) -> float:
     if value < 0:
         raise ImproperlyConfigured(f"{name} must be 0 or more, got {value!r}")
@@ -278,11 +282,12 @@ WS_MAX_FRAME_BYTES = _positive_int("WS_MAX_FRAME_BYTES", 64 * 1024)
 CHAT_MAX_MESSAGE_CHARS = _positive_int("CHAT_MAX_MESSAGE_CHARS", 20_000)
 # Messages (and answers) one user may send per minute, over all their chats.
 CHAT_RATE_LIMIT_PER_MINUTE = _positive_int("CHAT_RATE_LIMIT_PER_MINUTE", 30)
-# Flow control: a client that acknowledges events gets at most this many unacknowledged
-# ones; the rest wait in the event log. One that never acknowledges is closed (4408) once
-# this many go unacknowledged, so a client that stopped reading cannot grow our memory.
+# Flow control: a client that acknowledges events (it opts in with an ack right after
+# `ready`) gets at most WS_ACK_WINDOW unacknowledged ones; the rest wait in the event log.
+# A client that never acknowledges is closed (4408) once WS_UNACKED_LIMIT go unacknowledged,
+# so a client that stopped reading cannot grow our memory without bound.
 WS_ACK_WINDOW = _positive_int("WS_ACK_WINDOW", 500)
-WS_UNACKED_LIMIT = _positive_int("WS_UNACKED_LIMIT", 20_000)
+WS_UNACKED_LIMIT = _positive_int("WS_UNACKED_LIMIT", 10_000)
 # --- Accounts and the HTTP API ------------------------------------------------------------
 # Open sign-up suits the embedded mode (one command, then a new user signs up and chats).
 # With DATABASE_URL set (production) it is off unless asked for, so a public deployment

@@ -30,12 +30,15 @@ class StreamingReply:
         self.sequence: int | None = None
         # The provider's whole reply, once it finished; None while streaming or if it failed.
         self.final: ModelReply | None = None
-        self._texts: dict[int, str] = {}
+        # The streamed text of each content block, in pieces: appending to one growing
+        # string would copy the whole reply on every delta.
+        self._texts: dict[int, list[str]] = {}
         self._flushed_at = 0.0
 
     def content(self) -> list[dict[str, Any]]:
         """What was streamed so far, as text blocks."""
-        blocks = [{"type": "text", "text": self._texts[i]} for i in sorted(self._texts) if self._texts[i]]
+        texts = {i: "".join(parts) for i, parts in self._texts.items()}
+        blocks = [{"type": "text", "text": texts[i]} for i in sorted(texts) if texts[i]]
         return blocks or EMPTY_TEXT
 
     async def start(self) -> StoredMessage:
@@ -46,7 +49,7 @@ class StreamingReply:
 
     async def add(self, delta: TextDelta) -> None:
         assert self.sequence is not None, "start() the reply first"
-        self._texts[delta.index] = self._texts.get(delta.index, "") + delta.text
+        self._texts.setdefault(delta.index, []).append(delta.text)
         now = asyncio.get_running_loop().time()
         if now - self._flushed_at >= self.flush_interval:
             await self.mm.update_message(self.sequence, content=self.content())

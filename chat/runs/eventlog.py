@@ -30,13 +30,24 @@ from chat.redis_client import PerLoopRedis
 from chat.storage import keys
 
 
+# daphne refuses to send a websocket message over 1 MiB (and closes the socket); an event
+# larger than this goes out without its big fields, marked ``omitted``: the client reads
+# the whole of it from the API (the message or artifact is stored in full).
+MAX_EVENT_BYTES = 256 * 1024
+_SMALL_FIELD_BYTES = 1024
+
+
 def encode(event: dict[str, Any]) -> bytes:
     """An event as JSON. orjson writes NaN and Infinity (from tool output) as null, so the
     browser never receives JSON it cannot parse."""
     body = {k: v for k, v in event.items() if k != "id"}
     if not body.get("type"):
         raise ValueError("an event needs a type")
-    return orjson.dumps(body)
+    payload = orjson.dumps(body)
+    if len(payload) > MAX_EVENT_BYTES:
+        small = {k: v for k, v in body.items() if len(orjson.dumps(v)) <= _SMALL_FIELD_BYTES}
+        payload = orjson.dumps({**small, "omitted": sorted(set(body) - set(small))})
+    return payload
 
 
 def frame(event_id: int, payload: bytes) -> str:

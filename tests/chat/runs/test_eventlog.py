@@ -51,3 +51,10 @@ def test_frames_put_the_id_first_and_nan_never_reaches_the_browser():
     payload = encode({"type": "display", "data": {"x": float("nan"), "y": float("inf")}, "id": 99})
     text = frame(7, payload)
     assert json.loads(text) == {"id": 7, "type": "display", "data": {"x": None, "y": None}}
+
+
+def test_an_event_too_big_for_one_websocket_message_goes_out_without_its_big_fields():
+    huge = {"type": "message", "sequence": 4, "role": "assistant", "finished": True, "content": "x" * 2_000_000}
+    payload = encode(huge)
+    assert len(payload) < 2000
+    assert json.loads(payload) == {"type": "message", "sequence": 4, "role": "assistant", "finished": True, "omitted": ["content"]}
