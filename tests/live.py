@@ -58,8 +58,11 @@ def collect_static() -> None:
 class DaphneServer:
     """One daphne process on a free port; a context manager."""
 
-    def __init__(self, *, env: dict[str, str] | None = None, port: int | None = None):
+    def __init__(
+        self, *, env: dict[str, str] | None = None, port: int | None = None, app: str = "agentsite.asgi:application"
+    ):
         self.port = port or free_port()
+        self.app = app
         self.env = {
             **os.environ,
             "DATABASE_URL": test_database_url(),
@@ -88,7 +91,7 @@ class DaphneServer:
         collect_static()
         log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "agentsite.asgi:application"],
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), self.app],
             cwd=ROOT,
             env=self.env,
             stdout=log,

@@ -40,9 +40,16 @@ async def _isolated(key_prefix):
             pass
 
 
-async def connect(user, sid, app=router, **scope):
-    communicator = WebsocketCommunicator(app, f"/ws/chat/{sid}/")
+def opened(app, path, **options) -> WebsocketCommunicator:
+    """A communicator the test's teardown will disconnect: a consumer task left running
+    when the event loop closes can hang in channels-redis's receive."""
+    communicator = WebsocketCommunicator(app, path, **options)
     _open.append(communicator)
+    return communicator
+
+
+async def connect(user, sid, app=router, **scope):
+    communicator = opened(app, f"/ws/chat/{sid}/")
     communicator.scope["user"] = user
     communicator.scope.update(scope)
     connected, _ = await communicator.connect(timeout=TIMEOUT)
@@ -104,7 +111,7 @@ async def test_a_message_streams_its_reply_with_increasing_ids_and_durable_ackno
 async def test_anonymous_is_closed_with_4401(owner):
     from django.contrib.auth.models import AnonymousUser
 
-    communicator = WebsocketCommunicator(router, f"/ws/chat/{uuid.uuid4()}/")
+    communicator = opened(router, f"/ws/chat/{uuid.uuid4()}/")
     communicator.scope["user"] = AnonymousUser()
     await communicator.connect(timeout=TIMEOUT)
     assert await communicator.receive_output(timeout=TIMEOUT) == {"type": "websocket.close", "code": 4401}
@@ -115,11 +122,11 @@ async def test_someone_elses_session_is_closed_with_4404_like_a_missing_one(owne
     mine, _ = await connect(owner, sid)
     await send(mine, type="user_message", text="private")
     await until(mine, "complete")
-    communicator = WebsocketCommunicator(router, f"/ws/chat/{sid}/")
+    communicator = opened(router, f"/ws/chat/{sid}/")
     communicator.scope["user"] = stranger
     await communicator.connect(timeout=TIMEOUT)
     assert await communicator.receive_output(timeout=TIMEOUT) == {"type": "websocket.close", "code": 4404}
-    garbage = WebsocketCommunicator(router, "/ws/chat/not-a-uuid-at-all-not-a-uuid-at/")
+    garbage = opened(router, "/ws/chat/not-a-uuid-at-all-not-a-uuid-at/")
     garbage.scope["user"] = stranger
     await garbage.connect(timeout=TIMEOUT)
     assert (await garbage.receive_output(timeout=TIMEOUT))["code"] == 4404
@@ -130,12 +137,12 @@ async def test_a_cross_origin_handshake_is_refused(owner, client):
 
     await sync_to_async(client.force_login)(owner)
     cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
-    evil = WebsocketCommunicator(
+    evil = opened(
         application, f"/ws/chat/{uuid.uuid4()}/", headers=[(b"origin", b"https://evil.example"), (b"cookie", cookie)]
     )
     connected, _ = await evil.connect(timeout=TIMEOUT)
     assert not connected
-    good = WebsocketCommunicator(
+    good = opened(
         application, f"/ws/chat/{uuid.uuid4()}/", headers=[(b"origin", b"http://localhost"), (b"cookie", cookie), (b"host", b"localhost")]
     )
     connected, _ = await good.connect(timeout=TIMEOUT)
