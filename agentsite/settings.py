@@ -108,7 +108,6 @@ TEMPLATES = [
 if env.str("DATABASE_URL", default=""):
     DATABASES = {"default": env.db("DATABASE_URL")}
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 else:
     DATABASES = {
         "default": {
@@ -125,6 +124,9 @@ else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Threads (each with its own database connection) that run the ORM work of async code
+# (websocket runs), so that many sessions' queries do not queue behind one another.
+DB_THREADS = _positive_int("DB_THREADS", 8)
 
 # --- Cache (L1) and channel layer ---------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")

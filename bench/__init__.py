@@ -47,6 +47,9 @@ def throwaway_database() -> Iterator[None]:
         # Async code reached the database from asgiref's one sync thread: close that
         # thread's connection, or PostgreSQL refuses to drop the database.
         asyncio.run(database_sync_to_async(connections.close_all)())
+        from chat.db import close_pool_connections
+
+        close_pool_connections()
         teardown_databases(old, verbosity=0)
         if settings.REDIS_URL:
             import redis

@@ -29,6 +29,7 @@ from chat.models import Message  # noqa: E402
 from chat.storage import HybridStorage  # noqa: E402
 from chat.storage.cache import MessageCache, default_cache  # noqa: E402
 from tests.factories import seed_history  # noqa: E402
+from tests.queries import counting_queries  # noqa: E402
 
 ROUNDS = 300
 
@@ -208,33 +209,13 @@ async def bench_turn_costs(owner: Any) -> None:
         cache = CountingCache(default_cache())
         storage = HybridStorage(cache=cache)
         await MessageManager(session.pk, owner, storage).load(token_budget=2000)
-        queries = await database_sync_to_async(_start_counting)()
         cache.round_trips = 0
-        mm = MessageManager(session.pk, owner, storage)
-        await mm.load(token_budget=2000)
-        await mm.add_user_message("next question")
-        await mm.add_assistant_message([{"type": "text", "text": "next answer"}])
-        await database_sync_to_async(_stop_counting)()
+        async with counting_queries() as queries:
+            mm = MessageManager(session.pk, owner, storage)
+            await mm.load(token_budget=2000)
+            await mm.add_user_message("next question")
+            await mm.add_assistant_message([{"type": "text", "text": "next answer"}])
         print(f"  {size:>6} messages of history: {len(queries)} SQL statements, {cache.round_trips} cache round trips")
-
-
-_counted: list[str] = []
-
-
-def _count(execute, sql, params, many, context):
-    if not sql.lstrip().upper().startswith(("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE", "ROLLBACK")):
-        _counted.append(sql)
-    return execute(sql, params, many, context)
-
-
-def _start_counting() -> list[str]:
-    _counted.clear()
-    connection.execute_wrappers.append(_count)
-    return _counted
-
-
-def _stop_counting() -> None:
-    connection.execute_wrappers.remove(_count)
 
 
 async def main() -> None:

@@ -16,9 +16,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from channels.db import database_sync_to_async
 from django.db import transaction
 
+from chat.db import db_async
 from chat.errors import NotFound
 from chat.models import Artifact, ArtifactVersion
 
@@ -97,8 +97,8 @@ def event(artifact: Artifact, *, content: str | None = None, progress: float | N
     return data
 
 
-astart = database_sync_to_async(start)
-arevise = database_sync_to_async(revise)
-awrite = database_sync_to_async(write)
-afinish = database_sync_to_async(finish)
-afail = database_sync_to_async(fail)
+astart = db_async(start)
+arevise = db_async(revise)
+awrite = db_async(write)
+afinish = db_async(finish)
+afail = db_async(fail)

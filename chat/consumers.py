@@ -10,12 +10,12 @@ import json
 import logging
 from typing import Any
 
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from chat import protocol, services
 from chat.agent.providers import get_provider
+from chat.db import db_async
 from chat.errors import NotFound, UserError
 from chat.runs.eventlog import default_event_log
 from chat.runs.manager import get_run_manager
@@ -49,7 +49,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.user = user
         self.session_id = self.scope["url_route"]["kwargs"]["session_id"]
         try:
-            state = await database_sync_to_async(services.socket_state)(user, self.session_id)
+            state = await db_async(services.socket_state)(user, self.session_id)
         except NotFound:
             await self.close(code=CLOSE_NOT_FOUND)
             return
@@ -70,7 +70,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         manager.ensure_sweeper()
         if await manager.recover(self.session_id):
             # Its process died: the error event follows this ready, live.
-            state = await database_sync_to_async(services.socket_state)(user, self.session_id)
+            state = await db_async(services.socket_state)(user, self.session_id)
         await self._send({"type": "ready", "last_event_id": last_id, "model": _model_name(), **state})
 
     async def disconnect(self, code: int) -> None:

@@ -12,11 +12,11 @@ import uuid
 from typing import Any
 
 from asgiref.sync import async_to_sync
-from channels.db import database_sync_to_async
 from django.db import transaction
 from django.utils import timezone
 
 from chat import history
+from chat.db import db_async
 from chat.errors import NotFound, UserError
 from chat.models import ChatSession, LoopState, Message
 from chat.storage import get_storage
@@ -88,7 +88,7 @@ def set_title(session_id: Any, title: str, *, replace: bool = False) -> bool:
     return sessions.update(title=title, updated_at=timezone.now()) > 0
 
 
-aset_title = database_sync_to_async(set_title)
+aset_title = db_async(set_title)
 
 
 def check_owner(owner: Any, session_id: Any) -> None:
@@ -104,7 +104,7 @@ def check_owner(owner: Any, session_id: Any) -> None:
         raise NotFound("No such chat.")
 
 
-acheck_owner = database_sync_to_async(check_owner)
+acheck_owner = db_async(check_owner)
 
 
 # --- agent runs ------------------------------------------------------------------------------

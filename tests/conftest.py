@@ -99,8 +99,11 @@ def _close_database_thread_connections(django_db_setup, django_db_blocker):
     from channels.db import database_sync_to_async
     from django.db import connections
 
+    from chat.db import close_pool_connections
+
     with django_db_blocker.unblock():
         asyncio.run(database_sync_to_async(connections.close_all)())
+        close_pool_connections()
 
 
 @pytest.fixture(autouse=True)

@@ -29,7 +29,6 @@ from django.conf import settings
 from chat.redis_client import PerLoopRedis
 from chat.storage import keys
 
-
 # daphne refuses to send a websocket message over 1 MiB (and closes the socket); an event
 # larger than this goes out without its big fields, marked ``omitted``: the client reads
 # the whole of it from the API (the message or artifact is stored in full).

@@ -19,7 +19,6 @@ import weakref
 from contextlib import suppress
 from typing import Any, AsyncIterator, Callable
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 
 from chat import services
@@ -28,13 +27,14 @@ from chat.agent.loop import resume_agent_loop, run_agent_loop
 from chat.agent.providers import Provider, get_provider
 from chat.agent.providers.base import usage
 from chat.agent.titles import schedule_title
+from chat.db import db_async
 from chat.errors import UserError
 from chat.message_manager import MessageManager
 from chat.models import ChatSession
 from chat.ratelimit import check_message_rate
+from chat.redis_client import PerLoopRedis
 from chat.runs.eventlog import EventLog, default_event_log
 from chat.runs.publisher import Publisher, RunPublisher
-from chat.redis_client import PerLoopRedis
 from chat.storage import keys
 from tools.registry import ToolRegistry, builtin_tools
 
@@ -76,7 +76,7 @@ class RunManager:
         already stored is acknowledged again instead of being stored twice.
         """
         if client_id:
-            stored = await database_sync_to_async(services.stored_message_by_client_id)(user, session_id, client_id)
+            stored = await db_async(services.stored_message_by_client_id)(user, session_id, client_id)
             if stored is not None:
                 return events.message(stored)
         await check_message_rate(user.pk)
@@ -109,7 +109,7 @@ class RunManager:
 
     async def cancel(self, user: Any, session_id: str) -> None:
         """Stop the session's run, wherever it runs; what it streamed is kept."""
-        session = await database_sync_to_async(services.get_session)(user, session_id)
+        session = await db_async(services.get_session)(user, session_id)
         if session.state != State.RUNNING:
             raise UserError("not_running", "Nothing is running in this chat.")
         local = self._runs.get(str(session.pk))
@@ -121,7 +121,7 @@ class RunManager:
 
     async def recover(self, session_id: str | None = None) -> list[str]:
         """Fail runs whose process died (all, or one session's) and tell their sockets."""
-        failed = await database_sync_to_async(services.fail_stale_runs)(settings.RUN_STALE_AFTER, session_id=session_id)
+        failed = await db_async(services.fail_stale_runs)(settings.RUN_STALE_AFTER, session_id=session_id)
         for sid in failed:
             logger.warning("run of session %s stopped beating; marked failed", sid)
             await Publisher(str(sid), log=self.log).publish([events.error("run_interrupted", INTERRUPTED, retryable=True)])
@@ -139,7 +139,7 @@ class RunManager:
             after = await self.log.last_id(session_id)
         except Exception:  # noqa: BLE001 - without the log a page opened mid-run shows less, nothing more
             after = 0
-        return await database_sync_to_async(services.begin_run)(user, session_id, events_after=after)
+        return await db_async(services.begin_run)(user, session_id, events_after=after)
 
     async def _launch(self, user: Any, session_id: str, run_id: uuid.UUID, previous: str, start: Start) -> None:
         provider = self.provider_factory()
@@ -151,7 +151,7 @@ class RunManager:
         except BaseException:
             await stream.aclose()
             await provider.aclose()
-            await database_sync_to_async(services.end_run)(session_id, run_id, previous)
+            await db_async(services.end_run)(session_id, run_id, previous)
             raise
         task = asyncio.get_running_loop().create_task(self._run(user, session_id, run_id, provider, stream, first))
         self._runs[session_id] = task
@@ -174,25 +174,25 @@ class RunManager:
         if settings.REDIS_URL:
             helpers.append(loop.create_task(self._watch_for_cancel(run_id, this)))
         state = State.IDLE
+        last: dict[str, Any] | None = None  # the event that ends the run, sent last of all
         try:
             event: dict[str, Any] | None = first
             while event is not None:
-                state = _state_after(event, state)
-                if event["type"] == "message" and event["role"] == "user" and event["sequence"] == 1:
-                    schedule_title(session_id, _text_of(event["content"]), self._publish_to(session_id))
-                await publisher.put(event)
+                if event["type"] in _ENDINGS:
+                    state, last = _ENDINGS[event["type"]], event
+                else:
+                    if event["type"] == "message" and event["role"] == "user" and event["sequence"] == 1:
+                        schedule_title(session_id, _text_of(event["content"]), self._publish_to(session_id))
+                    await publisher.put(event)
                 event = await anext(stream, None)  # type: ignore[call-overload]
         except asyncio.CancelledError:
             # Cancelled on request (or our claim was lost): wind down normally from here.
             this.uncancel()
-            state = State.IDLE
-            await publisher.put(events.complete("cancelled", usage()))
+            state, last = State.IDLE, events.complete("cancelled", usage())
         except Exception:
             logger.exception("run of session %s failed", session_id)
             state = State.FAILED
-            await publisher.put(
-                events.error("internal_error", "Something went wrong on our side. What was said so far is kept.", retryable=True)
-            )
+            last = events.error("internal_error", "Something went wrong on our side. What was said so far is kept.", retryable=True)
         finally:
             for helper in helpers:
                 helper.cancel()
@@ -202,7 +202,11 @@ class RunManager:
             with suppress(Exception):
                 await provider.aclose()
             await publisher.close()
-            await database_sync_to_async(services.end_run)(session_id, run_id, state)
+            # The session's state changes before the clients hear the run ended, so that a
+            # click on the answer that ending shows them can never find the run still busy.
+            await db_async(services.end_run)(session_id, run_id, state)
+            if last is not None:
+                await Publisher(session_id, log=self.log).publish([last])
 
     def _publish_to(self, session_id: str) -> Callable[[dict[str, Any]], Any]:
         async def publish(event: dict[str, Any]) -> None:
@@ -214,7 +218,7 @@ class RunManager:
         while True:
             await asyncio.sleep(settings.RUN_HEARTBEAT_INTERVAL)
             try:
-                alive = await database_sync_to_async(services.heartbeat_run)(session_id, run_id)
+                alive = await db_async(services.heartbeat_run)(session_id, run_id)
             except Exception:  # noqa: BLE001 - the database may be back at the next beat
                 logger.warning("heartbeat of session %s failed", session_id, exc_info=True)
                 continue
@@ -247,15 +251,8 @@ class RunManager:
             await asyncio.sleep(settings.RUN_STALE_AFTER / 2)
 
 
-def _state_after(event: dict[str, Any], state: str) -> str:
-    kind = event["type"]
-    if kind == "awaiting_user_input":
-        return State.AWAITING_INPUT
-    if kind == "error":
-        return State.FAILED
-    if kind == "complete":
-        return State.IDLE
-    return state
+# Events that end a run, and the state the session is left in.
+_ENDINGS = {"complete": State.IDLE, "awaiting_user_input": State.AWAITING_INPUT, "error": State.FAILED}
 
 
 def _text_of(content: Any) -> str:

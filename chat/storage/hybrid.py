@@ -14,9 +14,8 @@ import asyncio
 import uuid
 from typing import Any, Awaitable, Callable, Iterable
 
-from channels.db import database_sync_to_async
-
 from chat import history
+from chat.db import db_async
 from chat.errors import NotFound
 from chat.storage import database
 from chat.storage.cache import MessageCache, default_cache
@@ -50,7 +49,7 @@ class HybridStorage:
         return await asyncio.shield(task)
 
     async def _load_and_fill(self, session_id: uuid.UUID, load: Callable[[], Snapshot]) -> Snapshot:
-        snapshot = await database_sync_to_async(load)()
+        snapshot = await db_async(load)()
         await self.cache.fill(str(session_id), snapshot)
         return snapshot
 
@@ -90,7 +89,7 @@ class HybridStorage:
         """
         sid = _session_uuid(session_id)
         batch = list(messages)
-        saved = await database_sync_to_async(database.save_messages)(sid, user, batch)
+        saved = await db_async(database.save_messages)(sid, user, batch)
         if not saved.created:
             return saved.messages
         if saved.messages[0]["sequence"] == 1:
@@ -104,7 +103,7 @@ class HybridStorage:
     async def update_message(self, session_id: Any, sequence: int, **changes: Any) -> StoredMessage:
         """Change one stored message (content, tokens, finished, usage, context)."""
         sid = _session_uuid(session_id)
-        updated = await database_sync_to_async(database.update_message)(sid, sequence, **changes)
+        updated = await db_async(database.update_message)(sid, sequence, **changes)
         await self.cache.replace(str(sid), updated)
         return updated.message
 
@@ -121,7 +120,7 @@ class HybridStorage:
         return await self._l2(database.clear_loop_state, session_id)
 
     async def _l2(self, fn: Callable[..., Any], session_id: Any, *args: Any) -> Any:
-        call: Callable[..., Awaitable[Any]] = database_sync_to_async(fn)
+        call: Callable[..., Awaitable[Any]] = db_async(fn)
         return await call(_session_uuid(session_id), *args)
 
 

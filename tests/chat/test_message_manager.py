@@ -7,12 +7,12 @@ import uuid
 
 import pytest
 from asgiref.sync import sync_to_async
-from channels.db import database_sync_to_async
 
 from chat.message_manager import MessageManager, current_time
 from chat.storage import HybridStorage
 from tests.chat.storage.conftest import CACHE_KINDS, CountingCache, make_cache
 from tests.factories import seed_history, tool_turn
+from tests.queries import counting_queries
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -128,34 +128,12 @@ async def _turn_costs(owner, cache_kind, history_size):
     warm = MessageManager(session.pk, owner, storage)
     await warm.load(token_budget=2000)
 
-    queries = []
-
-    def install():
-        from django.db import connection
-
-        def count(execute, sql, params, many, context):
-            # Transaction control is explicit SQL on SQLite only; count data statements.
-            if not sql.lstrip().upper().startswith(("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE", "ROLLBACK")):
-                queries.append(sql)
-            return execute(sql, params, many, context)
-
-        connection.execute_wrappers.append(count)
-        return count
-
-    def uninstall(wrapper):
-        from django.db import connection
-
-        connection.execute_wrappers.remove(wrapper)
-
-    wrapper = await database_sync_to_async(install)()
     cache.calls.clear()
-    try:
+    async with counting_queries() as queries:
         mm = MessageManager(session.pk, owner, storage)
         await mm.load(token_budget=2000)
         await mm.add_user_message("next question")
         await mm.add_assistant_message([{"type": "text", "text": "next answer"}], usage={"output_tokens": 3})
-    finally:
-        await database_sync_to_async(uninstall)(wrapper)
     return {"sql": len(queries), "cache": list(cache.calls)}
 
 

@@ -93,7 +93,9 @@ async def test_a_failing_database_raises_leaves_the_cache_unchanged_and_writes_n
 
 @pytest.mark.postgres
 async def test_postgresql_down_the_save_raises_and_nothing_changes(owner):
-    from channels.db import database_sync_to_async
+    from asgiref.sync import sync_to_async
+
+    from chat.db import on_every_thread
 
     storage = HybridStorage(cache=make_cache("local"))
     sid = uuid.uuid4()
@@ -101,16 +103,17 @@ async def test_postgresql_down_the_save_raises_and_nothing_changes(owner):
     cached_before = await storage.cache.read_recent(str(sid), 1)
 
     def point_at(port):
-        connections["default"].close()
+        # Every database thread drops its connection; the next query connects to ``port``.
         connections["default"].settings_dict["PORT"] = port
+        on_every_thread(connections.close_all)
 
     real_port = connection.settings_dict["PORT"]
-    await database_sync_to_async(point_at)(1)  # nothing listens on port 1
+    await sync_to_async(point_at)(1)  # nothing listens on port 1
     try:
         with pytest.raises(OperationalError):
             await storage.save_messages(sid, owner, [{"role": "user", "content": "during the outage"}])
     finally:
-        await database_sync_to_async(point_at)(real_port)
+        await sync_to_async(point_at)(real_port)
     assert await storage.cache.read_recent(str(sid), 1) == cached_before
     contents = [m["content"] for m in await storage.load_recent_messages(sid)]
     assert contents == ["before the outage"]

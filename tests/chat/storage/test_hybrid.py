@@ -10,10 +10,10 @@ from channels.db import database_sync_to_async
 
 from chat.errors import NotFound
 from chat.models import ChatSession, Message
-from chat.storage import HybridStorage
-from chat.storage import database
+from chat.storage import HybridStorage, database
 from tests.chat.storage.conftest import CountingCache, make_cache
 from tests.factories import text, tool_turn
+from tests.queries import counting_queries
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -285,28 +285,8 @@ async def test_one_hundred_concurrent_cold_loads_share_one_database_query(storag
     sid = uuid.uuid4()
     await save_conversation(storage, sid, owner, 20)
     await storage.drop_cache(sid)
-    queries = []
-
-    def install():
-        from django.db import connection
-
-        def count(execute, sql, params, many, context):
-            queries.append(sql)
-            return execute(sql, params, many, context)
-
-        connection.execute_wrappers.append(count)
-        return count
-
-    def uninstall(wrapper):
-        from django.db import connection
-
-        connection.execute_wrappers.remove(wrapper)
-
-    wrapper = await database_sync_to_async(install)()
-    try:
+    async with counting_queries() as queries:
         results = await asyncio.gather(*(storage.load_within_budget(sid, 500) for _ in range(100)))
-    finally:
-        await database_sync_to_async(uninstall)(wrapper)
     assert len(queries) <= 2, queries
     assert all(plain(r) == plain(results[0]) for r in results)
     assert results[0]
