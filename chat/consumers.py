@@ -12,6 +12,8 @@ from typing import Any
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.db import DatabaseError
+from redis.exceptions import RedisError
 
 from chat import protocol, services
 from chat.agent.providers import get_provider
@@ -27,6 +29,12 @@ logger = logging.getLogger(__name__)
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
 CLOSE_TOO_SLOW = 4408
+# The database or Redis could not be reached while opening the socket: try again later.
+CLOSE_UNAVAILABLE = 4503
+
+UNAVAILABLE = UserError("unavailable", "The service is briefly unavailable; nothing was lost. Try again in a moment.")
+# What "the database or Redis is away" looks like from here.
+OUTAGES: tuple[type[BaseException], ...] = (DatabaseError, RedisError, OSError)
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
@@ -47,6 +55,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         self.user = user
+        try:
+            await self._open()
+        except OUTAGES:
+            logger.warning("cannot open a chat socket: database or Redis unavailable", exc_info=True)
+            await self._leave()
+            await self.close(code=CLOSE_UNAVAILABLE)
+
+    async def _open(self) -> None:
+        user = self.user
         self.session_id = self.scope["url_route"]["kwargs"]["session_id"]
         try:
             state = await db_async(services.socket_state)(user, self.session_id)
@@ -91,6 +108,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._send(protocol.error_frame(error))
         except TooSlow:
             await self.close(code=CLOSE_TOO_SLOW)
+        except OUTAGES:
+            logger.warning("websocket frame on session %s: service unavailable", self.session_id, exc_info=True)
+            await self._send(protocol.error_frame(UNAVAILABLE))
         except Exception:
             logger.exception("websocket frame on session %s failed", getattr(self, "session_id", "?"))
             await self._send(protocol.error_frame(UserError("internal_error", "Something went wrong on our side.")))

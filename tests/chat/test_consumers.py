@@ -380,3 +380,75 @@ async def test_every_socket_on_the_session_receives_the_events(owner):
     two, _ = await connect(owner, sid)
     await send(one, type="user_message", text="for both of you")
     assert await until(one, "complete") == await until(two, "complete")
+
+
+async def test_a_database_outage_answers_unavailable_and_stores_nothing(owner, monkeypatch):
+    from django.db import OperationalError
+
+    from chat import services
+
+    sid = uuid.uuid4()
+    communicator, _ = await connect(owner, sid)
+    await send(communicator, type="user_message", text="before")
+    await until(communicator, "complete")
+
+    def down(*args, **kwargs):
+        raise OperationalError("could not connect to server: Connection refused")
+
+    monkeypatch.setattr(services, "begin_run", down)
+    await send(communicator, type="user_message", text="during the outage")
+    error = await communicator.receive_json_from(timeout=TIMEOUT)
+    assert (error["code"], error["retryable"]) == ("unavailable", True)
+    assert [m["content"] for m in await stored(sid) if m["role"] == "user"] == ["before"]
+    monkeypatch.undo()
+    await send(communicator, type="user_message", text="after")  # the same socket, once it is back
+    assert (await until(communicator, "complete"))[-1]["type"] == "complete"
+
+
+async def test_a_database_outage_when_opening_a_socket_closes_it_with_4503(owner, monkeypatch):
+    from django.db import OperationalError
+
+    from chat import services
+
+    def down(*args, **kwargs):
+        raise OperationalError("could not connect to server: Connection refused")
+
+    monkeypatch.setattr(services, "socket_state", down)
+    communicator = opened(router, f"/ws/chat/{uuid.uuid4()}/")
+    communicator.scope["user"] = owner
+    connected, _ = await communicator.connect(timeout=TIMEOUT)
+    assert connected
+    assert await communicator.receive_output(timeout=TIMEOUT) == {"type": "websocket.close", "code": 4503}
+
+
+async def test_redis_unreachable_refuses_the_socket_and_the_chat_is_intact_once_it_is_back(owner, settings):
+    from channels.layers import channel_layers
+
+    from tests.live import free_port
+
+    sid = uuid.uuid4()
+    communicator, _ = await connect(owner, sid)
+    await send(communicator, type="user_message", text="kept")
+    await until(communicator, "complete")
+    await communicator.disconnect()
+
+    working = settings.CHANNEL_LAYERS
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    settings.CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [{"address": dead}]}}
+    }
+    channel_layers.backends.clear()
+    refused = WebsocketCommunicator(router, f"/ws/chat/{sid}/")
+    refused.scope["user"] = owner
+    try:
+        connected, _ = await refused.connect(timeout=TIMEOUT)
+        if connected:  # accepted, then closed as the layer fails
+            assert (await refused.receive_output(timeout=TIMEOUT))["type"] == "websocket.close"
+    except Exception:  # noqa: BLE001 - the consumer failed outright: also a refused socket
+        pass
+
+    settings.CHANNEL_LAYERS = working
+    channel_layers.backends.clear()
+    communicator, ready = await connect(owner, sid)
+    assert ready["state"] == "idle"
+    assert [m["content"] for m in await stored(sid) if m["role"] == "user"] == ["kept"]
