@@ -4,7 +4,8 @@ import pytest
 from django.conf import settings
 
 from chat.storage import HybridStorage
-from chat.storage.cache import LocalMessageCache, MessageCache, RedisMessageCache
+from chat.storage.cache import LocalMessageCache, MessageCache
+from chat.storage.redis_cache import RedisMessageCache
 
 
 def make_cache(kind: str, **overrides) -> MessageCache:

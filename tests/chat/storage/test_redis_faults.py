@@ -15,7 +15,7 @@ import uuid
 import pytest
 
 from chat.storage import HybridStorage
-from chat.storage.cache import RedisMessageCache
+from chat.storage.redis_cache import RedisMessageCache
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
 
