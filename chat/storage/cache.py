@@ -33,12 +33,12 @@ from chat import history
 from chat.storage.database import Snapshot, StoredMessage, Updated
 
 
-def _member(message: StoredMessage) -> bytes:
+def encode_member(message: StoredMessage) -> bytes:
     """A message as cached: everything but its cumulative sum, which is the entry's score."""
     return orjson.dumps({k: v for k, v in message.items() if k != "cumulative_tokens"})
 
 
-def _messages(pairs: Iterable[tuple[Any, bytes]]) -> list[StoredMessage]:
+def decode_members(pairs: Iterable[tuple[Any, bytes]]) -> list[StoredMessage]:
     """Decode (cumulative, member) pairs with one JSON parse for the whole tail.
 
     A hit is dominated by decoding; one orjson call over the joined members is several
@@ -54,7 +54,7 @@ def _score(score: Any) -> bytes:
     return score if isinstance(score, bytes) else str(int(score)).encode()
 
 
-def _window(snapshot: Snapshot, max_messages: int) -> tuple[list[StoredMessage], bool, int, int] | None:
+def cache_window(snapshot: Snapshot, max_messages: int) -> tuple[list[StoredMessage], bool, int, int] | None:
     """What a snapshot puts in the cache: (messages, complete, base, last_sequence)."""
     messages, complete = snapshot.messages, snapshot.complete
     if not messages and not complete:
@@ -151,7 +151,7 @@ class LocalMessageCache(MessageCache):
             if len(entry.items) < limit and not entry.complete:
                 return None
             items = entry.items[-limit:]
-        return _messages(items)
+        return decode_members(items)
 
     async def read_budget(self, session_id: str, token_budget: int) -> list[StoredMessage] | None:
         with self._lock:
@@ -165,10 +165,10 @@ class LocalMessageCache(MessageCache):
                 return None
             threshold = total - token_budget
             items = [(score, member) for score, member in entry.items if score > threshold]
-        return history.fit_budget(_messages(items), token_budget)
+        return history.fit_budget(decode_members(items), token_budget)
 
     async def fill(self, session_id: str, snapshot: Snapshot) -> bool:
-        window = _window(snapshot, self.max_messages)
+        window = cache_window(snapshot, self.max_messages)
         if window is None:
             return False
         messages, complete, base, last_sequence = window
@@ -188,7 +188,7 @@ class LocalMessageCache(MessageCache):
                     complete=complete,
                     base=base,
                     last_sequence=last_sequence,
-                    items=[(m["cumulative_tokens"], _member(m)) for m in messages],
+                    items=[(m["cumulative_tokens"], encode_member(m)) for m in messages],
                 ),
             )
             return True
@@ -206,7 +206,7 @@ class LocalMessageCache(MessageCache):
             ):
                 self._tombstone(session_id, revision)
                 return
-            entry.items.extend((m["cumulative_tokens"], _member(m)) for m in messages)
+            entry.items.extend((m["cumulative_tokens"], encode_member(m)) for m in messages)
             if len(entry.items) > self.max_messages:
                 cut = len(entry.items) - self.max_messages
                 entry.base = entry.items[cut - 1][0]
@@ -240,7 +240,7 @@ class LocalMessageCache(MessageCache):
                 if score != updated.previous_cumulative or orjson.loads(member)["sequence"] != sequence:
                     self._tombstone(session_id, updated.revision)
                     return
-                entry.items[index] = (score + delta, _member(message))
+                entry.items[index] = (score + delta, encode_member(message))
                 entry.items[index + 1 :] = [(s + delta, m) for s, m in entry.items[index + 1 :]]
             entry.revision = updated.revision
             self._put(session_id, entry)

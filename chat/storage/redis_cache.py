@@ -16,7 +16,7 @@ from redis.exceptions import RedisError
 from chat import history
 from chat.redis_client import PerLoopRedis
 from chat.storage import keys
-from chat.storage.cache import MessageCache, _member, _messages, _window
+from chat.storage.cache import MessageCache, cache_window, decode_members, encode_member
 from chat.storage.database import Snapshot, StoredMessage, Updated
 
 logger = logging.getLogger(__name__)
@@ -150,13 +150,13 @@ _REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, asyncio.T
 def _pairs(messages: list[StoredMessage]) -> list[Any]:
     out: list[Any] = []
     for m in messages:
-        out += [m["cumulative_tokens"], _member(m)]
+        out += [m["cumulative_tokens"], encode_member(m)]
     return out
 
 
 def _decode(reply: list[bytes]) -> list[StoredMessage]:
     """A WITHSCORES reply: member, score, member, score, …"""
-    return _messages(zip(reply[1::2], reply[0::2]))
+    return decode_members(zip(reply[1::2], reply[0::2]))
 
 
 class RedisMessageCache(MessageCache):
@@ -258,7 +258,7 @@ class RedisMessageCache(MessageCache):
         return await self._guard(session_id, False, op, None)
 
     async def fill(self, session_id: str, snapshot: Snapshot) -> bool:
-        window = _window(snapshot, self.max_messages)
+        window = cache_window(snapshot, self.max_messages)
         if window is None:
             return False
         messages, complete, base, last_sequence = window
@@ -293,7 +293,7 @@ class RedisMessageCache(MessageCache):
             message["sequence"],
             updated.previous_cumulative,
             updated.token_delta,
-            _member(message),
+            encode_member(message),
         ]
 
         async def op() -> None:
