@@ -138,6 +138,8 @@ REDIS_CONNECT_TIMEOUT = _positive_float("REDIS_CONNECT_TIMEOUT", 0.25)
 # an outage costs one timeout per interval rather than one per request.
 REDIS_RETRY_INTERVAL = _positive_float("REDIS_RETRY_INTERVAL", 2.0)
 KEY_PREFIX = env.str("KEY_PREFIX", default="agentsite")
+# Connections one process may open to Redis, per pool (channel layer; cache and event log).
+REDIS_MAX_CONNECTIONS = _positive_int("REDIS_MAX_CONNECTIONS", 500)
 
 if REDIS_URL:
     CACHES = {
@@ -161,7 +163,16 @@ if REDIS_URL:
             "CONFIG": {
                 # Long socket timeout: receive() blocks in BZPOPMIN for up to 5 s, and
                 # redis-py's default 5 s read timeout would cut those calls off.
-                "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 2}],
+                # redis-py's pools hold 100 connections and fail beyond: a burst of
+                # sockets joining groups at once needs more.
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "socket_timeout": 15,
+                        "socket_connect_timeout": 2,
+                        "max_connections": REDIS_MAX_CONNECTIONS,
+                    }
+                ],
                 "prefix": f"{KEY_PREFIX}:channels",
                 "capacity": _positive_int("CHANNEL_CAPACITY", 1000),
                 "expiry": 60,

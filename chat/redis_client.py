@@ -15,8 +15,9 @@ from django.conf import settings
 
 
 class PerLoopRedis:
-    def __init__(self, url: str, *, socket_timeout: float, connect_timeout: float):
+    def __init__(self, url: str, *, socket_timeout: float, connect_timeout: float, max_connections: int = 500):
         self.url = url
+        self.max_connections = max_connections
         self.socket_timeout = socket_timeout
         self.connect_timeout = connect_timeout
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
@@ -27,6 +28,7 @@ class PerLoopRedis:
             settings.REDIS_URL,
             socket_timeout=settings.REDIS_SOCKET_TIMEOUT,
             connect_timeout=settings.REDIS_CONNECT_TIMEOUT,
+            max_connections=settings.REDIS_MAX_CONNECTIONS,
         )
 
     @property
@@ -38,15 +40,20 @@ class PerLoopRedis:
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
-            from redis.asyncio import Redis
+            from redis.asyncio import BlockingConnectionPool, Redis
             from redis.backoff import NoBackoff
             from redis.retry import Retry
 
-            client = Redis.from_url(
+            # A burst beyond max_connections waits (up to one socket timeout) for a free
+            # connection instead of failing at once.
+            pool = BlockingConnectionPool.from_url(
                 self.url,
+                max_connections=self.max_connections,
+                timeout=self.socket_timeout,
                 socket_timeout=self.socket_timeout,
                 socket_connect_timeout=self.connect_timeout,
                 retry=Retry(NoBackoff(), 0),
             )
+            client = Redis(connection_pool=pool)
             self._clients[loop] = client
         return client
