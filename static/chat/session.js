@@ -1,0 +1,241 @@
+// One open chat: its connection, what its events do to the page, and what the user sends.
+//
+// Sending: every message gets a fresh client_id and is shown as "Sending…" until the
+// server's `message` event for it arrives (the durable acknowledgement). If the socket is
+// down it waits; after a reconnect (and resume) it is sent again with the same client_id,
+// which the server never stores twice (a resent id is answered by a `message` without id).
+
+import { ChatConnection } from "./connection.js";
+import { newId, textOf } from "./dom.js";
+
+function isTyped(content) {
+  return typeof content === "string" || (Array.isArray(content) && !content.some((b) => b && b.type === "tool_result"));
+}
+
+export class OpenChat {
+  /**
+   * @param {object} options
+   *   id, isNew, wsUrl, api, view (Conversation), store (ArtifactStore),
+   *   ui: { connection(state), model(name), runState(state), title(id, title), created(id),
+   *         notify(message, retry?), clearNotices(), announce(text), restoreDraft(text),
+   *         fatal(reason), runEnded() }
+   */
+  constructor({ id, isNew, wsUrl, api, view, store, ui }) {
+    this.id = id;
+    this.exists = !isNew;
+    this.api = api;
+    this.view = view;
+    this.store = store;
+    this.ui = ui;
+    this.state = "idle";
+    this.readyFrame = null;
+    this.outgoing = null; // {text, clientId}: sent (or waiting), not yet acknowledged
+    this.lastCommand = null; // what a socket-local error is about
+    this.connection = new ChatConnection(wsUrl, {
+      status: (state) => this.ui.connection(state),
+      ready: (frame, info) => this.onReady(frame, info),
+      load: (options) => this.load(options),
+      event: (frame) => this.onEvent(frame),
+      localError: (frame) => this.onLocalError(frame),
+      acknowledged: (frame) => this.onAcknowledged(frame),
+      resumed: () => this.transmit(),
+      fatal: (reason) => this.ui.fatal(reason),
+    });
+  }
+
+  start() {
+    this.connection.start();
+  }
+
+  stop() {
+    this.connection.stop();
+  }
+
+  // --- what the user does ------------------------------------------------------------------
+
+  /** Send a message; false if one is still on its way. */
+  send(text) {
+    if (this.outgoing) return false;
+    this.outgoing = { text, clientId: newId() };
+    this.view.showOutgoing(text);
+    this.ui.runState(this.state, { outgoing: true });
+    this.transmit();
+    return true;
+  }
+
+  transmit() {
+    if (!this.outgoing) return;
+    const frame = { type: "user_message", text: this.outgoing.text, client_id: this.outgoing.clientId };
+    if (this.connection.send(frame)) {
+      this.lastCommand = { kind: "send" };
+      this.view.outgoingState("sending");
+    } else {
+      this.view.outgoingState("waiting");
+    }
+  }
+
+  cancel() {
+    if (this.connection.send({ type: "cancel" })) this.lastCommand = { kind: "cancel" };
+  }
+
+  answer(toolUseId, choice) {
+    const frame = { type: "interactive_response", tool_use_id: toolUseId, choice };
+    if (!this.connection.send(frame)) {
+      this.ui.notify("Not connected: your choice was not sent. Pick it again once the connection is back.");
+      return;
+    }
+    this.lastCommand = { kind: "answer", toolUseId, choice };
+    this.view.lockQuestion(toolUseId, choice);
+    this.ui.announce(`Sent your choice: ${choice}.`);
+  }
+
+  /** Retry after a failed run: send the last message typed again. */
+  retryRun() {
+    const text = this.view.lastTypedText();
+    if (text) this.send(text);
+  }
+
+  // --- the connection ----------------------------------------------------------------------
+
+  onReady(frame, { fresh }) {
+    this.readyFrame = frame;
+    if (frame.model) this.ui.model(frame.model);
+    if (!fresh) {
+      this.setState(frame.state);
+      this.view.setPending(frame.pending);
+    }
+  }
+
+  async load({ running, resync }) {
+    const ready = this.readyFrame;
+    let messages = [];
+    let artifacts = [];
+    // A new chat has nothing stored until its first message (unless the server says otherwise).
+    const stored = this.exists || resync || (ready && (ready.last_event_id > 0 || ready.state !== "idle"));
+    if (stored) {
+      try {
+        [messages, artifacts] = await Promise.all([this.api.allMessages(this.id), this.api.listArtifacts(this.id)]);
+        this.exists = true;
+      } catch (error) {
+        if (error.status !== 404) throw error; // not created yet after all
+      }
+    }
+    if (running) {
+      // Rebuilt from the run's events instead (connection.js); the stored text lags.
+      const last = messages.at(-1);
+      if (last && last.role === "assistant" && !last.finished) messages = messages.slice(0, -1);
+    }
+    this.store.setList(artifacts);
+    this.view.load(messages, { pending: ready ? ready.pending : null });
+    this.setState(ready ? ready.state : "idle");
+    if (!resync && ready && ready.state === "failed") {
+      this.view.runError({ code: "failed", message: "The last reply did not finish." }, () => this.retryRun());
+    }
+    if (this.outgoing) this.view.showOutgoing(this.outgoing.text);
+  }
+
+  onEvent(frame) {
+    switch (frame.type) {
+      case "message":
+        this.onMessage(frame);
+        break;
+      case "text_delta":
+        this.view.delta(frame.sequence, frame.text);
+        this.setState("running");
+        break;
+      case "tool_use":
+        this.view.toolUse(frame);
+        break;
+      case "tool_result":
+        this.view.toolResult(frame);
+        break;
+      case "display":
+        this.view.display(frame);
+        break;
+      case "artifact":
+        this.store.update(frame);
+        this.view.artifactChanged(frame.tool_use_id);
+        break;
+      case "awaiting_user_input":
+        this.view.setPending(frame, { announce: true });
+        this.setState("awaiting_input");
+        this.ui.runEnded();
+        break;
+      case "title":
+        this.ui.title(this.id, frame.title);
+        break;
+      case "complete":
+        this.view.stopStreaming(frame.stop_reason);
+        if (frame.stop_reason === "cancelled") this.ui.announce("The reply was stopped.");
+        this.setState("idle");
+        this.ui.runEnded();
+        break;
+      case "error":
+        this.view.stopStreaming("error");
+        this.view.runError(frame, frame.retryable ? () => this.retryRun() : null);
+        this.setState("failed");
+        this.ui.runEnded();
+        break;
+      default:
+        break; // a newer server's event this page does not know
+    }
+  }
+
+  onMessage(frame) {
+    const typed = frame.role === "user" && isTyped(frame.content);
+    // The message event has no client_id: ours is the user message with our text.
+    if (typed && this.outgoing && textOf(frame.content) === this.outgoing.text) this.acknowledge();
+    this.view.upsert(frame, { live: true });
+    if (frame.role === "user" || !frame.finished) this.setState("running");
+    if (typed) {
+      this.view.retireRetries();
+      if (!this.exists) {
+        this.exists = true;
+        this.ui.created(this.id);
+      }
+    }
+  }
+
+  /** A resent client_id that was stored already: the message as stored. */
+  onAcknowledged(frame) {
+    if (this.outgoing) this.acknowledge();
+    this.view.upsert(frame, { live: false });
+  }
+
+  acknowledge() {
+    this.outgoing = null;
+    this.lastCommand = null;
+    this.view.removeOutgoing();
+    this.ui.runState(this.state, { outgoing: false });
+  }
+
+  onLocalError(frame) {
+    const command = this.lastCommand;
+    this.lastCommand = null;
+    if (command && command.kind === "send" && this.outgoing) {
+      if (frame.retryable) {
+        this.view.outgoingState("failed");
+        this.ui.notify(frame.message, () => this.transmit());
+      } else {
+        const text = this.outgoing.text;
+        this.outgoing = null;
+        this.view.removeOutgoing();
+        this.ui.runState(this.state, { outgoing: false });
+        this.ui.restoreDraft(text);
+        this.ui.notify(frame.message);
+      }
+    } else if (command && command.kind === "answer") {
+      this.view.unlockQuestion(command.toolUseId);
+      this.ui.notify(frame.message, frame.retryable ? () => this.answer(command.toolUseId, command.choice) : null);
+    } else if (command && command.kind === "cancel" && frame.code === "not_running") {
+      // It finished on its own meanwhile.
+    } else {
+      this.ui.notify(frame.message, null);
+    }
+  }
+
+  setState(state) {
+    this.state = state;
+    this.ui.runState(state, { outgoing: Boolean(this.outgoing) });
+  }
+}
