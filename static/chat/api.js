@@ -64,6 +64,7 @@ export function createApi({ apiRoot, csrfToken, loginUrl }) {
   return {
     /** One page of the user's chats, newest activity first; pass the previous page's `next`. */
     listChats: (next) => request("GET", next ? local(next) : "chats/?limit=50"),
+    getChat: (id) => request("GET", `chats/${id}/`),
     renameChat: (id, title) => request("PATCH", `chats/${id}/`, { title }),
     deleteChat: (id) => request("DELETE", `chats/${id}/`),
 

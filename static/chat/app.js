@@ -267,7 +267,7 @@ function closeSidebarOnSmallScreens() {
 }
 
 sidebarToggle.addEventListener("click", () => setSidebar(!app.classList.contains("sidebar-open")));
-$("sidebar").addEventListener("keydown", (event) => {
+document.addEventListener("keydown", (event) => {
   if (event.key === "Escape" && small.matches && app.classList.contains("sidebar-open")) {
     setSidebar(false);
     sidebarToggle.focus();

@@ -89,7 +89,7 @@ export class ArtifactPanel {
     this.el = {
       heading: $("artifact-heading"),
       close: $("artifact-close"),
-      selectLabel: $("artifact-select-label"),
+      selectField: $("artifact-select-field"),
       select: $("artifact-select"),
       version: $("artifact-version"),
       progressRow: $("artifact-progress-row"),
@@ -248,7 +248,7 @@ export class ArtifactPanel {
 
   updateSelect() {
     const items = [...this.store.items.values()];
-    this.el.selectLabel.hidden = items.length < 2;
+    this.el.selectField.hidden = items.length < 2;
     this.el.select.replaceChildren(...items.map((a) => h("option", { value: a.id, selected: a.id === this.currentId }, a.title || "Untitled")));
   }
 

@@ -48,6 +48,8 @@ export class ChatConnection {
     this.reconnectTimer = null;
     this.holdUntil = 0;
     this.stopped = false;
+    // What happened on this chat's connection (shown to tests and when debugging).
+    this.stats = { opened: 0, resumes: 0, loads: 0, gaps: 0, acks: 0 };
     this.onOnline = () => {
       if (!this.ws && !this.stopped) this.open();
     };
@@ -92,6 +94,7 @@ export class ChatConnection {
     if (this.stopped) return;
     const ws = new WebSocket(this.url);
     this.ws = ws;
+    this.stats.opened += 1;
     this.buffer = null;
     this.on.status("connecting");
     ws.onmessage = (message) => {
@@ -167,6 +170,7 @@ export class ChatConnection {
   /** Load the conversation with frames held back; false if this socket is gone meanwhile. */
   async reload(ws, options) {
     this.buffer = [];
+    this.stats.loads += 1;
     try {
       await this.on.load(options);
     } catch (error) {
@@ -187,6 +191,7 @@ export class ChatConnection {
     if (this.lastId === null || frame.id <= this.lastId) return; // before our view, or a duplicate
     if (frame.id !== this.lastId + 1) {
       // A gap: ask for the rest. Frames already on their way are dropped until it arrives.
+      this.stats.gaps += 1;
       if (Date.now() - this.resumeSentAt > RESUME_RETRY_MS) this.sendResume(this.lastId);
       return;
     }
@@ -201,6 +206,7 @@ export class ChatConnection {
   }
 
   sendResume(after) {
+    this.stats.resumes += 1;
     this.resumeSentAt = Date.now();
     this.send({ type: "resume", after });
   }
@@ -219,6 +225,7 @@ export class ChatConnection {
     this.ackTimer = null;
     if (this.lastId === null || this.lastId <= this.lastAcked) return;
     if (this.send({ type: "ack", last: this.lastId })) {
+      this.stats.acks += 1;
       this.lastAcked = this.lastId;
       this.unacked = 0;
     }

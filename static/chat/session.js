@@ -114,8 +114,14 @@ export class OpenChat {
     const stored = this.exists || resync || (ready && (ready.last_event_id > 0 || ready.state !== "idle"));
     if (stored) {
       try {
-        [messages, artifacts] = await Promise.all([this.api.allMessages(this.id), this.api.listArtifacts(this.id)]);
+        let chat;
+        [chat, messages, artifacts] = await Promise.all([
+          this.api.getChat(this.id),
+          this.api.allMessages(this.id),
+          this.api.listArtifacts(this.id),
+        ]);
         this.exists = true;
+        this.ui.title(this.id, chat.title);
       } catch (error) {
         if (error.status !== 404) throw error; // not created yet after all
       }
