@@ -86,6 +86,10 @@ export class Conversation {
     this.scrollToBottom();
   }
 
+  has(sequence) {
+    return this.messages.has(sequence);
+  }
+
   get isEmpty() {
     return this.messages.size === 0 && !this.outgoing;
   }
@@ -399,8 +403,13 @@ export class Conversation {
   // --- notices -----------------------------------------------------------------------------
 
   /** A run error, in the conversation where it happened, with Retry if it can help. */
-  runError(frame, retry) {
-    const notice = h("li", { class: "notice error", role: "alert", dataset: { code: frame.code || "error" } }, h("p", {}, frame.message || "Something went wrong."));
+  runError(frame, retry, { general = false } = {}) {
+    for (const old of this.list.querySelectorAll(".notice[data-general]")) old.remove();
+    const notice = h(
+      "li",
+      { class: "notice error", role: "alert", dataset: { code: frame.code || "error", general: general ? "true" : null } },
+      h("p", {}, frame.message || "Something went wrong."),
+    );
     if (retry) {
       notice.append(
         h("button", {

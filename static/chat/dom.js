@@ -6,7 +6,9 @@ export function h(tag, attrs = {}, ...children) {
   for (const [name, value] of Object.entries(attrs)) {
     if (value === false || value === null || value === undefined) continue;
     if (name === "class") el.className = value;
-    else if (name === "dataset") Object.assign(el.dataset, value);
+    else if (name === "dataset") {
+      for (const [key, data] of Object.entries(value)) if (data !== null && data !== undefined) el.dataset[key] = data;
+    }
     else if (name.startsWith("on") && typeof value === "function") el.addEventListener(name.slice(2), value);
     else el.setAttribute(name, value === true ? "" : String(value));
   }

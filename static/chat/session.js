@@ -108,6 +108,7 @@ export class OpenChat {
 
   async load({ running, resync }) {
     const ready = this.readyFrame;
+    const attempt = (this.loads = (this.loads || 0) + 1);
     let messages = [];
     let artifacts = [];
     // A new chat has nothing stored until its first message (unless the server says otherwise).
@@ -126,16 +127,24 @@ export class OpenChat {
         if (error.status !== 404) throw error; // not created yet after all
       }
     }
+    // Left meanwhile, or a newer load started (a reconnect): this one's data is stale.
+    if (this.connection.stopped || attempt !== this.loads) return;
+    this.dropped = null;
     if (running) {
-      // Rebuilt from the run's events instead (connection.js); the stored text lags.
+      // Rebuilt from the run's events instead (connection.js); the stored text lags. Kept
+      // aside in case those events never come (the run's process died with its log).
       const last = messages.at(-1);
-      if (last && last.role === "assistant" && !last.finished) messages = messages.slice(0, -1);
+      if (last && last.role === "assistant" && !last.finished) {
+        this.dropped = last;
+        messages = messages.slice(0, -1);
+      }
     }
     this.store.setList(artifacts);
     this.view.load(messages, { pending: ready ? ready.pending : null });
     this.setState(ready ? ready.state : "idle");
     if (!resync && ready && ready.state === "failed") {
-      this.view.runError({ code: "failed", message: "The last reply did not finish." }, () => this.retryRun());
+      // The run's own error event, if still in the log, replaces this general notice.
+      this.view.runError({ code: "failed", message: "The last reply did not finish." }, () => this.retryRun(), { general: true });
     }
     if (this.outgoing) this.view.showOutgoing(this.outgoing.text);
   }
@@ -161,6 +170,7 @@ export class OpenChat {
       case "artifact":
         this.store.update(frame);
         this.view.artifactChanged(frame.tool_use_id);
+        if (frame.status === "complete") this.ui.announce(`The artifact “${frame.title}” is ready.`);
         break;
       case "awaiting_user_input":
         this.view.setPending(frame, { announce: true });
@@ -171,12 +181,14 @@ export class OpenChat {
         this.ui.title(this.id, frame.title);
         break;
       case "complete":
+        this.restoreDropped();
         this.view.stopStreaming(frame.stop_reason);
         if (frame.stop_reason === "cancelled") this.ui.announce("The reply was stopped.");
         this.setState("idle");
         this.ui.runEnded();
         break;
       case "error":
+        this.restoreDropped();
         this.view.stopStreaming("error");
         this.view.runError(frame, frame.retryable ? () => this.retryRun() : null);
         this.setState("failed");
@@ -187,7 +199,14 @@ export class OpenChat {
     }
   }
 
+  /** The run ended without rebuilding the reply set aside at load: show it as stored. */
+  restoreDropped() {
+    if (this.dropped && !this.view.has(this.dropped.sequence)) this.view.upsert(this.dropped, { live: false });
+    this.dropped = null;
+  }
+
   onMessage(frame) {
+    if (this.dropped && frame.sequence === this.dropped.sequence) this.dropped = null;
     const typed = frame.role === "user" && isTyped(frame.content);
     // The message event has no client_id: ours is the user message with our text.
     if (typed && this.outgoing && textOf(frame.content) === this.outgoing.text) this.acknowledge();

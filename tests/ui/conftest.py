@@ -29,6 +29,9 @@ SERVER_ENV = {
     "ARTIFACT_CHUNK_DELAY": "0.15",
     # Sign-up is closed by default when DATABASE_URL is set (production); the test opens it.
     "ACCOUNTS_SIGNUP_ENABLED": "true",
+    # A run whose process was killed is found dead within seconds, not half a minute.
+    "RUN_HEARTBEAT_INTERVAL": "0.5",
+    "RUN_STALE_AFTER": "3",
 }
 
 
@@ -131,7 +134,10 @@ class Page:
 
 @pytest.fixture
 def browser_page(browser: Any, server: DaphneServer) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": WIDE, "height": HEIGHT}, base_url=server.url, accept_downloads=True)
+    # Reduced motion: no sliding sidebar or blinking cursor, so screenshots show settled states.
+    context = browser.new_context(
+        viewport={"width": WIDE, "height": HEIGHT}, base_url=server.url, accept_downloads=True, reduced_motion="reduce"
+    )
     wrapped = Page(context, server)
     yield wrapped
     context.close()

@@ -287,24 +287,57 @@ def test_a_page_opened_mid_reply_rebuilds_it_from_the_run_events(browser_page, o
     assert second.locator("#messages li.message.user:not(.tool-results)").count() == 1
 
 
-def test_the_page_reconnects_after_the_server_restarts(browser_page, owner, server):
+def test_stop_ends_the_reply_and_keeps_what_was_streamed(browser_page, owner):
     page = browser_page.page
     browser_page.sign_in(owner)
     page.goto("/")
-    send(page, "calculate 6 * 7")
-    expect(page.locator("#messages")).to_contain_text("The result of 6 * 7 is 42.")
-    wait_until_idle(page)
+    send(page, " ".join(f"item{n}" for n in range(30)))
+    reply = last_reply(page)
+    expect(reply).to_contain_text("item2")
 
-    server.kill()  # as in a crash; the page retries with backoff until it is back
+    page.get_by_role("button", name="Stop").click()
+    expect(reply).to_have_attribute("data-state", "unfinished")
+    expect(reply).to_contain_text("You stopped this reply.")
+    expect(page.locator("#chat-app")).to_have_attribute("data-run-state", "idle")
+    expect(page.get_by_role("button", name="Stop")).to_be_hidden()
+    expect(page.get_by_role("button", name="Send")).to_be_enabled()
+
+    stored = browser_page.api(f"chats/{chat_id_of(page)}/messages/")["results"][-1]
+    assert stored["role"] == "assistant" and stored["finished"] is False
+    shown = words(reply.locator(".markdown").inner_text())
+    assert "item29" not in shown  # stopped before the end
+    assert words(text_of(stored["content"])).startswith(shown)
+
+
+def test_a_server_crash_mid_reply_is_reported_after_reconnecting_and_retried(browser_page, owner, server):
+    page = browser_page.page
+    browser_page.sign_in(owner)
+    page.goto("/")
+    send(page, "Tell me about crashes")
+    reply = last_reply(page)
+    expect(reply).to_have_attribute("data-state", "streaming")
+
+    server.kill()  # the run dies with its process; the page retries with backoff
     banner = page.get_by_role("status").filter(has_text="Disconnected")
     expect(banner).to_be_visible()
     server.start()
     expect(banner).to_be_hidden(timeout=20_000)
 
-    send(page, "calculate 2 + 3")
-    expect(page.locator("#messages")).to_contain_text("The result of 2 + 3 is 5.")
+    # The new process finds the run's heartbeat stale (RUN_STALE_AFTER) and says so.
+    notice = page.locator("#messages .notice[data-code=run_interrupted]")
+    expect(notice).to_be_visible(timeout=20_000)
+    expect(notice).to_contain_text("interrupted")
+    expect(reply).to_have_attribute("data-state", "unfinished")
+    expect(page.locator("#chat-app")).to_have_attribute("data-run-state", "failed")
+    browser_page.shoot("error")
+
+    notice.get_by_role("button", name="Retry").click()  # sends the last message again
+    expect(page.locator("#messages li.message.assistant[data-state=finished]")).to_have_count(1)
     wait_until_idle(page)
-    assert page.locator("#messages li.message.user:not(.tool-results)").count() == 2
+    expect(notice.get_by_role("button", name="Retry")).to_have_count(0)
+    stored = browser_page.api(f"chats/{chat_id_of(page)}/messages/")["results"]
+    assert [(m["role"], m["finished"]) for m in stored] == [("user", True), ("assistant", False), ("user", True), ("assistant", True)]
+    assert stored[2]["content"] == "Tell me about crashes"
 
 
 def test_markup_in_messages_is_shown_as_text_and_never_runs(browser_page, owner):
