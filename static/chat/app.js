@@ -27,6 +27,7 @@ const chatIdIn = (path) => {
 };
 
 let current = null; // the OpenChat on screen
+const small = window.matchMedia("(max-width: 760px)"); // as in chat.css
 
 // --- announcements and notices --------------------------------------------------------------
 
@@ -193,7 +194,7 @@ function open(id) {
   });
   ui.runState("idle", { outgoing: false });
   current.start();
-  input.focus();
+  if (!small.matches) input.focus(); // on a phone that would pop the keyboard up
 }
 
 function navigate(id) {
@@ -253,8 +254,6 @@ stopButton.addEventListener("click", () => {
 });
 
 // --- layout ---------------------------------------------------------------------------------
-
-const small = window.matchMedia("(max-width: 760px)");
 
 function setSidebar(open) {
   app.classList.toggle("sidebar-open", open);

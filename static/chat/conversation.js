@@ -28,7 +28,7 @@ function typedText(content) {
   if (typeof content === "string") return content;
   if (!Array.isArray(content)) return "";
   return content
-    .filter((b) => b && b.type === "text" && typeof b.text === "string" && !b.text.startsWith("<context>"))
+    .filter((b) => b && b.type === "text" && typeof b.text === "string")
     .map((b) => b.text)
     .join("\n");
 }

@@ -8,6 +8,9 @@
 import { ChatConnection } from "./connection.js";
 import { newId, textOf } from "./dom.js";
 
+const BUSY_RETRIES = 3;
+const BUSY_RETRY_MS = 300;
+
 function isTyped(content) {
   return typeof content === "string" || (Array.isArray(content) && !content.some((b) => b && b.type === "tool_result"));
 }
@@ -56,7 +59,7 @@ export class OpenChat {
   /** Send a message; false if one is still on its way. */
   send(text) {
     if (this.outgoing) return false;
-    this.outgoing = { text, clientId: newId() };
+    this.outgoing = { text, clientId: newId(), state: "waiting" };
     this.view.showOutgoing(text);
     this.ui.runState(this.state, { outgoing: true });
     this.transmit();
@@ -66,27 +69,25 @@ export class OpenChat {
   transmit() {
     if (!this.outgoing) return;
     const frame = { type: "user_message", text: this.outgoing.text, client_id: this.outgoing.clientId };
-    if (this.connection.send(frame)) {
-      this.lastCommand = { kind: "send" };
-      this.view.outgoingState("sending");
-    } else {
-      this.view.outgoingState("waiting");
-    }
+    this.outgoing.state = this.connection.send(frame) ? "sending" : "waiting";
+    if (this.outgoing.state === "sending") this.lastCommand = { kind: "send" };
+    this.view.outgoingState(this.outgoing.state);
   }
 
   cancel() {
     if (this.connection.send({ type: "cancel" })) this.lastCommand = { kind: "cancel" };
   }
 
-  answer(toolUseId, choice) {
+  answer(toolUseId, choice, busyRetries = 0) {
     const frame = { type: "interactive_response", tool_use_id: toolUseId, choice };
     if (!this.connection.send(frame)) {
+      this.view.unlockQuestion(toolUseId);
       this.ui.notify("Not connected: your choice was not sent. Pick it again once the connection is back.");
       return;
     }
-    this.lastCommand = { kind: "answer", toolUseId, choice };
+    this.lastCommand = { kind: "answer", toolUseId, choice, busyRetries };
     this.view.lockQuestion(toolUseId, choice);
-    this.ui.announce(`Sent your choice: ${choice}.`);
+    if (!busyRetries) this.ui.announce(`Sent your choice: ${choice}.`);
   }
 
   /** Retry after a failed run: send the last message typed again. */
@@ -175,7 +176,7 @@ export class OpenChat {
       case "awaiting_user_input":
         this.view.setPending(frame, { announce: true });
         this.setState("awaiting_input");
-        this.ui.runEnded();
+        this.runEnded();
         break;
       case "title":
         this.ui.title(this.id, frame.title);
@@ -185,18 +186,25 @@ export class OpenChat {
         this.view.stopStreaming(frame.stop_reason);
         if (frame.stop_reason === "cancelled") this.ui.announce("The reply was stopped.");
         this.setState("idle");
-        this.ui.runEnded();
+        this.runEnded();
         break;
       case "error":
         this.restoreDropped();
         this.view.stopStreaming("error");
         this.view.runError(frame, frame.retryable ? () => this.retryRun() : null);
         this.setState("failed");
-        this.ui.runEnded();
+        this.runEnded();
         break;
       default:
         break; // a newer server's event this page does not know
     }
+  }
+
+  /** A run ended. A message sent but never acknowledged is sent again with its client_id:
+   *  stored already, the server acknowledges it (and never stores it twice); if not, it runs. */
+  runEnded() {
+    this.ui.runEnded();
+    if (this.outgoing && this.outgoing.state === "sending") this.transmit();
   }
 
   /** The run ended without rebuilding the reply set aside at load: show it as stored. */
@@ -238,7 +246,16 @@ export class OpenChat {
     const command = this.lastCommand;
     this.lastCommand = null;
     if (command && command.kind === "send" && this.outgoing) {
+      const outgoing = this.outgoing;
+      if (frame.code === "busy" && (outgoing.busyRetries || 0) < BUSY_RETRIES) {
+        // The server sends a run's last event (complete, awaiting_user_input) a moment
+        // before it releases the chat: try again quietly before saying it is busy.
+        outgoing.busyRetries = (outgoing.busyRetries || 0) + 1;
+        setTimeout(() => this.outgoing === outgoing && this.transmit(), BUSY_RETRY_MS * outgoing.busyRetries);
+        return;
+      }
       if (frame.retryable) {
+        this.outgoing.state = "failed";
         this.view.outgoingState("failed");
         this.ui.notify(frame.message, () => this.transmit());
       } else {
@@ -250,6 +267,11 @@ export class OpenChat {
         this.ui.notify(frame.message);
       }
     } else if (command && command.kind === "answer") {
+      if (frame.code === "busy" && (command.busyRetries || 0) < BUSY_RETRIES) {
+        const retries = (command.busyRetries || 0) + 1;
+        setTimeout(() => this.answer(command.toolUseId, command.choice, retries), BUSY_RETRY_MS * retries);
+        return;
+      }
       this.view.unlockQuestion(command.toolUseId);
       this.ui.notify(frame.message, frame.retryable ? () => this.answer(command.toolUseId, command.choice) : null);
     } else if (command && command.kind === "cancel" && frame.code === "not_running") {

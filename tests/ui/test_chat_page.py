@@ -129,9 +129,8 @@ def test_choosing_an_option_sends_it_and_the_run_goes_on(browser_page, owner):
     options = question.get_by_role("button")
     expect(options).to_have_text(["Python", "JavaScript", "Rust"])
     expect(page.locator("#chat-app")).to_have_attribute("data-run-state", "awaiting_input")
-    browser_page.shoot("question")
 
-    question.get_by_role("button", name="Rust").click()
+    question.get_by_role("button", name="Rust").click()  # at once, as the question arrives
     expect(page.locator("#messages")).to_contain_text("You chose Rust. Good choice!")
     for option in options.all():
         expect(option).to_be_disabled()
@@ -150,6 +149,7 @@ def test_a_question_survives_a_reload_and_is_answered_after_it(browser_page, own
     page.reload()  # the question comes back from ready.pending and the history
     question = page.get_by_role("group", name="Which topic should we explore next?")
     expect(question.get_by_role("button", name="JavaScript")).to_be_enabled()
+    browser_page.shoot("question")
     question.get_by_role("button", name="JavaScript").click()
     expect(page.locator("#messages")).to_contain_text("You chose JavaScript. Good choice!")
     wait_until_idle(page)
