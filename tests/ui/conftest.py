@@ -32,6 +32,11 @@ SERVER_ENV = {
     # A run whose process was killed is found dead within seconds, not half a minute.
     "RUN_HEARTBEAT_INTERVAL": "0.5",
     "RUN_STALE_AFTER": "3",
+    # Flow control made small, so that acknowledgements matter: a reply is longer than
+    # both, so it streams to the end on one socket only if the page acknowledges as it goes
+    # (past the window the server waits for an ack; a page that never acks is closed).
+    "WS_ACK_WINDOW": "40",
+    "WS_UNACKED_LIMIT": "30",
 }
 
 

@@ -6,6 +6,7 @@ Each test also leaves screenshots of what it shows in screenshots/ (1280 and 375
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,9 @@ def test_signing_up_then_a_reply_streams_and_the_title_reaches_the_sidebar(brows
         assert len(words(snapshot["text"])) < len(final)
     expect(reply).to_have_attribute("data-stream-check", "match")
     expect(page.get_by_role("button", name="Stop")).to_be_hidden()
+    # One socket all along, acknowledging as it went (the server would have closed it).
+    stats = page.evaluate("() => window.agentsite.chat.connection.stats")
+    assert stats["opened"] == 1 and stats["acks"] >= 2, stats
 
     # The chat has its address now, and its generated title reaches the sidebar and header.
     chat_id = chat_id_of(page)
@@ -261,11 +265,89 @@ def test_a_dropped_connection_mid_reply_resumes_without_duplicated_or_missing_te
     # The text built from deltas (before and after the drop) is exactly the stored reply.
     expect(reply).to_have_attribute("data-stream-check", "match")
     stats = page.evaluate("() => window.agentsite.chat.connection.stats")
-    assert stats["opened"] == 2 and stats["resumes"] >= 1, stats
+    assert stats["opened"] == 2 and stats["resumes"] >= 1 and stats["acks"] >= 1, stats
     stored = browser_page.api(f"chats/{chat_id_of(page)}/messages/")["results"]
     assert words(reply.locator(".markdown").inner_text()) == words(text_of(stored[-1]["content"]))
     assert len(reply.locator(".markdown").inner_text()) > streamed_before
     assert page.locator("#messages li.message.assistant").count() == 1
+
+
+class SocketTap:
+    """Stands between the page and the server's socket (Playwright's WebSocket routing):
+    forwards every frame, except server events it is told to drop, and can inject frames
+    or close the page's side with a code of its choosing."""
+
+    def __init__(self, page: Any):
+        self.drop_deltas = 0
+        self.dropped: list[int] = []
+        self.sent: list[dict[str, Any]] = []  # what the page sent
+        self.last_id = 0  # the newest event id the server sent
+        self.page_side: Any = None
+        page.route_web_socket(re.compile(r"/ws/chat/"), self.route)
+
+    def route(self, ws: Any) -> None:
+        self.page_side = ws
+        server = ws.connect_to_server()
+
+        def from_page(message: str) -> None:
+            self.sent.append(json.loads(message))
+            server.send(message)
+
+        def from_server(message: str) -> None:
+            frame = json.loads(message)
+            if "id" in frame:
+                self.last_id = max(self.last_id, frame["id"])
+                if self.drop_deltas and frame["type"] == "text_delta":
+                    self.drop_deltas -= 1
+                    self.dropped.append(frame["id"])
+                    return
+            ws.send(message)
+
+        ws.on_message(from_page)
+        server.on_message(from_server)
+
+
+def test_gaps_are_filled_by_resume_and_a_resync_reloads_the_conversation(browser_page, owner):
+    page = browser_page.page
+    tap = SocketTap(page)
+    browser_page.sign_in(owner)
+    page.goto("/")
+    stats = lambda: page.evaluate("() => ({...window.agentsite.chat.connection.stats})")  # noqa: E731
+
+    # Five deltas lost on the way: the next one shows a gap, and `resume` fills it.
+    send(page, " ".join(f"gap{n}" for n in range(30)))
+    reply = last_reply(page)
+    expect(reply).to_contain_text("gap2")
+    tap.drop_deltas = 5
+    expect(reply).to_have_attribute("data-state", "finished")
+    assert len(tap.dropped) == 5
+    assert {"type": "resume", "after": tap.dropped[0] - 1} in tap.sent
+    expect(reply).to_have_attribute("data-stream-check", "match")
+    assert stats()["gaps"] >= 1
+    assert any(frame["type"] == "ack" for frame in tap.sent)
+
+    # "Too slow" (4408): reconnect at once, resume, and still lose nothing.
+    send(page, " ".join(f"slow{n}" for n in range(30)))
+    reply = last_reply(page)
+    expect(reply).to_contain_text("slow2")
+    tap.page_side.close(code=4408, reason="too slow")
+    expect(reply).to_have_attribute("data-state", "finished")
+    expect(reply).to_have_attribute("data-stream-check", "match")
+    assert stats()["opened"] == 2
+
+    # resync: the events are gone from the log; the page reloads from the API and goes on.
+    send(page, " ".join(f"sync{n}" for n in range(30)))
+    reply = last_reply(page)
+    expect(reply).to_contain_text("sync2")
+    loads = stats()["loads"]
+    tap.page_side.send(json.dumps({"type": "error", "code": "resync", "message": "gone", "retryable": False, "last_event_id": tap.last_id}))
+    expect(reply).to_have_attribute("data-state", "finished")
+    assert stats()["loads"] == loads + 1
+    wait_until_idle(page)
+    stored = browser_page.api(f"chats/{chat_id_of(page)}/messages/")["results"]
+    shown = page.locator("#messages li.message").all()
+    assert [li.get_attribute("data-sequence") for li in shown] == [str(m["sequence"]) for m in stored]
+    assert words(last_reply(page).locator(".markdown").inner_text()) == words(text_of(stored[-1]["content"]))
 
 
 def test_a_page_opened_mid_reply_rebuilds_it_from_the_run_events(browser_page, owner):
