@@ -44,7 +44,26 @@ MODULES = (
 @dataclass(frozen=True)
 class PageAssets:
     import_map: str
-    content_security_policy: str
+    import_map_hash: str
+
+    def content_security_policy(self, websocket_origin: str) -> str:
+        return "; ".join(
+            (
+                "default-src 'self'",
+                f"script-src 'self' 'sha256-{self.import_map_hash}'",
+                # base.html keeps its styles inline; styles cannot run script.
+                "style-src 'self' 'unsafe-inline'",
+                # Remote images are refused, so a reply cannot leak the chat through an image URL.
+                "img-src 'self' data: blob:",
+                # 'self' covers same-origin websockets in CSP 3; older browsers need the origin.
+                f"connect-src 'self' {websocket_origin}",
+                "frame-src 'self' blob:",
+                "object-src 'none'",
+                "base-uri 'none'",
+                "form-action 'self'",
+                "frame-ancestors 'none'",
+            )
+        )
 
 
 def _plain_url(path: str) -> str:
@@ -63,20 +82,4 @@ def page_assets() -> PageAssets:
     """Built once per process: the hashed names do not change while it runs."""
     import_map = _import_map()
     digest = base64.b64encode(hashlib.sha256(import_map.encode()).digest()).decode()
-    policy = "; ".join(
-        (
-            "default-src 'self'",
-            f"script-src 'self' 'sha256-{digest}'",
-            # base.html keeps its styles inline; styles cannot run script.
-            "style-src 'self' 'unsafe-inline'",
-            # Remote images are refused, so a reply cannot leak the chat through an image URL.
-            "img-src 'self' data: blob:",
-            "connect-src 'self'",
-            "frame-src 'self' blob:",
-            "object-src 'none'",
-            "base-uri 'none'",
-            "form-action 'self'",
-            "frame-ancestors 'none'",
-        )
-    )
-    return PageAssets(import_map=import_map, content_security_policy=policy)
+    return PageAssets(import_map=import_map, import_map_hash=digest)

@@ -46,5 +46,6 @@ def home(request: HttpRequest, chat_id: uuid.UUID | None = None) -> HttpResponse
         "chat/home.html",
         {"chats": chats, "chat_id": chat_id, "config": config, "import_map": assets.import_map},
     )
-    response["Content-Security-Policy"] = assets.content_security_policy
+    scheme = "wss" if request.is_secure() else "ws"
+    response["Content-Security-Policy"] = assets.content_security_policy(f"{scheme}://{request.get_host()}")
     return response

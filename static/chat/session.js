@@ -112,6 +112,7 @@ export class OpenChat {
     const attempt = (this.loads = (this.loads || 0) + 1);
     let messages = [];
     let artifacts = [];
+    let state = ready ? ready.state : "idle";
     // A new chat has nothing stored until its first message (unless the server says otherwise).
     const stored = this.exists || resync || (ready && (ready.last_event_id > 0 || ready.state !== "idle"));
     if (stored) {
@@ -124,6 +125,8 @@ export class OpenChat {
         ]);
         this.exists = true;
         this.ui.title(this.id, chat.title);
+        // Newer than ready's on a resync: the events that would have said so are gone.
+        if (resync) state = chat.state;
       } catch (error) {
         if (error.status !== 404) throw error; // not created yet after all
       }
@@ -141,8 +144,8 @@ export class OpenChat {
       }
     }
     this.store.setList(artifacts);
-    this.view.load(messages, { pending: ready ? ready.pending : null });
-    this.setState(ready ? ready.state : "idle");
+    this.view.load(messages, { pending: ready && state === "awaiting_input" ? ready.pending : null });
+    this.setState(state);
     if (!resync && ready && ready.state === "failed") {
       // The run's own error event, if still in the log, replaces this general notice.
       this.view.runError({ code: "failed", message: "The last reply did not finish." }, () => this.retryRun(), { general: true });

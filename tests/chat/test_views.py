@@ -80,6 +80,7 @@ def test_only_the_pages_own_scripts_may_run(client, owner):
     policy = response["Content-Security-Policy"]
     assert f"script-src 'self' 'sha256-{digest}'" in policy
     assert "object-src 'none'" in policy and "base-uri 'none'" in policy
+    assert "connect-src 'self' ws://testserver" in policy
     assert "'unsafe-inline'" not in policy.split("script-src")[1].split(";")[0]
     # Every inline script other than the import map is data, not code.
     inline = re.findall(r"<script(?![^>]*\bsrc=)([^>]*)>", html)

@@ -213,6 +213,10 @@ def test_an_artifact_shows_its_progress_opens_in_the_panel_and_downloads(browser
 
     panel.get_by_role("tab", name="Source").click()
     expect(panel.locator("#artifact-view pre")).to_contain_text("# Notes on your request")
+    browser_page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=browser_page.server.url)
+    panel.get_by_role("button", name="Copy").click()
+    expect(panel.get_by_role("button", name="Copied")).to_be_visible()
+    assert page.evaluate("() => navigator.clipboard.readText()").startswith("# Notes on your request\n\nYou asked:")
 
     with page.expect_download() as download_info:
         panel.get_by_role("link", name="Download").click()
@@ -222,12 +226,18 @@ def test_an_artifact_shows_its_progress_opens_in_the_panel_and_downloads(browser
     assert download.suggested_filename.endswith(".md")
     assert Path(download.path()).read_text() == stored["content"]
 
-    # A revision made meanwhile: after a reload the panel offers the earlier version too.
+    # A revision made meanwhile, and a code file: after a reload the panel offers the
+    # earlier version too, and shows code highlighted.
     revised = artifacts.revise(chat_id_of(page), artifact_id, kind="markdown", title="Notes, revised")
     artifacts.finish(revised.pk, "# Notes, revised\n\nShorter now.\n")
+    code = artifacts.start(chat_id_of(page), kind="code", title="fib.py")
+    artifacts.finish(code.pk, "def fib(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)\n")
     page.reload()
-    page.get_by_role("button", name="Artifacts (1)").click()
+    page.get_by_role("button", name="Artifacts (2)").click()
     panel = page.locator("#artifact-panel")
+    panel.get_by_label("Artifact", exact=True).select_option(label="fib.py")
+    expect(panel.locator("#artifact-view code.hljs .hljs-keyword").first).to_have_text("def")
+    panel.get_by_label("Artifact", exact=True).select_option(label="Notes, revised")
     expect(panel.get_by_role("heading", level=2)).to_have_text("Notes, revised")
     expect(panel.locator("#artifact-view h1")).to_have_text("Notes, revised")
     panel.get_by_label("Version").select_option(label="Version 1")
