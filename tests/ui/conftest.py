@@ -5,7 +5,7 @@ skipped with the reason; under AGENTSITE_REQUIRE_SERVICES=1 (CI) they fail inste
 
 One daphne process serves the whole module (starting one takes a second or two); each test
 signs in a user of its own in a fresh browser context. The offline model streams a word
-every 30 ms and artifacts are written in 0.15 s chunks, so a test can act mid-reply.
+every 20 ms (as in production) and artifacts are written in 0.15 s chunks, so a test can act mid-reply.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ SCREENSHOTS = ROOT / "screenshots"
 WIDE, NARROW = 1280, 375
 HEIGHT = 800
 SERVER_ENV = {
-    "OFFLINE_MODEL_WORD_DELAY": "0.03",
+    "OFFLINE_MODEL_WORD_DELAY": "0.02",
     "ARTIFACT_CHUNK_DELAY": "0.15",
     # Sign-up is closed by default when DATABASE_URL is set (production); the test opens it.
     "ACCOUNTS_SIGNUP_ENABLED": "true",
@@ -35,7 +35,7 @@ SERVER_ENV = {
     # Flow control made small, so that acknowledgements matter: a reply is longer than
     # both, so it streams to the end on one socket only if the page acknowledges as it goes
     # (past the window the server waits for an ack; a page that never acks is closed).
-    "WS_ACK_WINDOW": "40",
+    "WS_ACK_WINDOW": "60",
     "WS_UNACKED_LIMIT": "30",
 }
 
