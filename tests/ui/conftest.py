@@ -68,7 +68,9 @@ def server(chromium_path: str, django_db_setup: Any) -> Iterator[DaphneServer]:
 
 @pytest.fixture(scope="module")
 def browser(chromium_path: str) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=15_000)  # the default 5 s is tight for a reply on a busy CI machine
 
     # Playwright's sync API runs an event loop in this thread, and Django then refuses ORM
     # calls from it as if they came from async code. They do not: the test's own queries
