@@ -68,6 +68,12 @@ export function createApi({ apiRoot, csrfToken, loginUrl }) {
     renameChat: (id, title) => request("PATCH", `chats/${id}/`, { title }),
     deleteChat: (id) => request("DELETE", `chats/${id}/`),
 
+    /** One stored message (for an event sent without its content: too big for a frame). */
+    async message(id, sequence) {
+      const page = await request("GET", `chats/${id}/messages/?after=${sequence - 1}&limit=1`);
+      return page.results.find((m) => m.sequence === sequence) || null;
+    },
+
     /** Every message of a chat, in order (a page of 500 at a time). */
     async allMessages(id) {
       const messages = [];

@@ -10,7 +10,8 @@
 //   otherwise the buffered frames newer than ready.last_event_id are applied.
 // - Any later `ready` (a reconnect) sends `resume` after the last id seen.
 // - `resync` (events gone from the log): reload from the API, continue after its id.
-// - `ack` every ACK_EVERY events and within ACK_DELAY_MS of any unacknowledged one.
+// - `ack` right after `ready` (it opts this socket in to flow control before anything
+//   streams), then every ACK_EVERY events and within ACK_DELAY_MS of any unacknowledged one.
 // - A lost connection reconnects with exponential backoff (with jitter); 4401 and 4404 are final.
 
 const ACK_EVERY = 50;
@@ -138,6 +139,13 @@ export class ChatConnection {
     const ws = this.ws;
     this.attempt = 0;
     const fresh = this.lastId === null || frame.last_event_id < this.lastId;
+    // What came before this socket is covered: by the history a fresh page loads, or by
+    // what this page already has (the resume below replays the rest).
+    const covered = fresh ? frame.last_event_id : this.lastId;
+    if (this.send({ type: "ack", last: covered })) {
+      this.stats.acks += 1;
+      this.lastAcked = covered;
+    }
     this.on.ready(frame, { fresh });
     this.on.status("connected");
     if (!fresh) {
@@ -208,6 +216,8 @@ export class ChatConnection {
   sendResume(after) {
     this.stats.resumes += 1;
     this.resumeSentAt = Date.now();
+    // The server counts acknowledgements from `after` again (relay.resume), and so do we.
+    this.lastAcked = Math.min(this.lastAcked, after);
     this.send({ type: "resume", after });
   }
 

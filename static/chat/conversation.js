@@ -75,7 +75,19 @@ export class Conversation {
     this.outgoing = null; // the user's message not yet stored
     this.renderQueue = new Set();
     this.frame = null;
+    this.held = new Set(); // sequences whose final content is being read from the API
     this.changed();
+  }
+
+  /** The final content of `sequence` is on its way (from the API): keep it as it is. */
+  hold(sequence) {
+    this.held.add(sequence);
+  }
+
+  release(sequence) {
+    this.held.delete(sequence);
+    const entry = this.messages.get(sequence);
+    if (entry && entry.streaming && this.stoppedWhileHeld) this.stopStreaming(this.stoppedWhileHeld);
   }
 
   /** Rebuild from stored messages (the API), with the open question if there is one. */
@@ -162,8 +174,9 @@ export class Conversation {
 
   /** The run ended (complete or error): replies still streaming keep what they have. */
   stopStreaming(reason) {
+    this.stoppedWhileHeld = this.held.size ? reason : null;
     for (const entry of this.messages.values()) {
-      if (!entry.streaming) continue;
+      if (!entry.streaming || this.held.has(entry.sequence)) continue;
       entry.streaming = false;
       entry.finished = false;
       entry.content = [{ type: "text", text: entry.streamText }];
@@ -280,7 +293,9 @@ export class Conversation {
   // --- tool calls --------------------------------------------------------------------------
 
   toolUse(event) {
-    this.uses.set(event.tool_use_id, { id: event.tool_use_id, name: event.name, input: event.input });
+    // An input too big for a frame is omitted from the event; the stored reply has it.
+    const known = this.uses.get(event.tool_use_id);
+    this.uses.set(event.tool_use_id, { id: event.tool_use_id, name: event.name, input: event.input ?? (known && known.input) });
     if (!this.results.has(event.tool_use_id)) this.running.add(event.tool_use_id);
     this.ensureSlot(event.tool_use_id);
     this.renderSlot(event.tool_use_id);
@@ -288,7 +303,9 @@ export class Conversation {
 
   toolResult(event) {
     const id = event.tool_use_id;
-    this.results.set(id, { ...(this.results.get(id) || {}), type: "tool_result", tool_use_id: id, content: event.content, is_error: event.is_error });
+    const result = { ...(this.results.get(id) || {}), type: "tool_result", tool_use_id: id, is_error: event.is_error };
+    if (event.content !== undefined) result.content = event.content; // else omitted: too big
+    this.results.set(id, result);
     this.running.delete(id);
     this.ensureSlot(id);
     this.renderSlot(id);
@@ -296,6 +313,7 @@ export class Conversation {
 
   display(event) {
     const id = event.tool_use_id;
+    if (event.data === undefined) return; // omitted (too big); the stored results message has it
     this.results.set(id, { ...(this.results.get(id) || { type: "tool_result", tool_use_id: id }), display_data: event.data });
     this.ensureSlot(id);
     this.renderSlot(id);

@@ -156,7 +156,8 @@ export class OpenChat {
   onEvent(frame) {
     switch (frame.type) {
       case "message":
-        this.onMessage(frame);
+        if (Array.isArray(frame.omitted) && frame.omitted.includes("content")) this.fetchOmitted(frame);
+        else this.onMessage(frame);
         break;
       case "text_delta":
         this.view.delta(frame.sequence, frame.text);
@@ -200,6 +201,21 @@ export class OpenChat {
         break;
       default:
         break; // a newer server's event this page does not know
+    }
+  }
+
+  /** A message event too big for a frame comes without its content (chat/runs/eventlog.py):
+   *  the stored message is read from the API and applied as the event would have been. The
+   *  reply it finishes keeps streaming meanwhile, whatever comes first. */
+  async fetchOmitted(frame) {
+    this.view.hold(frame.sequence);
+    try {
+      const stored = await this.api.message(this.id, frame.sequence);
+      if (stored && !this.connection.stopped) this.onMessage({ ...stored, type: "message" });
+    } catch (error) {
+      this.ui.notify(`Part of the conversation could not be loaded (${error.message}). Reload the page to see it.`);
+    } finally {
+      this.view.release(frame.sequence);
     }
   }
 
