@@ -180,7 +180,7 @@ export class OpenChat {
       case "awaiting_user_input":
         this.view.setPending(frame, { announce: true });
         this.setState("awaiting_input");
-        this.runEnded();
+        this.ui.runEnded();
         break;
       case "title":
         this.ui.title(this.id, frame.title);
@@ -190,14 +190,14 @@ export class OpenChat {
         this.view.stopStreaming(frame.stop_reason);
         if (frame.stop_reason === "cancelled") this.ui.announce("The reply was stopped.");
         this.setState("idle");
-        this.runEnded();
+        this.ui.runEnded();
         break;
       case "error":
         this.restoreDropped();
         this.view.stopStreaming("error");
         this.view.runError(frame, frame.retryable ? () => this.retryRun() : null);
         this.setState("failed");
-        this.runEnded();
+        this.ui.runEnded();
         break;
       default:
         break; // a newer server's event this page does not know
@@ -219,13 +219,6 @@ export class OpenChat {
     }
   }
 
-  /** A run ended. A message sent but never acknowledged is sent again with its client_id:
-   *  stored already, the server acknowledges it (and never stores it twice); if not, it runs. */
-  runEnded() {
-    this.ui.runEnded();
-    if (this.outgoing && this.outgoing.state === "sending") this.transmit();
-  }
-
   /** The run ended without rebuilding the reply set aside at load: show it as stored. */
   restoreDropped() {
     if (this.dropped && !this.view.has(this.dropped.sequence)) this.view.upsert(this.dropped, { live: false });
@@ -235,8 +228,12 @@ export class OpenChat {
   onMessage(frame) {
     if (this.dropped && frame.sequence === this.dropped.sequence) this.dropped = null;
     const typed = frame.role === "user" && isTyped(frame.content);
-    // The message event has no client_id: ours is the user message with our text.
-    if (typed && this.outgoing && textOf(frame.content) === this.outgoing.text) this.acknowledge();
+    // The message event has no client_id: ours is the user message with our text. Should
+    // the stored text differ, the stored message's client_id (from the API) settles it.
+    if (typed && this.outgoing) {
+      if (textOf(frame.content) === this.outgoing.text) this.acknowledge();
+      else this.checkOutgoing(frame.sequence, this.outgoing);
+    }
     this.view.upsert(frame, { live: true });
     if (frame.role === "user" || !frame.finished) this.setState("running");
     if (typed) {
@@ -245,6 +242,15 @@ export class OpenChat {
         this.exists = true;
         this.ui.created(this.id);
       }
+    }
+  }
+
+  async checkOutgoing(sequence, outgoing) {
+    try {
+      const stored = await this.api.message(this.id, sequence);
+      if (stored && stored.client_id === outgoing.clientId && this.outgoing === outgoing) this.acknowledge();
+    } catch {
+      // Not known yet; a reconnect resends it with its client_id, which settles it too.
     }
   }
 

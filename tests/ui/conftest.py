@@ -29,9 +29,10 @@ SERVER_ENV = {
     "ARTIFACT_CHUNK_DELAY": "0.15",
     # Sign-up is closed by default when DATABASE_URL is set (production); the test opens it.
     "ACCOUNTS_SIGNUP_ENABLED": "true",
-    # A run whose process was killed is found dead within seconds, not half a minute.
+    # A run whose process was killed is found dead within seconds, not half a minute (yet
+    # with room for a live run on a busy machine to miss a few beats).
     "RUN_HEARTBEAT_INTERVAL": "0.5",
-    "RUN_STALE_AFTER": "3",
+    "RUN_STALE_AFTER": "5",
     # Flow control made small, so that acknowledgements matter: a reply is longer than
     # both, so it streams to the end on one socket only if the page acknowledges as it goes
     # (past the window the server waits for an ack; a page that never acks is closed).
