@@ -72,9 +72,17 @@ export class Sidebar {
   }
 
   render() {
+    // A refresh must not pull the focus from under someone tabbing through the list.
+    const focused = this.list.contains(document.activeElement) ? document.activeElement : null;
+    const focusedChat = focused && focused.closest("li").dataset.chatId;
+    const focusedClass = focused && [...focused.classList].at(-1); // chat-link, rename or delete
     this.list.replaceChildren(...this.chats.map((chat) => this.item(chat)));
     this.empty.hidden = this.chats.length > 0;
     this.more.hidden = !this.next;
+    if (focusedChat) {
+      const again = this.list.querySelector(`li[data-chat-id="${CSS.escape(focusedChat)}"] .${CSS.escape(focusedClass)}`);
+      if (again) again.focus();
+    }
   }
 
   item(chat) {
