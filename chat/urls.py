@@ -1,4 +1,4 @@
-"""The pages of the chat app (the chat UI builds on ``chat:home``)."""
+"""The pages of the chat app: the chat UI, for a new chat or one of the user's chats."""
 
 from __future__ import annotations
 
@@ -10,4 +10,5 @@ app_name = "chat"
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("c/<uuid:chat_id>/", views.home, name="chat"),
 ]

@@ -1,0 +1,193 @@
+// Charts from display_chart's data (tools/display_chart.py: chart_type bar|line|pie, labels,
+// values, title, x_label, y_label), drawn as SVG with DOM calls: labels are text nodes,
+// never markup. Each chart has a text alternative and its figures in a table.
+
+import { h, s } from "./dom.js";
+
+// Tableau 10: distinguishable, and readable on light and dark backgrounds.
+const COLORS = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"];
+const WIDTH = 560;
+const HEIGHT = 300;
+const MARGIN = { top: 20, right: 16, bottom: 64, left: 56 };
+
+const formatNumber = (value) =>
+  Number.isInteger(value) ? value.toLocaleString() : value.toLocaleString(undefined, { maximumFractionDigits: 2 });
+
+function truncate(text, length) {
+  return text.length > length ? `${text.slice(0, Math.max(1, length - 1))}…` : text;
+}
+
+/** About `count` round tick values covering [min, max]. */
+export function niceTicks(min, max, count = 5) {
+  if (min === max) {
+    min -= 1;
+    max += 1;
+  }
+  const rough = (max - min) / count;
+  const magnitude = 10 ** Math.floor(Math.log10(rough));
+  const scaled = rough / magnitude;
+  const step = (scaled < 1.5 ? 1 : scaled < 3 ? 2 : scaled < 7 ? 5 : 10) * magnitude;
+  const ticks = [];
+  for (let tick = Math.floor(min / step) * step; tick <= Math.ceil(max / step) * step + step / 2; tick += step) {
+    ticks.push(Number(tick.toPrecision(12)));
+  }
+  return ticks;
+}
+
+function describe(data) {
+  const points = data.labels.map((label, i) => `${label}: ${formatNumber(data.values[i])}`).join(", ");
+  const kind = { bar: "Bar chart", line: "Line chart", pie: "Pie chart" }[data.chart_type] || "Chart";
+  return `${kind}${data.title ? ` of ${data.title}` : ""}. ${points}.`;
+}
+
+function dataTable(data) {
+  return h(
+    "details",
+    { class: "chart-data" },
+    h("summary", {}, "Show the figures"),
+    h(
+      "table",
+      {},
+      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, data.x_label || "Label"), h("th", { scope: "col" }, data.y_label || "Value"))),
+      h("tbody", {}, data.labels.map((label, i) => h("tr", {}, h("th", { scope: "row" }, label), h("td", {}, formatNumber(data.values[i]))))),
+    ),
+  );
+}
+
+function axes(svg, data, ticks, y) {
+  const plotRight = WIDTH - MARGIN.right;
+  for (const tick of ticks) {
+    svg.append(
+      s("line", { class: "grid", x1: MARGIN.left, x2: plotRight, y1: y(tick), y2: y(tick) }),
+      s("text", { class: "tick", x: MARGIN.left - 6, y: y(tick), "text-anchor": "end", "dominant-baseline": "middle" }, formatNumber(tick)),
+    );
+  }
+  svg.append(s("line", { class: "axis", x1: MARGIN.left, x2: plotRight, y1: y(Math.max(0, ticks[0])), y2: y(Math.max(0, ticks[0])) }));
+  if (data.y_label) {
+    svg.append(
+      s("text", { class: "axis-label", transform: `translate(14 ${MARGIN.top + (HEIGHT - MARGIN.top - MARGIN.bottom) / 2}) rotate(-90)`, "text-anchor": "middle" }, truncate(data.y_label, 40)),
+    );
+  }
+  if (data.x_label) {
+    svg.append(s("text", { class: "axis-label", x: MARGIN.left + (plotRight - MARGIN.left) / 2, y: HEIGHT - 6, "text-anchor": "middle" }, truncate(data.x_label, 60)));
+  }
+}
+
+function xLabels(svg, labels, center, band) {
+  const rotate = labels.length > 6;
+  const limit = rotate ? 14 : Math.max(3, Math.floor(band / 7));
+  labels.forEach((label, i) => {
+    const x = center(i);
+    const y = HEIGHT - MARGIN.bottom + 16;
+    svg.append(
+      s(
+        "text",
+        rotate
+          ? { class: "tick", x, y, "text-anchor": "end", transform: `rotate(-40 ${x} ${y})` }
+          : { class: "tick", x, y, "text-anchor": "middle" },
+        truncate(label, limit),
+      ),
+    );
+  });
+}
+
+function cartesian(data) {
+  const values = data.values;
+  const ticks = niceTicks(Math.min(0, ...values), Math.max(0, ...values));
+  const low = ticks[0];
+  const high = ticks[ticks.length - 1];
+  const plotHeight = HEIGHT - MARGIN.top - MARGIN.bottom;
+  const y = (value) => MARGIN.top + plotHeight * (1 - (value - low) / (high - low));
+  const band = (WIDTH - MARGIN.left - MARGIN.right) / values.length;
+  const center = (i) => MARGIN.left + band * (i + 0.5);
+  return { ticks, y, band, center };
+}
+
+function barChart(svg, data) {
+  const { ticks, y, band, center } = cartesian(data);
+  axes(svg, data, ticks, y);
+  const width = Math.max(2, band * 0.64);
+  data.values.forEach((value, i) => {
+    const top = y(Math.max(0, value));
+    const bottom = y(Math.min(0, value));
+    svg.append(
+      s(
+        "rect",
+        { class: "bar", x: center(i) - width / 2, y: top, width, height: Math.max(1, bottom - top), fill: COLORS[i % COLORS.length] },
+        s("title", {}, `${data.labels[i]}: ${formatNumber(value)}`),
+      ),
+    );
+    if (data.values.length <= 12) {
+      svg.append(s("text", { class: "value", x: center(i), y: value >= 0 ? top - 4 : bottom + 12, "text-anchor": "middle" }, formatNumber(value)));
+    }
+  });
+  xLabels(svg, data.labels, center, band);
+}
+
+function lineChart(svg, data) {
+  const { ticks, y, band, center } = cartesian(data);
+  axes(svg, data, ticks, y);
+  const points = data.values.map((value, i) => `${center(i)},${y(value)}`).join(" ");
+  svg.append(s("polyline", { class: "line", points, fill: "none", stroke: COLORS[0] }));
+  data.values.forEach((value, i) => {
+    svg.append(
+      s("circle", { class: "point", cx: center(i), cy: y(value), r: 4, fill: COLORS[0] }, s("title", {}, `${data.labels[i]}: ${formatNumber(value)}`)),
+    );
+  });
+  xLabels(svg, data.labels, center, band);
+}
+
+function pieChart(svg, data) {
+  const total = data.values.reduce((sum, value) => sum + value, 0);
+  const radius = (HEIGHT - 24) / 2;
+  const cx = WIDTH / 2;
+  const cy = HEIGHT / 2;
+  let angle = -Math.PI / 2;
+  data.values.forEach((value, i) => {
+    const share = value / total;
+    const color = COLORS[i % COLORS.length];
+    const label = `${data.labels[i]}: ${formatNumber(value)} (${Math.round(share * 100)}%)`;
+    if (share >= 0.9999) {
+      svg.append(s("circle", { class: "slice", cx, cy, r: radius, fill: color }, s("title", {}, label)));
+      return;
+    }
+    if (share <= 0) return;
+    const end = angle + share * 2 * Math.PI;
+    const [x1, y1] = [cx + radius * Math.cos(angle), cy + radius * Math.sin(angle)];
+    const [x2, y2] = [cx + radius * Math.cos(end), cy + radius * Math.sin(end)];
+    const large = end - angle > Math.PI ? 1 : 0;
+    svg.append(
+      s("path", { class: "slice", d: `M${cx},${cy} L${x1},${y1} A${radius},${radius} 0 ${large} 1 ${x2},${y2} Z`, fill: color }, s("title", {}, label)),
+    );
+    angle = end;
+  });
+  return h(
+    "ul",
+    { class: "chart-legend" },
+    data.labels.map((label, i) =>
+      h(
+        "li",
+        {},
+        h("span", { class: "swatch", style: `background:${COLORS[i % COLORS.length]}`, "aria-hidden": "true" }),
+        `${label}: ${formatNumber(data.values[i])} (${Math.round((data.values[i] / total) * 100)}%)`,
+      ),
+    ),
+  );
+}
+
+/** A <figure> with the chart, its caption and its figures. */
+export function chartFigure(data) {
+  const title = data.title || "Chart";
+  const svg = s("svg", {
+    class: `chart chart-${data.chart_type}`,
+    viewBox: `0 0 ${WIDTH} ${HEIGHT}`,
+    role: "img",
+    "aria-label": describe(data),
+    preserveAspectRatio: "xMidYMid meet",
+  });
+  let legend = null;
+  if (data.chart_type === "pie") legend = pieChart(svg, data);
+  else if (data.chart_type === "line") lineChart(svg, data);
+  else barChart(svg, data);
+  return h("figure", { class: "card chart-card", dataset: { chartType: data.chart_type } }, h("figcaption", {}, title), svg, legend, dataTable(data));
+}

@@ -1,0 +1,313 @@
+// One open chat: its connection, what its events do to the page, and what the user sends.
+//
+// Sending: every message gets a fresh client_id and is shown as "Sending…" until the
+// server's `message` event for it arrives (the durable acknowledgement). If the socket is
+// down it waits; after a reconnect (and resume) it is sent again with the same client_id,
+// which the server never stores twice (a resent id is answered by a `message` without id).
+
+import { ChatConnection } from "./connection.js";
+import { newId, textOf } from "./dom.js";
+
+const BUSY_RETRIES = 3;
+const BUSY_RETRY_MS = 300;
+
+function isTyped(content) {
+  return typeof content === "string" || (Array.isArray(content) && !content.some((b) => b && b.type === "tool_result"));
+}
+
+export class OpenChat {
+  /**
+   * @param {object} options
+   *   id, isNew, wsUrl, api, view (Conversation), store (ArtifactStore),
+   *   ui: { connection(state), model(name), runState(state), title(id, title), created(id),
+   *         notify(message, retry?), clearNotices(), announce(text), restoreDraft(text),
+   *         fatal(reason), runEnded() }
+   */
+  constructor({ id, isNew, wsUrl, api, view, store, ui }) {
+    this.id = id;
+    this.exists = !isNew;
+    this.api = api;
+    this.view = view;
+    this.store = store;
+    this.ui = ui;
+    this.state = "idle";
+    this.readyFrame = null;
+    this.outgoing = null; // {text, clientId}: sent (or waiting), not yet acknowledged
+    this.lastCommand = null; // what a socket-local error is about
+    this.connection = new ChatConnection(wsUrl, {
+      status: (state) => this.ui.connection(state),
+      ready: (frame, info) => this.onReady(frame, info),
+      load: (options) => this.load(options),
+      event: (frame) => this.onEvent(frame),
+      localError: (frame) => this.onLocalError(frame),
+      acknowledged: (frame) => this.onAcknowledged(frame),
+      resumed: () => this.transmit(),
+      fatal: (reason) => this.ui.fatal(reason),
+    });
+  }
+
+  start() {
+    this.connection.start();
+  }
+
+  stop() {
+    this.connection.stop();
+  }
+
+  // --- what the user does ------------------------------------------------------------------
+
+  /** Send a message; false if one is still on its way. */
+  send(text) {
+    if (this.outgoing) return false;
+    this.outgoing = { text, clientId: newId(), state: "waiting" };
+    this.view.showOutgoing(text);
+    this.ui.runState(this.state, { outgoing: true });
+    this.transmit();
+    return true;
+  }
+
+  transmit() {
+    if (!this.outgoing) return;
+    const frame = { type: "user_message", text: this.outgoing.text, client_id: this.outgoing.clientId };
+    this.outgoing.state = this.connection.send(frame) ? "sending" : "waiting";
+    if (this.outgoing.state === "sending") this.lastCommand = { kind: "send" };
+    this.view.outgoingState(this.outgoing.state);
+  }
+
+  cancel() {
+    if (this.connection.send({ type: "cancel" })) this.lastCommand = { kind: "cancel" };
+  }
+
+  answer(toolUseId, choice, busyRetries = 0) {
+    const frame = { type: "interactive_response", tool_use_id: toolUseId, choice };
+    if (!this.connection.send(frame)) {
+      this.view.unlockQuestion(toolUseId);
+      this.ui.notify("Not connected: your choice was not sent. Pick it again once the connection is back.");
+      return;
+    }
+    this.lastCommand = { kind: "answer", toolUseId, choice, busyRetries };
+    this.view.lockQuestion(toolUseId, choice);
+    if (!busyRetries) this.ui.announce(`Sent your choice: ${choice}.`);
+  }
+
+  /** Retry after a failed run: send the last message typed again. */
+  retryRun() {
+    const text = this.view.lastTypedText();
+    if (text) this.send(text);
+  }
+
+  // --- the connection ----------------------------------------------------------------------
+
+  onReady(frame, { fresh }) {
+    this.readyFrame = frame;
+    if (frame.model) this.ui.model(frame.model);
+    if (!fresh) {
+      this.setState(frame.state);
+      this.view.setPending(frame.pending);
+    }
+  }
+
+  async load({ running, resync }) {
+    const ready = this.readyFrame;
+    const attempt = (this.loads = (this.loads || 0) + 1);
+    let messages = [];
+    let artifacts = [];
+    let state = ready ? ready.state : "idle";
+    // A new chat has nothing stored until its first message (unless the server says otherwise).
+    const stored = this.exists || resync || (ready && (ready.last_event_id > 0 || ready.state !== "idle"));
+    if (stored) {
+      try {
+        let chat;
+        [chat, messages, artifacts] = await Promise.all([
+          this.api.getChat(this.id),
+          this.api.allMessages(this.id),
+          this.api.listArtifacts(this.id),
+        ]);
+        this.exists = true;
+        this.ui.title(this.id, chat.title);
+        // Newer than ready's on a resync: the events that would have said so are gone.
+        if (resync) state = chat.state;
+      } catch (error) {
+        if (error.status !== 404) throw error; // not created yet after all
+      }
+    }
+    // Left meanwhile, or a newer load started (a reconnect): this one's data is stale.
+    if (this.connection.stopped || attempt !== this.loads) return;
+    this.dropped = null;
+    if (running) {
+      // Rebuilt from the run's events instead (connection.js); the stored text lags. Kept
+      // aside in case those events never come (the run's process died with its log).
+      const last = messages.at(-1);
+      if (last && last.role === "assistant" && !last.finished) {
+        this.dropped = last;
+        messages = messages.slice(0, -1);
+      }
+    }
+    this.store.setList(artifacts);
+    this.view.load(messages, { pending: ready && state === "awaiting_input" ? ready.pending : null });
+    this.setState(state);
+    if (!resync && ready && ready.state === "failed") {
+      // The run's own error event, if still in the log, replaces this general notice.
+      this.view.runError({ code: "failed", message: "The last reply did not finish." }, () => this.retryRun(), { general: true });
+    }
+    if (this.outgoing) this.view.showOutgoing(this.outgoing.text);
+  }
+
+  onEvent(frame) {
+    switch (frame.type) {
+      case "message":
+        if (Array.isArray(frame.omitted) && frame.omitted.includes("content")) this.fetchOmitted(frame);
+        else this.onMessage(frame);
+        break;
+      case "text_delta":
+        this.view.delta(frame.sequence, frame.text);
+        this.setState("running");
+        break;
+      case "tool_use":
+        this.view.toolUse(frame);
+        break;
+      case "tool_result":
+        this.view.toolResult(frame);
+        break;
+      case "display":
+        this.view.display(frame);
+        break;
+      case "artifact":
+        this.store.update(frame);
+        this.view.artifactChanged(frame.tool_use_id);
+        if (frame.status === "complete") this.ui.announce(`The artifact “${frame.title}” is ready.`);
+        break;
+      case "awaiting_user_input":
+        this.view.setPending(frame, { announce: true });
+        this.setState("awaiting_input");
+        this.ui.runEnded();
+        break;
+      case "title":
+        this.ui.title(this.id, frame.title);
+        break;
+      case "complete":
+        this.restoreDropped();
+        this.view.stopStreaming(frame.stop_reason);
+        if (frame.stop_reason === "cancelled") this.ui.announce("The reply was stopped.");
+        this.setState("idle");
+        this.ui.runEnded();
+        break;
+      case "error":
+        this.restoreDropped();
+        this.view.stopStreaming("error");
+        this.view.runError(frame, frame.retryable ? () => this.retryRun() : null);
+        this.setState("failed");
+        this.ui.runEnded();
+        break;
+      default:
+        break; // a newer server's event this page does not know
+    }
+  }
+
+  /** A message event too big for a frame comes without its content (chat/runs/eventlog.py):
+   *  the stored message is read from the API and applied as the event would have been. The
+   *  reply it finishes keeps streaming meanwhile, whatever comes first. */
+  async fetchOmitted(frame) {
+    this.view.hold(frame.sequence);
+    try {
+      const stored = await this.api.message(this.id, frame.sequence);
+      if (stored && !this.connection.stopped) this.onMessage({ ...stored, type: "message" });
+    } catch (error) {
+      this.ui.notify(`Part of the conversation could not be loaded (${error.message}). Reload the page to see it.`);
+    } finally {
+      this.view.release(frame.sequence);
+    }
+  }
+
+  /** The run ended without rebuilding the reply set aside at load: show it as stored. */
+  restoreDropped() {
+    if (this.dropped && !this.view.has(this.dropped.sequence)) this.view.upsert(this.dropped, { live: false });
+    this.dropped = null;
+  }
+
+  onMessage(frame) {
+    if (this.dropped && frame.sequence === this.dropped.sequence) this.dropped = null;
+    const typed = frame.role === "user" && isTyped(frame.content);
+    // The message event has no client_id: ours is the user message with our text. Should
+    // the stored text differ, the stored message's client_id (from the API) settles it.
+    if (typed && this.outgoing) {
+      if (textOf(frame.content) === this.outgoing.text) this.acknowledge();
+      else this.checkOutgoing(frame.sequence, this.outgoing);
+    }
+    this.view.upsert(frame, { live: true });
+    if (frame.role === "user" || !frame.finished) this.setState("running");
+    if (typed) {
+      this.view.retireRetries();
+      if (!this.exists) {
+        this.exists = true;
+        this.ui.created(this.id);
+      }
+    }
+  }
+
+  async checkOutgoing(sequence, outgoing) {
+    try {
+      const stored = await this.api.message(this.id, sequence);
+      if (stored && stored.client_id === outgoing.clientId && this.outgoing === outgoing) this.acknowledge();
+    } catch {
+      // Not known yet; a reconnect resends it with its client_id, which settles it too.
+    }
+  }
+
+  /** A resent client_id that was stored already: the message as stored. */
+  onAcknowledged(frame) {
+    if (this.outgoing) this.acknowledge();
+    this.view.upsert(frame, { live: false });
+  }
+
+  acknowledge() {
+    this.outgoing = null;
+    this.lastCommand = null;
+    this.view.removeOutgoing();
+    this.ui.runState(this.state, { outgoing: false });
+  }
+
+  onLocalError(frame) {
+    const command = this.lastCommand;
+    this.lastCommand = null;
+    if (command && command.kind === "send" && this.outgoing) {
+      const outgoing = this.outgoing;
+      if (frame.code === "busy" && (outgoing.busyRetries || 0) < BUSY_RETRIES) {
+        // The server sends a run's last event (complete, awaiting_user_input) a moment
+        // before it releases the chat: try again quietly before saying it is busy.
+        outgoing.busyRetries = (outgoing.busyRetries || 0) + 1;
+        setTimeout(() => this.outgoing === outgoing && this.transmit(), BUSY_RETRY_MS * outgoing.busyRetries);
+        return;
+      }
+      if (frame.retryable) {
+        this.outgoing.state = "failed";
+        this.view.outgoingState("failed");
+        this.ui.notify(frame.message, () => this.transmit());
+      } else {
+        const text = this.outgoing.text;
+        this.outgoing = null;
+        this.view.removeOutgoing();
+        this.ui.runState(this.state, { outgoing: false });
+        this.ui.restoreDraft(text);
+        this.ui.notify(frame.message);
+      }
+    } else if (command && command.kind === "answer") {
+      if (frame.code === "busy" && (command.busyRetries || 0) < BUSY_RETRIES) {
+        const retries = (command.busyRetries || 0) + 1;
+        setTimeout(() => this.answer(command.toolUseId, command.choice, retries), BUSY_RETRY_MS * retries);
+        return;
+      }
+      this.view.unlockQuestion(command.toolUseId);
+      this.ui.notify(frame.message, frame.retryable ? () => this.answer(command.toolUseId, command.choice) : null);
+    } else if (command && command.kind === "cancel" && frame.code === "not_running") {
+      // It finished on its own meanwhile.
+    } else {
+      this.ui.notify(frame.message, null);
+    }
+  }
+
+  setState(state) {
+    this.state = state;
+    this.ui.runState(state, { outgoing: Boolean(this.outgoing) });
+  }
+}
