@@ -19,6 +19,7 @@ from chat import protocol, services
 from chat.agent.providers import get_provider
 from chat.db import db_async
 from chat.errors import NotFound, UserError
+from chat.models import ChatSession
 from chat.runs.eventlog import default_event_log
 from chat.runs.manager import get_run_manager
 from chat.runs.relay import EventRelay, Sent, TooSlow
@@ -85,8 +86,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         )
         manager = get_run_manager()
         manager.ensure_sweeper()
-        if await manager.recover(self.session_id):
-            # Its process died: the error event follows this ready, live.
+        recovered = await manager.recover(self.session_id)
+        if recovered or state["state"] == ChatSession.State.RUNNING:
+            # A run we (or a sweep) just found dead is failed now; its error event follows
+            # this ready, live.
             state = await db_async(services.socket_state)(user, self.session_id)
         await self._send({"type": "ready", "last_event_id": last_id, "model": _model_name(), **state})
 

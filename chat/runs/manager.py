@@ -244,11 +244,12 @@ class RunManager:
 
     async def _sweep_forever(self) -> None:
         while True:
+            # Sleep first: at start-up, the sockets reconnecting find their own dead runs.
+            await asyncio.sleep(settings.RUN_STALE_AFTER / 2)
             try:
                 await self.recover()
             except Exception:  # noqa: BLE001 - try again at the next sweep
                 logger.warning("sweep for dead runs failed", exc_info=True)
-            await asyncio.sleep(settings.RUN_STALE_AFTER / 2)
 
 
 # Events that end a run, and the state the session is left in.

@@ -74,6 +74,15 @@ def text_of(frames):
     return "".join(f["text"] for f in frames if f["type"] == "text_delta")
 
 
+async def reply(communicator):
+    """The next frame that answers this socket (no id), past any live event such as the
+    chat's title, which is generated in the background and may come at any time."""
+    while True:
+        frame = await communicator.receive_json_from(timeout=TIMEOUT)
+        if "id" not in frame:
+            return frame
+
+
 async def send(communicator, **frame):
     await communicator.send_to(text_data=json.dumps(frame))
 
@@ -173,7 +182,7 @@ async def test_bad_input_gets_a_specific_error_changes_nothing_and_the_socket_st
     await until(communicator, "complete")
     before = await stored(sid)
     await communicator.send_to(text_data=raw)
-    error = await communicator.receive_json_from(timeout=TIMEOUT)
+    error = await reply(communicator)
     assert error["type"] == "error" and error["code"] == code, error
     assert error["message"]
     assert await stored(sid) == before
@@ -184,7 +193,7 @@ async def test_bad_input_gets_a_specific_error_changes_nothing_and_the_socket_st
 async def test_a_binary_frame_is_refused(owner):
     communicator, _ = await connect(owner, uuid.uuid4())
     await communicator.send_to(bytes_data=b"\x00\xff")
-    assert (await communicator.receive_json_from(timeout=TIMEOUT))["code"] == "binary_frame"
+    assert (await reply(communicator))["code"] == "binary_frame"
 
 
 async def test_a_second_message_while_running_is_busy_and_not_stored(owner, settings):
@@ -206,7 +215,7 @@ async def test_resending_a_client_id_is_acknowledged_again_and_stored_once(owner
     await send(communicator, type="user_message", text="once only", client_id="msg-1")
     first = (await until(communicator, "complete"))[0]
     await send(communicator, type="user_message", text="once only", client_id="msg-1")
-    again = await communicator.receive_json_from(timeout=TIMEOUT)
+    again = await reply(communicator)
     assert again["type"] == "message" and again["sequence"] == first["sequence"] == 1
     assert [m["content"] for m in await stored(sid)].count("once only") == 1
     assert await communicator.receive_nothing(timeout=0.3)
@@ -222,9 +231,9 @@ async def test_interactive_question_wrong_answers_change_nothing_then_the_choice
     before = await stored(sid)
 
     await send(communicator, type="interactive_response", tool_use_id="toolu_wrong", choice=question["options"][0])
-    assert (await communicator.receive_json_from(timeout=TIMEOUT))["code"] == "unknown_question"
+    assert (await reply(communicator))["code"] == "unknown_question"
     await send(communicator, type="interactive_response", tool_use_id=question["tool_use_id"], choice="Not offered")
-    assert (await communicator.receive_json_from(timeout=TIMEOUT))["code"] == "invalid_choice"
+    assert (await reply(communicator))["code"] == "invalid_choice"
     assert await stored(sid) == before
     assert await LoopState.objects.filter(session_id=sid).aexists()
 
@@ -335,7 +344,7 @@ async def test_too_many_messages_are_rate_limited(owner, settings):
         await send(communicator, type="user_message", text=text)
         await until(communicator, "complete")
     await send(communicator, type="user_message", text="three")
-    error = await communicator.receive_json_from(timeout=TIMEOUT)
+    error = await reply(communicator)
     assert (error["code"], error["retryable"]) == ("rate_limited", True)
     assert "three" not in [m["content"] for m in await stored(sid)]
 
@@ -368,7 +377,7 @@ async def test_an_exception_in_a_handler_is_reported_and_the_socket_stays_usable
 
     monkeypatch.setattr(run_manager.RunManager, "send_message", broken)
     await send(communicator, type="user_message", text="boom")
-    assert (await communicator.receive_json_from(timeout=TIMEOUT))["code"] == "internal_error"
+    assert (await reply(communicator))["code"] == "internal_error"
     monkeypatch.undo()
     await send(communicator, type="user_message", text="fine")
     assert (await until(communicator, "complete"))[-1]["type"] == "complete"
@@ -397,7 +406,7 @@ async def test_a_database_outage_answers_unavailable_and_stores_nothing(owner, m
 
     monkeypatch.setattr(services, "begin_run", down)
     await send(communicator, type="user_message", text="during the outage")
-    error = await communicator.receive_json_from(timeout=TIMEOUT)
+    error = await reply(communicator)
     assert (error["code"], error["retryable"]) == ("unavailable", True)
     assert [m["content"] for m in await stored(sid) if m["role"] == "user"] == ["before"]
     monkeypatch.undo()
