@@ -76,7 +76,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.channel_layer.group_add(self.group, self.channel_name)
         # Joined before reading the last id: nothing published from here on can be missed.
         log = default_event_log()
-        last_id = await log.last_id(self.session_id)
+        last_id, epoch = await log.position(self.session_id)
         self.relay = EventRelay(
             self.session_id,
             log,
@@ -91,7 +91,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             # A run we (or a sweep) just found dead is failed now; its error event follows
             # this ready, live.
             state = await db_async(services.socket_state)(user, self.session_id)
-        await self._send({"type": "ready", "last_event_id": last_id, "model": _model_name(), **state})
+        await self._send({"type": "ready", "last_event_id": last_id, "log_epoch": epoch, "model": _model_name(), **state})
 
     async def disconnect(self, code: int) -> None:
         await self._leave()

@@ -15,13 +15,16 @@ Event = dict[str, Any]
 def message(stored: dict[str, Any]) -> Event:
     """A message as stored: the durable acknowledgement. ``finished`` is False for a reply
     still being streamed (its text follows as ``text_delta``s) or one that was cut off."""
-    return {
+    event = {
         "type": "message",
         "sequence": stored["sequence"],
         "role": stored["role"],
         "content": stored["content"],
         "finished": stored["finished"],
     }
+    if stored.get("client_id"):
+        event["client_id"] = stored["client_id"]  # lets the sender match its own message
+    return event
 
 
 def text_delta(text: str, sequence: int) -> Event:

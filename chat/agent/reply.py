@@ -55,10 +55,11 @@ class StreamingReply:
             await self.mm.update_message(self.sequence, content=self.content())
             self._flushed_at = now
 
-    async def keep_partial(self) -> None:
+    async def keep_partial(self) -> StoredMessage | None:
         """Store what was streamed, unfinished: the reply was cancelled or failed."""
-        if self.sequence is not None:
-            await self.mm.update_message(self.sequence, content=self.content(), finished=False)
+        if self.sequence is None:
+            return None
+        return await self.mm.update_message(self.sequence, content=self.content(), finished=False)
 
     async def finish(self, final: ModelReply) -> StoredMessage:
         content = final.content or EMPTY_TEXT
@@ -98,7 +99,9 @@ async def stream_reply(
             raise ProviderError("model_error", "The model ended its reply without finishing it.", retryable=True)
         stored = await reply.finish(final)
     except ProviderError as exc:
-        await reply.keep_partial()
+        kept = await reply.keep_partial()
+        if kept is not None:
+            yield events.message(kept)  # what the user saw stream is what is stored
         yield events.error(exc.code, exc.message, retryable=exc.retryable)
         return
     except BaseException:

@@ -16,11 +16,12 @@ serialised once however many sockets receive it.
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -78,8 +79,22 @@ class EventLog(ABC):
     @abstractmethod
     async def read_after(self, session_id: str, after: int, limit: int = 1000) -> Replay: ...
 
+    async def last_id(self, session_id: str) -> int:
+        return (await self.position(session_id))[0]
+
     @abstractmethod
-    async def last_id(self, session_id: str) -> int: ...
+    async def position(self, session_id: str) -> tuple[int, str]:
+        """The last id handed out, and the log's epoch: a token that changes whenever the
+        numbering starts again (the log expired, or a memory log's process restarted), so a
+        client can tell that ids it remembers belong to an earlier numbering."""
+
+
+@dataclass
+class _MemoryLog:
+    events: deque[tuple[int, bytes]]
+    last: int = 0
+    expires_at: float = 0.0
+    epoch: str = field(default_factory=lambda: secrets.token_hex(6))
 
 
 class MemoryEventLog(EventLog):
@@ -88,22 +103,24 @@ class MemoryEventLog(EventLog):
     def __init__(self, *, max_events: int, ttl: int, max_sessions: int = 10_000):
         super().__init__(max_events=max_events, ttl=ttl)
         self.max_sessions = max_sessions
-        self._logs: OrderedDict[str, tuple[int, deque[tuple[int, bytes]], float]] = OrderedDict()
+        self._logs: OrderedDict[str, _MemoryLog] = OrderedDict()
         self._lock = threading.Lock()
 
-    def _get(self, session_id: str) -> tuple[int, deque[tuple[int, bytes]]]:
+    def _get(self, session_id: str) -> _MemoryLog | None:
         found = self._logs.get(session_id)
-        if found is None or found[2] <= time.monotonic():
-            return 0, deque(maxlen=self.max_events)
-        return found[0], found[1]
+        if found is None or found.expires_at <= time.monotonic():
+            return None
+        return found
 
     async def append(self, session_id: str, payloads: list[bytes]) -> int:
         with self._lock:
-            last, events = self._get(session_id)
+            log = self._get(session_id) or _MemoryLog(events=deque(maxlen=self.max_events))
             for payload in payloads:
-                last += 1
-                events.append((last, payload))
-            self._logs[session_id] = (last, events, time.monotonic() + self.ttl)
+                log.last += 1
+                log.events.append((log.last, payload))
+            log.expires_at = time.monotonic() + self.ttl
+            last = log.last
+            self._logs[session_id] = log
             self._logs.move_to_end(session_id)
             while len(self._logs) > self.max_sessions:
                 self._logs.popitem(last=False)
@@ -111,20 +128,26 @@ class MemoryEventLog(EventLog):
 
     async def read_after(self, session_id: str, after: int, limit: int = 1000) -> Replay:
         with self._lock:
-            last, events = self._get(session_id)
-            found = [(i, p) for i, p in events if i > after][:limit]
-        return _replay(found, after, last)
+            log = self._get(session_id)
+            if log is None:
+                return _replay([], after, 0)
+            found = [(i, p) for i, p in log.events if i > after][:limit]
+            return _replay(found, after, log.last)
 
-    async def last_id(self, session_id: str) -> int:
+    async def position(self, session_id: str) -> tuple[int, str]:
         with self._lock:
-            return self._get(session_id)[0]
+            log = self._get(session_id)
+            return (0, "") if log is None else (log.last, log.epoch)
 
 
+# KEYS[1] is a hash: ``n`` the last id, ``epoch`` set when the numbering starts. One key, so
+# the two can only expire together.
 _LUA_APPEND = """
-local count = #ARGV - 2
-local last = redis.call('INCRBY', KEYS[1], count)
+local count = #ARGV - 3
+redis.call('HSETNX', KEYS[1], 'epoch', ARGV[3])
+local last = redis.call('HINCRBY', KEYS[1], 'n', count)
 for i = 1, count do
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '0-' .. (last - count + i), 'e', ARGV[i + 2])
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '0-' .. (last - count + i), 'e', ARGV[i + 3])
 end
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 redis.call('EXPIRE', KEYS[2], ARGV[1])
@@ -147,20 +170,22 @@ class RedisEventLog(EventLog):
         client = self.redis.get()
         if self._script is None:
             self._script = client.register_script(_LUA_APPEND)
-        return int(await self._script(keys=self._keys(session_id), args=[self.ttl, self.max_events, *payloads], client=client))
+        args = [self.ttl, self.max_events, secrets.token_hex(6), *payloads]
+        return int(await self._script(keys=self._keys(session_id), args=args, client=client))
 
     async def read_after(self, session_id: str, after: int, limit: int = 1000) -> Replay:
         client = self.redis.get()
         counter, stream = self._keys(session_id)
         async with client.pipeline(transaction=True) as pipe:
             pipe.xrange(stream, min=f"(0-{after}", max="+", count=limit)
-            pipe.get(counter)
+            pipe.hget(counter, "n")
             entries, last = await pipe.execute()
         found = [(int(entry_id.split(b"-")[1]), fields[b"e"]) for entry_id, fields in entries]
         return _replay(found, after, int(last or 0))
 
-    async def last_id(self, session_id: str) -> int:
-        return int(await self.redis.get().get(keys.session_event_counter(session_id)) or 0)
+    async def position(self, session_id: str) -> tuple[int, str]:
+        last, epoch = await self.redis.get().hmget(keys.session_event_counter(session_id), ["n", "epoch"])
+        return int(last or 0), (epoch or b"").decode()
 
 
 def _replay(found: list[tuple[int, bytes]], after: int, last: int) -> Replay:

@@ -35,7 +35,7 @@ from chat.ratelimit import check_message_rate
 from chat.redis_client import PerLoopRedis
 from chat.runs.eventlog import EventLog, default_event_log
 from chat.runs.publisher import Publisher, RunPublisher
-from chat.storage import keys
+from chat.storage import get_storage, keys
 from tools.registry import ToolRegistry, builtin_tools
 
 logger = logging.getLogger(__name__)
@@ -189,6 +189,9 @@ class RunManager:
             # Cancelled on request (or our claim was lost): wind down normally from here.
             this.uncancel()
             state, last = State.IDLE, events.complete("cancelled", usage())
+            kept = await self._kept_reply(session_id)
+            if kept is not None:
+                await publisher.put(events.message(kept))  # what was streamed, as stored
         except Exception:
             logger.exception("run of session %s failed", session_id)
             state = State.FAILED
@@ -207,6 +210,14 @@ class RunManager:
             await db_async(services.end_run)(session_id, run_id, state)
             if last is not None:
                 await Publisher(session_id, log=self.log).publish([last])
+
+    async def _kept_reply(self, session_id: str) -> dict[str, Any] | None:
+        """The reply a cancelled run left unfinished, as stored (None if it left none)."""
+        try:
+            [last] = await get_storage().load_recent_messages(session_id, 1)
+        except Exception:  # noqa: BLE001 - the announcement is a courtesy; the reply is stored
+            return None
+        return last if last["role"] == "assistant" and not last["finished"] else None
 
     def _publish_to(self, session_id: str) -> Callable[[dict[str, Any]], Any]:
         async def publish(event: dict[str, Any]) -> None:

@@ -29,7 +29,7 @@ def session_event_log(session_id: str) -> str:
 
 
 def session_event_counter(session_id: str) -> str:
-    """The last event id handed out for the session."""
+    """Hash: the last event id handed out for the session (``n``) and its epoch."""
     return f"{_prefix()}:chat:{{{session_id}}}:event-id"
 
 

@@ -4,8 +4,9 @@
 // - Logged frames carry an increasing `id`. The last id processed is remembered; a frame at
 //   or below it is a duplicate and dropped; one beyond the next id is a gap, answered by
 //   `resume` after the last id (the server replays the rest, then continues live).
-// - The first `ready` of a page (or one whose last_event_id is below ours: the server's log
-//   started again) loads the conversation from the API while frames wait in a buffer. A chat
+// - The first `ready` of a page (or one whose last_event_id is below ours, or whose
+//   log_epoch changed: the server's log started numbering again) loads the conversation
+//   from the API while frames wait in a buffer. A chat
 //   that is running is then rebuilt from its run's events (`resume` after run_events_after);
 //   otherwise the buffered frames newer than ready.last_event_id are applied.
 // - Any later `ready` (a reconnect) sends `resume` after the last id seen.
@@ -138,7 +139,11 @@ export class ChatConnection {
   async ready(frame) {
     const ws = this.ws;
     this.attempt = 0;
-    const fresh = this.lastId === null || frame.last_event_id < this.lastId;
+    // A different epoch: the log numbered its events again (it expired, or the server's
+    // memory log restarted), so the ids this page remembers mean nothing now.
+    const renumbered = this.epoch !== undefined && frame.log_epoch && frame.log_epoch !== this.epoch;
+    if (frame.log_epoch) this.epoch = frame.log_epoch;
+    const fresh = this.lastId === null || frame.last_event_id < this.lastId || renumbered;
     // What came before this socket is covered: by the history a fresh page loads, or by
     // what this page already has (the resume below replays the rest).
     const covered = fresh ? frame.last_event_id : this.lastId;

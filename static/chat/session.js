@@ -228,10 +228,13 @@ export class OpenChat {
   onMessage(frame) {
     if (this.dropped && frame.sequence === this.dropped.sequence) this.dropped = null;
     const typed = frame.role === "user" && isTyped(frame.content);
-    // The message event has no client_id: ours is the user message with our text. Should
-    // the stored text differ, the stored message's client_id (from the API) settles it.
+    // Ours is the user message with our client_id. An older server's event carries none:
+    // then our text decides, and should the stored text differ, the stored message's
+    // client_id (from the API) settles it.
     if (typed && this.outgoing) {
-      if (textOf(frame.content) === this.outgoing.text) this.acknowledge();
+      if (frame.client_id) {
+        if (frame.client_id === this.outgoing.clientId) this.acknowledge();
+      } else if (textOf(frame.content) === this.outgoing.text) this.acknowledge();
       else this.checkOutgoing(frame.sequence, this.outgoing);
     }
     this.view.upsert(frame, { live: true });

@@ -287,6 +287,8 @@ async def test_a_model_failure_keeps_the_partial_reply_and_reports_a_retryable_e
     assert events[-1] == {"type": "error", "code": "stream_interrupted", "message": "The connection broke off.", "retryable": True}
     [_, reply] = await stored_messages(session_id)
     assert (reply["content"], reply["finished"]) == ([{"type": "text", "text": "Partial"}], False)
+    # The kept reply is announced as stored, so every client shows exactly what was kept.
+    assert events[-2] == {**events[-2], "type": "message", "sequence": reply["sequence"], "content": reply["content"], "finished": False}
     await assert_history_valid(session_id)
 
 

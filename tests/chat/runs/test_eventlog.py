@@ -58,3 +58,17 @@ def test_an_event_too_big_for_one_websocket_message_goes_out_without_its_big_fie
     payload = encode(huge)
     assert len(payload) < 2000
     assert json.loads(payload) == {"type": "message", "sequence": 4, "role": "assistant", "finished": True, "omitted": ["content"]}
+
+
+async def test_the_epoch_stays_while_the_numbering_lasts_and_changes_when_it_starts_again(log_kind):
+    log = make_log(log_kind, ttl=1)
+    sid = str(uuid.uuid4())
+    assert await log.position(sid) == (0, "")
+    await log.append(sid, payloads("a"))
+    first = await log.position(sid)
+    await log.append(sid, payloads("b"))
+    assert await log.position(sid) == (2, first[1]) and first[1]
+    await asyncio.sleep(2.1)  # the log expires: numbering starts again, under a new epoch
+    await log.append(sid, payloads("c"))
+    last, epoch = await log.position(sid)
+    assert last == 1 and epoch != first[1]
