@@ -24,7 +24,7 @@ import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Sequence
 
 import orjson
 from django.conf import settings
@@ -38,20 +38,13 @@ def encode_member(message: StoredMessage) -> bytes:
     return orjson.dumps({k: v for k, v in message.items() if k != "cumulative_tokens"})
 
 
-def decode_members(pairs: Iterable[tuple[Any, bytes]]) -> list[StoredMessage]:
-    """Decode (cumulative, member) pairs with one JSON parse for the whole tail.
-
-    A hit is dominated by decoding; one orjson call over the joined members is several
-    times faster than a json.loads per message.
-    """
-    decoded = orjson.loads(b"[" + b",".join(b"[%s,%s]" % (_score(score), member) for score, member in pairs) + b"]")
-    for score, message in decoded:
-        message["cumulative_tokens"] = int(score)
-    return [message for _, message in decoded]
-
-
-def _score(score: Any) -> bytes:
-    return score if isinstance(score, bytes) else str(int(score)).encode()
+def decode_members(scores: Sequence[Any], members: Sequence[bytes]) -> list[StoredMessage]:
+    """Decode cached members (and their scores, the cumulative sums) with one JSON parse
+    for the whole tail: several times faster than a json.loads per message."""
+    decoded = orjson.loads(b"[" + b",".join(members) + b"]")
+    for score, message in zip(scores, decoded):
+        message["cumulative_tokens"] = int(float(score))  # Redis answers scores as bytes
+    return decoded
 
 
 def cache_window(snapshot: Snapshot, max_messages: int) -> tuple[list[StoredMessage], bool, int, int] | None:
@@ -151,7 +144,7 @@ class LocalMessageCache(MessageCache):
             if len(entry.items) < limit and not entry.complete:
                 return None
             items = entry.items[-limit:]
-        return decode_members(items)
+        return decode_members([score for score, _ in items], [member for _, member in items])
 
     async def read_budget(self, session_id: str, token_budget: int) -> list[StoredMessage] | None:
         with self._lock:
@@ -165,7 +158,7 @@ class LocalMessageCache(MessageCache):
                 return None
             threshold = total - token_budget
             items = [(score, member) for score, member in entry.items if score > threshold]
-        return history.fit_budget(decode_members(items), token_budget)
+        return history.fit_budget(decode_members([score for score, _ in items], [member for _, member in items]), token_budget)
 
     async def fill(self, session_id: str, snapshot: Snapshot) -> bool:
         window = cache_window(snapshot, self.max_messages)

@@ -156,7 +156,7 @@ def _pairs(messages: list[StoredMessage]) -> list[Any]:
 
 def _decode(reply: list[bytes]) -> list[StoredMessage]:
     """A WITHSCORES reply: member, score, member, score, …"""
-    return decode_members(zip(reply[1::2], reply[0::2]))
+    return decode_members(reply[1::2], reply[0::2])
 
 
 class RedisMessageCache(MessageCache):
