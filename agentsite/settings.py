@@ -174,7 +174,10 @@ if REDIS_URL:
                     }
                 ],
                 "prefix": f"{KEY_PREFIX}:channels",
-                "capacity": _positive_int("CHANNEL_CAPACITY", 1000),
+                # channels-redis counts this per process, not per socket: every socket of a
+                # process shares one queue in Redis, and group messages beyond it are
+                # dropped (the sockets then read them back from the event log).
+                "capacity": _positive_int("CHANNEL_CAPACITY", 10_000),
                 "expiry": 60,
             },
         }

@@ -5,7 +5,10 @@
    frames sent by a bare consumer on the same daphne process; runs alternate, medians of
    the time from the first to the last delta are compared.
 2. Latency under load: N concurrent sessions on one daphne process with the offline model,
-   each sending one message at once; time from sending it to its first text_delta.
+   each sending one message at once; time from sending it to its first text_delta. Once
+   with the offline model's default pace (words streamed as a model streams them), once
+   with no pause between words (every reply at once: the process's throughput decides).
+   The client runs on the same machine and takes its share of the CPU.
 
 Measured against whatever DATABASE_URL / REDIS_URL point at (the targets are for
 PostgreSQL and Redis). Servers run on a throwaway database.
@@ -93,13 +96,17 @@ async def first_delta_latency(server: DaphneServer, cookie: str, sessions: int) 
         async def one(ws) -> float:
             start = time.perf_counter()
             await ws.send(json.dumps({"type": "user_message", "text": "hello, how are you today?"}))
-            while True:
-                frame = json.loads(await ws.recv())
-                if frame["type"] == "text_delta":
-                    latency = time.perf_counter() - start
-                    break
+            latency = None
+            frame = {"type": ""}
             while frame["type"] not in ("complete", "error"):
-                frame = json.loads(await ws.recv())
+                try:
+                    frame = json.loads(await asyncio.wait_for(ws.recv(), 120))
+                except TimeoutError:
+                    raise SystemExit("a session's reply stopped arriving: events were lost") from None
+                if frame["type"] == "text_delta" and latency is None:
+                    latency = time.perf_counter() - start
+            if frame["type"] == "error" or latency is None:
+                raise SystemExit(f"a session's run did not stream a reply: {frame}")
             return latency
 
         return await asyncio.gather(*(one(ws) for ws in sockets))
@@ -108,9 +115,10 @@ async def first_delta_latency(server: DaphneServer, cookie: str, sessions: int) 
             await ws.close()
 
 
-async def latency_under_load(cookie: str) -> None:
-    env = {"CHAT_RATE_LIMIT_PER_MINUTE": "100000"}
-    print("Time from user_message to the first text_delta, N concurrent sessions on one daphne process (offline model)")
+async def latency_under_load(cookie: str, word_delay: float) -> None:
+    env = {"CHAT_RATE_LIMIT_PER_MINUTE": "100000", "OFFLINE_MODEL_WORD_DELAY": str(word_delay)}
+    pace = f"{word_delay} s between words" if word_delay else "no pause between words"
+    print(f"Time from user_message to the first text_delta, N concurrent sessions on one daphne process (offline model, {pace})")
     with DaphneServer(env=env) as server:
         await first_delta_latency(server, cookie, 5)  # warm-up
         for sessions in (20, 50, 100, 200):
@@ -124,7 +132,8 @@ async def main() -> None:
     cookie = await sync_to_async(session_cookie)(user)
     print(f"database: {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}; redis: {'yes' if settings.REDIS_URL else 'no'}\n")
     await per_event_cost(cookie)
-    await latency_under_load(cookie)
+    await latency_under_load(cookie, settings.OFFLINE_MODEL_WORD_DELAY)
+    await latency_under_load(cookie, 0)
 
 
 if __name__ == "__main__":

@@ -6,9 +6,10 @@ is decided by ``chat.runs.relay``; frames are parsed by ``chat.protocol``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -33,6 +34,11 @@ CLOSE_TOO_SLOW = 4408
 # The database or Redis could not be reached while opening the socket: try again later.
 CLOSE_UNAVAILABLE = 4503
 
+# A socket that heard nothing for this long asks the log whether it missed a run's last
+# events; while nothing comes, it asks again less and less often, up to LOG_CHECK_MAX.
+LOG_CHECK_QUIET = 1.0
+LOG_CHECK_MAX = 30.0
+
 UNAVAILABLE = UserError("unavailable", "The service is briefly unavailable; nothing was lost. Try again in a moment.")
 # What "the database or Redis is away" looks like from here.
 OUTAGES: tuple[type[BaseException], ...] = (DatabaseError, RedisError, OSError)
@@ -41,6 +47,7 @@ OUTAGES: tuple[type[BaseException], ...] = (DatabaseError, RedisError, OSError)
 class ChatConsumer(AsyncWebsocketConsumer):
     group: str | None = None
     relay: EventRelay | None = None
+    _watcher: asyncio.Task[None] | None = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
@@ -84,6 +91,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             window=settings.WS_ACK_WINDOW,
             unacked_limit=settings.WS_UNACKED_LIMIT,
         )
+        # Relay calls and the frames they return go out one at a time, in order.
+        self._relaying = asyncio.Lock()
+        self._heard_at = asyncio.get_running_loop().time()
         manager = get_run_manager()
         manager.ensure_sweeper()
         recovered = await manager.recover(self.session_id)
@@ -92,6 +102,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             # this ready, live.
             state = await db_async(services.socket_state)(user, self.session_id)
         await self._send({"type": "ready", "last_event_id": last_id, "log_epoch": epoch, "model": _model_name(), **state})
+        self._watcher = asyncio.get_running_loop().create_task(self._watch_for_lost_events())
 
     async def disconnect(self, code: int) -> None:
         await self._leave()
@@ -129,20 +140,48 @@ class ChatConsumer(AsyncWebsocketConsumer):
         elif isinstance(command, protocol.Cancel):
             await manager.cancel(self.user, self.session_id)
         elif isinstance(command, protocol.Resume):
-            await self._deliver(await self.relay.resume(command.after))  # type: ignore[union-attr]
+            await self._relay(lambda relay: relay.resume(command.after))
         elif isinstance(command, protocol.Ack):
-            await self._deliver(await self.relay.ack(command.last))  # type: ignore[union-attr]
+            await self._relay(lambda relay: relay.ack(command.last))
 
     async def chat_events(self, message: dict[str, Any]) -> None:
         """Events published to the session's group."""
-        if self.relay is None:
-            return
+        events = [(int(i), bytes(p)) for i, p in message["events"]]
+        self._heard_at = asyncio.get_running_loop().time()
         try:
-            sent = await self.relay.live([(int(i), bytes(p)) for i, p in message["events"]])
+            await self._relay(lambda relay: relay.live(events))
         except TooSlow:
             await self.close(code=CLOSE_TOO_SLOW)
-            return
-        await self._deliver(sent)
+
+    async def _relay(self, call: Callable[[EventRelay], Awaitable[Sent]]) -> None:
+        async with self._relaying:
+            if self.relay is not None:
+                await self._deliver(await call(self.relay))
+
+    async def _watch_for_lost_events(self) -> None:
+        """The channel layer may drop a run's last events (channels-redis drops group
+        messages over capacity, silently); nothing later then reveals the gap. After a
+        quiet second, the log is asked for anything newer than what was sent."""
+        loop = asyncio.get_running_loop()
+        checked_at, interval = loop.time(), LOG_CHECK_QUIET
+        while self.relay is not None:
+            now = loop.time()
+            if self._heard_at > checked_at:
+                interval = LOG_CHECK_QUIET  # events came since the last check: watch closely again
+            due = max(self._heard_at + LOG_CHECK_QUIET, checked_at + interval)
+            if now < due:
+                await asyncio.sleep(min(due - now, LOG_CHECK_QUIET))
+                continue
+            checked_at, interval = now, min(interval * 2, LOG_CHECK_MAX)
+            try:
+                await self._relay(lambda relay: relay.catch_up())
+            except TooSlow:
+                await self.close(code=CLOSE_TOO_SLOW)
+                return
+            except OUTAGES:
+                logger.debug("checking the event log of session %s failed", self.session_id, exc_info=True)
+            except Exception:
+                logger.exception("checking the event log of session %s failed", self.session_id)
 
     async def _deliver(self, sent: Sent) -> None:
         for frame in sent.frames:
@@ -156,6 +195,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def _leave(self) -> None:
         group, self.group, self.relay = self.group, None, None
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None and watcher is not asyncio.current_task():
+            watcher.cancel()
         if group is not None:
             await self.channel_layer.group_discard(group, self.channel_name)
 

@@ -16,6 +16,7 @@ serialised once however many sockets receive it.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import threading
 import time
@@ -26,6 +27,7 @@ from typing import Any
 
 import orjson
 from django.conf import settings
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from chat.redis_client import PerLoopRedis
 from chat.storage import keys
@@ -140,19 +142,28 @@ class MemoryEventLog(EventLog):
             return (0, "") if log is None else (log.last, log.epoch)
 
 
-# KEYS[1] is a hash: ``n`` the last id, ``epoch`` set when the numbering starts. One key, so
-# the two can only expire together.
+# KEYS[1] is a hash: ``n`` the last id, ``epoch`` set when the numbering starts, ``batch``
+# the token of the last batch appended (a retried batch that did land is not added twice).
+# One key, so they can only expire together. ARGV: ttl, max events, epoch, batch, payloads.
 _LUA_APPEND = """
-local count = #ARGV - 3
+if redis.call('HGET', KEYS[1], 'batch') == ARGV[4] then
+  return tonumber(redis.call('HGET', KEYS[1], 'n'))
+end
+local count = #ARGV - 4
 redis.call('HSETNX', KEYS[1], 'epoch', ARGV[3])
 local last = redis.call('HINCRBY', KEYS[1], 'n', count)
+redis.call('HSET', KEYS[1], 'batch', ARGV[4])
 for i = 1, count do
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '0-' .. (last - count + i), 'e', ARGV[i + 3])
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '0-' .. (last - count + i), 'e', ARGV[i + 4])
 end
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 redis.call('EXPIRE', KEYS[2], ARGV[1])
 return last
 """
+
+# Pauses before retrying an append that timed out. A loaded process can miss a short
+# socket timeout; an event lost here is lost for every socket, so it is worth a retry.
+APPEND_RETRY_PAUSES = (0.05, 0.25)
 
 
 class RedisEventLog(EventLog):
@@ -170,8 +181,18 @@ class RedisEventLog(EventLog):
         client = self.redis.get()
         if self._script is None:
             self._script = client.register_script(_LUA_APPEND)
-        args = [self.ttl, self.max_events, secrets.token_hex(6), *payloads]
-        return int(await self._script(keys=self._keys(session_id), args=args, client=client))
+        args = [self.ttl, self.max_events, secrets.token_hex(6), secrets.token_hex(8), *payloads]
+        pauses = iter(APPEND_RETRY_PAUSES)
+        while True:
+            try:
+                return int(await self._script(keys=self._keys(session_id), args=args, client=client))
+            except (RedisTimeoutError, asyncio.TimeoutError):
+                # Timed out, not refused: the script may even have run; the batch token
+                # makes a retry add nothing twice.
+                pause = next(pauses, None)
+                if pause is None:
+                    raise
+                await asyncio.sleep(pause)
 
     async def read_after(self, session_id: str, after: int, limit: int = 1000) -> Replay:
         client = self.redis.get()

@@ -170,9 +170,10 @@ class RunManager:
         this = asyncio.current_task()
         assert this is not None
         loop = asyncio.get_running_loop()
-        helpers = [loop.create_task(self._heartbeat(session_id, run_id, this))]
+        stop = asyncio.Event()
+        helpers = [loop.create_task(self._heartbeat(session_id, run_id, this, stop))]
         if settings.REDIS_URL:
-            helpers.append(loop.create_task(self._watch_for_cancel(run_id, this)))
+            helpers.append(loop.create_task(self._watch_for_cancel(run_id, this, stop)))
         state = State.IDLE
         last: dict[str, Any] | None = None  # the event that ends the run, sent last of all
         try:
@@ -197,6 +198,10 @@ class RunManager:
             state = State.FAILED
             last = events.error("internal_error", "Something went wrong on our side. What was said so far is kept.", retryable=True)
         finally:
+            # Cancelled to cut short a call in flight, and told to stop: redis-py can turn
+            # a cancellation that meets one of its timeouts into an ordinary error, which
+            # the helpers survive by design.
+            stop.set()
             for helper in helpers:
                 helper.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
@@ -225,9 +230,8 @@ class RunManager:
 
         return publish
 
-    async def _heartbeat(self, session_id: str, run_id: uuid.UUID, run: asyncio.Task[None]) -> None:
-        while True:
-            await asyncio.sleep(settings.RUN_HEARTBEAT_INTERVAL)
+    async def _heartbeat(self, session_id: str, run_id: uuid.UUID, run: asyncio.Task[None], stop: asyncio.Event) -> None:
+        while not await _stopped(stop, settings.RUN_HEARTBEAT_INTERVAL):
             try:
                 alive = await db_async(services.heartbeat_run)(session_id, run_id)
             except Exception:  # noqa: BLE001 - the database may be back at the next beat
@@ -238,13 +242,12 @@ class RunManager:
                 run.cancel()
                 return
 
-    async def _watch_for_cancel(self, run_id: uuid.UUID, run: asyncio.Task[None]) -> None:
+    async def _watch_for_cancel(self, run_id: uuid.UUID, run: asyncio.Task[None], stop: asyncio.Event) -> None:
         """Cancel ``run`` when another process asks (a flag in Redis, checked a few times a
         second). Only needed with Redis: in the embedded mode one process runs everything."""
         redis = PerLoopRedis.from_settings()
         key = keys.run_cancel(str(run_id))
-        while True:
-            await asyncio.sleep(CANCEL_POLL_INTERVAL)
+        while not await _stopped(stop, CANCEL_POLL_INTERVAL):
             try:
                 requested = await redis.get().exists(key)
             except Exception:  # noqa: BLE001 - Redis away: only remote cancel is lost meanwhile
@@ -261,6 +264,13 @@ class RunManager:
                 await self.recover()
             except Exception:  # noqa: BLE001 - try again at the next sweep
                 logger.warning("sweep for dead runs failed", exc_info=True)
+
+
+async def _stopped(stop: asyncio.Event, interval: float) -> bool:
+    """Wait ``interval`` seconds or until ``stop`` is set; True if it is."""
+    with suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), interval)
+    return stop.is_set()
 
 
 # Events that end a run, and the state the session is left in.

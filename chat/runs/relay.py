@@ -72,6 +72,17 @@ class EventRelay:
         await self._catch_up(out, until=None)
         return out
 
+    async def catch_up(self) -> Sent:
+        """Whatever the log holds beyond what was sent. A gap is noticed when a later event
+        arrives; this finds the events a run published last when the channel layer dropped
+        them, with nothing after them to reveal it."""
+        out = Sent(frames=[])
+        last, _ = await self.log.position(self.session_id)
+        if last > self.last_sent:
+            await self._catch_up(out, until=last)
+            self._check_unacked()
+        return out
+
     async def ack(self, last: int) -> Sent:
         """Record an acknowledgement; send what was held back if the client caught up."""
         was_held = self.held_back

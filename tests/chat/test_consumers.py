@@ -289,6 +289,59 @@ async def test_cancel_stops_the_run_and_keeps_what_was_streamed(owner, settings)
     assert (await until(communicator, "complete", "error"))[-1]["type"] == "complete"
 
 
+@pytest.mark.redis
+async def test_a_run_ends_even_when_redis_turns_its_watchers_cancellation_into_an_error(owner, monkeypatch):
+    # Seen under load: redis-py can raise a TimeoutError for a cancellation that meets one
+    # of its timeouts. The run's cancel watcher survives Redis errors by design; it must
+    # still stop when the run ends, or the run never releases the session.
+    import redis.asyncio
+    import redis.exceptions
+
+    async def exists_that_swallows_cancellation(self, *names):
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            raise redis.exceptions.TimeoutError("Timeout reading from socket") from None
+
+    monkeypatch.setattr(redis.asyncio.Redis, "exists", exists_that_swallows_cancellation)
+    monkeypatch.setattr(run_manager, "CANCEL_POLL_INTERVAL", 0.01)
+    sid = uuid.uuid4()
+    communicator, _ = await connect(owner, sid)
+    await send(communicator, type="user_message", text="hello there")
+    assert (await until(communicator, "complete", "error"))[-1]["type"] == "complete"
+    assert (await ChatSession.objects.aget(pk=sid)).state == "idle"
+    await send(communicator, type="user_message", text="and again")  # the session is free
+    assert (await until(communicator, "complete", "error"))[-1]["type"] == "complete"
+
+
+async def test_a_run_end_the_channel_layer_dropped_still_reaches_the_socket(owner, monkeypatch):
+    # channels-redis drops group messages over capacity without a word; when it drops a
+    # run's last events, nothing after them reveals the gap: the socket asks the log.
+    from channels.layers import get_channel_layer
+
+    from chat import consumers
+
+    monkeypatch.setattr(consumers, "LOG_CHECK_QUIET", 0.2)
+    layer_class = type(get_channel_layer())
+    group_send = layer_class.group_send
+    dropped = []
+
+    async def dropping_the_end(self, group, message):
+        if any(json.loads(bytes(p))["type"] == "complete" for _, p in message.get("events", ())):
+            dropped.append(message)
+            return
+        await group_send(self, group, message)
+
+    monkeypatch.setattr(layer_class, "group_send", dropping_the_end)
+    sid = uuid.uuid4()
+    communicator, _ = await connect(owner, sid)
+    await send(communicator, type="user_message", text="hello there")
+    frames = await until(communicator, "complete", "error")
+    assert dropped and frames[-1]["type"] == "complete"
+    ids = [f["id"] for f in frames if "id" in f]
+    assert ids == list(range(ids[0], ids[0] + len(ids)))  # in order, none twice, no gap
+
+
 async def test_closing_the_socket_does_not_stop_the_run(owner, settings):
     settings.OFFLINE_MODEL_WORD_DELAY = 0.02
     sid = uuid.uuid4()

@@ -6,6 +6,8 @@ import asyncio
 import json
 import uuid
 
+import pytest
+
 from chat.runs.eventlog import encode, frame
 from tests.chat.runs.conftest import make_log
 
@@ -72,3 +74,53 @@ async def test_the_epoch_stays_while_the_numbering_lasts_and_changes_when_it_sta
     await log.append(sid, payloads("c"))
     last, epoch = await log.position(sid)
     assert last == 1 and epoch != first[1]
+
+
+@pytest.mark.redis
+async def test_an_append_that_timed_out_after_landing_is_retried_without_adding_it_twice(key_prefix, monkeypatch):
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    from chat.runs import eventlog
+
+    monkeypatch.setattr(eventlog, "APPEND_RETRY_PAUSES", (0.01,))
+    log = make_log("redis")
+    sid = str(uuid.uuid4())
+    await log.append(sid, payloads("first"))
+    script = log._script
+    calls = []
+
+    async def lands_then_times_out(**kwargs):
+        calls.append(kwargs)
+        result = await script(**kwargs)
+        if len(calls) == 1:
+            raise RedisTimeoutError("Timeout reading from socket")  # the reply was lost
+        return result
+
+    log._script = lands_then_times_out
+    assert await log.append(sid, payloads("a", "b")) == 3
+    assert len(calls) == 2
+    replay = await log.read_after(sid, 0)
+    assert [json.loads(p)["text"] for _, p in replay.events] == ["first", "a", "b"]
+
+
+@pytest.mark.redis
+async def test_an_append_that_keeps_timing_out_raises_after_its_retries(key_prefix, monkeypatch):
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    from chat.runs import eventlog
+
+    monkeypatch.setattr(eventlog, "APPEND_RETRY_PAUSES", (0.01, 0.01))
+    log = make_log("redis")
+    sid = str(uuid.uuid4())
+    await log.append(sid, payloads("first"))
+    attempts = []
+
+    async def times_out(**kwargs):
+        attempts.append(kwargs)
+        raise RedisTimeoutError("Timeout connecting to server")
+
+    log._script = times_out
+    with pytest.raises(RedisTimeoutError):
+        await log.append(sid, payloads("lost"))
+    assert len(attempts) == 3
+    assert (await log.position(sid))[0] == 1  # nothing was added

@@ -77,3 +77,14 @@ async def test_a_client_that_never_acknowledges_is_closed_past_the_limit(log_kin
     await relay.live(await publish(log, sid, 100))
     with pytest.raises(TooSlow):
         await relay.live(await publish(log, sid, 1))
+
+
+async def test_catch_up_finds_the_last_events_the_layer_dropped_with_nothing_after_them(log_kind):
+    log = make_log(log_kind)
+    sid = str(uuid.uuid4())
+    relay = EventRelay(sid, log, last_sent=0, window=100, unacked_limit=1000)
+    batch = await publish(log, sid, 5)
+    assert ids(await relay.live(batch[:3])) == [1, 2, 3]  # 4 and 5 never arrive live
+    assert ids(await relay.catch_up()) == [4, 5]
+    assert ids(await relay.catch_up()) == []  # up to date: nothing twice
+    assert ids(await relay.live(batch[3:])) == []  # late arrivals are duplicates
