@@ -137,7 +137,7 @@ const ui = {
     stopButton.disabled = false;
     stopButton.textContent = "Stop";
     sendButton.disabled = running || outgoing;
-    input.placeholder = state === "awaiting_input" ? "Pick an option above, or type your own answer" : "Message the assistant";
+    input.placeholder = state === "awaiting_input" ? "Or type your own answer" : "Message the assistant";
   },
   title(id, title) {
     sidebar.setTitle(id, title);

@@ -535,3 +535,9 @@ def test_a_narrow_screen_collapses_the_sidebar_behind_a_button(browser_page, own
     expect(new_chat).to_be_hidden()
     expect(toggle).to_be_focused()
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 375
+    # Asked for reduced motion (as this browser is): the sidebar does not slide, even as the
+    # screen narrows; it is off the page at once.
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.set_viewport_size({"width": 375, "height": 800})
+    assert page.evaluate("() => getComputedStyle(document.querySelector('.sidebar')).transitionDuration") == "0s"
+    assert page.evaluate("() => document.querySelector('.sidebar').getBoundingClientRect().right") <= 0
