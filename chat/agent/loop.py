@@ -111,7 +111,7 @@ async def run_agent_loop(
         await mm.load(config.token_budget)
         if not mm.messages or mm.messages[-1]["role"] != "user":
             raise UserError("nothing_to_answer", "There is no new message to answer.")
-    async with aclosing(_steps(mm, provider, tools, config, step=0)) as steps:
+    async with aclosing(_steps(mm, provider, tools, config, step=0, loaded=True)) as steps:
         async for event in steps:
             yield event
 
@@ -194,10 +194,11 @@ async def _claim(mm: MessageManager, tool_use_id: str, choice: Any, text: Any) -
 
 
 async def _steps(
-    mm: MessageManager, provider: Provider, tools: ToolRegistry, config: _Config, *, step: int
+    mm: MessageManager, provider: Provider, tools: ToolRegistry, config: _Config, *, step: int, loaded: bool = False
 ) -> AsyncIterator[Event]:
     """Call the model and run its tools until it is done, asks the user, fails or reaches
-    the step limit. ``step`` is the number of model calls this turn made already."""
+    the step limit. ``step`` is the number of model calls this turn made already;
+    ``loaded``: the history was loaded just now, with nothing stored since."""
     total = usage()
     try:
         while True:
@@ -210,7 +211,9 @@ async def _steps(
                 )
                 return
             step += 1
-            await mm.load(config.token_budget)
+            if not loaded:
+                await mm.load(config.token_budget)
+            loaded = False
             if not mm.messages:
                 yield events.error(
                     "context_too_small",

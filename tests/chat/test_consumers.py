@@ -17,6 +17,8 @@ from django.utils import timezone
 from chat.models import ChatSession, LoopState, Message
 from chat.routing import websocket_urlpatterns
 from chat.runs import manager as run_manager
+from tests.factories import seed_history
+from tests.queries import counting_queries
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -340,6 +342,22 @@ async def test_a_run_end_the_channel_layer_dropped_still_reaches_the_socket(owne
     assert dropped and frames[-1]["type"] == "complete"
     ids = [f["id"] for f in frames if "id" in f]
     assert ids == list(range(ids[0], ids[0] + len(ids)))  # in order, none twice, no gap
+
+
+async def test_a_turn_runs_the_same_sql_however_long_the_history(owner, settings):
+    # Claim (2), owner and open-question checks (2), user message (2), one history read
+    # (within the context budget, from the index), reply row (2), its completion (4),
+    # release (1): the same 14 statements at any length, the cache cold.
+    settings.OFFLINE_MODEL_WORD_DELAY = 0
+    counts = []
+    for size in (2, 300, 5000):
+        session = await sync_to_async(seed_history)(owner, size)
+        communicator, _ = await connect(owner, session.pk)
+        async with counting_queries() as queries:
+            await send(communicator, type="user_message", text="hello again")
+            assert (await until(communicator, "complete", "error"))[-1]["type"] == "complete"
+        counts.append(len(queries))
+    assert counts == [14, 14, 14], counts
 
 
 async def test_closing_the_socket_does_not_stop_the_run(owner, settings):
