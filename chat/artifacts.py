@@ -33,12 +33,20 @@ def _artifact_id(artifact_id: Any) -> uuid.UUID:
         raise NotFound("No such artifact.") from None
 
 
-def start(session_id: Any, *, kind: str, title: str, tool_use_id: str = "") -> Artifact:
-    """A new, empty artifact being generated."""
+def start(
+    session_id: Any, *, kind: str, title: str, tool_use_id: str = "", artifact_id: uuid.UUID | None = None
+) -> Artifact:
+    """A new, empty artifact being generated (with ``artifact_id`` if given: a caller that
+    chose it can still find the artifact when it never heard this call's answer)."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     return Artifact.objects.create(
-        session_id=session_id, kind=kind, title=title, tool_use_id=tool_use_id, status=Artifact.Status.GENERATING
+        id=artifact_id or uuid.uuid4(),
+        session_id=session_id,
+        kind=kind,
+        title=title,
+        tool_use_id=tool_use_id,
+        status=Artifact.Status.GENERATING,
     )
 
 
@@ -76,7 +84,8 @@ def finish(artifact_id: Any, content: str) -> Artifact:
 
 
 def fail(artifact_id: Any) -> None:
-    Artifact.objects.filter(id=artifact_id).update(status=Artifact.Status.FAILED)
+    """Mark an artifact being generated failed (one that is not, or does not exist, is left)."""
+    Artifact.objects.filter(id=artifact_id, status=Artifact.Status.GENERATING).update(status=Artifact.Status.FAILED)
 
 
 def event(artifact: Artifact, *, content: str | None = None, progress: float | None = None) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import uuid
 from typing import Any
 
 from django.conf import settings
@@ -55,17 +56,26 @@ def chunks(content: str, count: int = CHUNKS) -> list[str]:
 
 async def run(tool_input: dict[str, Any], context: ToolContext) -> dict[str, Any]:
     kind, title, content, artifact_id = _validated(tool_input)
-    if artifact_id:
-        try:
-            artifact = await artifacts.arevise(
-                context.session_id, artifact_id, kind=kind, title=title, tool_use_id=context.tool_use_id
-            )
-        except NotFound:
-            raise ToolError(f"There is no artifact {artifact_id!r} in this chat.") from None
-    else:
-        artifact = await artifacts.astart(context.session_id, kind=kind, title=title, tool_use_id=context.tool_use_id)
-    await context.emit(artifacts.event(artifact, progress=0.0, content=""))
+    # Chosen here, so that a cancellation that lands while the row is being written (the
+    # call's answer is then lost) still knows which artifact to mark failed.
     try:
+        target = uuid.UUID(artifact_id) if artifact_id else uuid.uuid4()
+    except ValueError:
+        raise ToolError(f"There is no artifact {artifact_id!r} in this chat.") from None
+    artifact: Artifact | None = None
+    try:
+        if artifact_id:
+            try:
+                artifact = await artifacts.arevise(
+                    context.session_id, artifact_id, kind=kind, title=title, tool_use_id=context.tool_use_id
+                )
+            except NotFound:
+                raise ToolError(f"There is no artifact {artifact_id!r} in this chat.") from None
+        else:
+            artifact = await artifacts.astart(
+                context.session_id, kind=kind, title=title, tool_use_id=context.tool_use_id, artifact_id=target
+            )
+        await context.emit(artifacts.event(artifact, progress=0.0, content=""))
         written = ""
         pieces = chunks(content)
         for index, piece in enumerate(pieces, start=1):
@@ -75,12 +85,15 @@ async def run(tool_input: dict[str, Any], context: ToolContext) -> dict[str, Any
                 await artifacts.awrite(artifact.pk, written)
                 await context.emit(artifacts.event(artifact, progress=index / len(pieces), content=written))
         artifact = await artifacts.afinish(artifact.pk, content)
+    except ToolError:
+        raise  # nothing was started
     except BaseException:
         # Shielded: a cancelled or timed-out call must still not leave the artifact
         # "generating" forever.
-        await asyncio.shield(artifacts.afail(artifact.pk))
-        artifact.status = Artifact.Status.FAILED
-        await asyncio.shield(context.emit(artifacts.event(artifact)))
+        await asyncio.shield(artifacts.afail(target))
+        if artifact is not None:
+            artifact.status = Artifact.Status.FAILED
+            await asyncio.shield(context.emit(artifacts.event(artifact)))
         raise
     await context.emit(artifacts.event(artifact, progress=1.0, content=content))
     verb = "Revised" if artifact_id else "Created"

@@ -120,6 +120,41 @@ async def test_a_cancelled_artifact_is_marked_failed(context, chat, settings):
     assert (await Artifact.objects.aget(session_id=chat.pk)).status == "failed"
 
 
+async def test_a_cancel_that_lands_as_the_artifact_is_created_still_marks_it_failed(context, chat, monkeypatch):
+    # The row is written by a database thread; a cancellation arriving before the coroutine
+    # hears back loses the call's answer (asgiref raises CancelledError, the row exists).
+    real_start = artifacts.astart
+
+    async def start_then_cancelled(*args, **kwargs):
+        await real_start(*args, **kwargs)
+        raise asyncio.CancelledError
+
+    monkeypatch.setattr(artifacts, "astart", start_then_cancelled)
+    with pytest.raises(asyncio.CancelledError):
+        await create_artifact.run({"kind": "markdown", "title": "Notes", "content": DOC}, context)
+    assert (await Artifact.objects.aget(session_id=chat.pk)).status == "failed"
+
+
+async def test_a_revision_that_never_started_leaves_the_artifact_as_it_was(context, chat, monkeypatch):
+    done = await create_artifact.run({"kind": "markdown", "title": "Notes", "content": DOC}, context)
+    artifact_id = done["artifact_data"]["artifact_id"]
+
+    async def cancelled_before_it_ran(*args, **kwargs):
+        raise asyncio.CancelledError
+
+    monkeypatch.setattr(artifacts, "arevise", cancelled_before_it_ran)
+    with pytest.raises(asyncio.CancelledError):
+        await create_artifact.run({"kind": "markdown", "title": "Notes 2", "content": "new", "artifact_id": artifact_id}, context)
+    artifact = await Artifact.objects.aget(pk=artifact_id)
+    assert (artifact.status, artifact.version, artifact.content) == ("complete", 1, DOC)
+
+
+async def test_an_artifact_id_that_is_not_an_id_is_a_tool_error(context, chat):
+    with pytest.raises(ToolError, match="no artifact"):
+        await create_artifact.run({"kind": "markdown", "title": "T", "content": "x", "artifact_id": "not-a-uuid"}, context)
+    assert not await Artifact.objects.filter(session_id=chat.pk).aexists()
+
+
 def test_content_is_cut_into_chunks_at_line_ends():
     pieces = create_artifact.chunks(DOC)
     assert "".join(pieces) == DOC
