@@ -233,9 +233,3 @@ def default_event_log() -> EventLog:
             else:
                 _default = MemoryEventLog(**options)
         return _default
-
-
-def reset_default_event_log() -> None:
-    global _default
-    with _default_lock:
-        _default = None

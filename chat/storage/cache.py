@@ -269,10 +269,3 @@ def default_cache() -> MessageCache:
             else:
                 _default = LocalMessageCache(ttl=settings.CHAT_CACHE_TTL, max_messages=settings.CHAT_CACHE_MAX_MESSAGES)
         return _default
-
-
-def reset_default_cache() -> None:
-    """Forget the process's L1 (tests switch settings between backends)."""
-    global _default
-    with _default_lock:
-        _default = None
