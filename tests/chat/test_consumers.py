@@ -61,6 +61,16 @@ async def connect(user, sid, app=router, **scope):
     return communicator, ready
 
 
+async def close_on_connect(user, sid):
+    """What the server sends a socket it accepts and closes at once (a refusal with a code:
+    a close code only reaches an accepted socket)."""
+    communicator = opened(router, f"/ws/chat/{sid}/")
+    communicator.scope["user"] = user
+    connected, _ = await communicator.connect(timeout=TIMEOUT)
+    assert connected
+    return await communicator.receive_output(timeout=TIMEOUT)
+
+
 async def until(communicator, *types, limit=2000):
     """Frames up to and including the first of one of ``types``."""
     frames = []
@@ -123,10 +133,7 @@ async def test_a_message_streams_its_reply_with_increasing_ids_and_durable_ackno
 async def test_anonymous_is_closed_with_4401(owner):
     from django.contrib.auth.models import AnonymousUser
 
-    communicator = opened(router, f"/ws/chat/{uuid.uuid4()}/")
-    communicator.scope["user"] = AnonymousUser()
-    await communicator.connect(timeout=TIMEOUT)
-    assert await communicator.receive_output(timeout=TIMEOUT) == {"type": "websocket.close", "code": 4401}
+    assert await close_on_connect(AnonymousUser(), uuid.uuid4()) == {"type": "websocket.close", "code": 4401}
 
 
 async def test_someone_elses_session_is_closed_with_4404_like_a_missing_one(owner, stranger):
@@ -134,10 +141,7 @@ async def test_someone_elses_session_is_closed_with_4404_like_a_missing_one(owne
     mine, _ = await connect(owner, sid)
     await send(mine, type="user_message", text="private")
     await until(mine, "complete")
-    communicator = opened(router, f"/ws/chat/{sid}/")
-    communicator.scope["user"] = stranger
-    await communicator.connect(timeout=TIMEOUT)
-    assert await communicator.receive_output(timeout=TIMEOUT) == {"type": "websocket.close", "code": 4404}
+    assert await close_on_connect(stranger, sid) == {"type": "websocket.close", "code": 4404}
     garbage = opened(router, "/ws/chat/not-a-uuid-at-all-not-a-uuid-at/")
     garbage.scope["user"] = stranger
     await garbage.connect(timeout=TIMEOUT)
@@ -500,11 +504,7 @@ async def test_a_database_outage_when_opening_a_socket_closes_it_with_4503(owner
         raise OperationalError("could not connect to server: Connection refused")
 
     monkeypatch.setattr(services, "socket_state", down)
-    communicator = opened(router, f"/ws/chat/{uuid.uuid4()}/")
-    communicator.scope["user"] = owner
-    connected, _ = await communicator.connect(timeout=TIMEOUT)
-    assert connected
-    assert await communicator.receive_output(timeout=TIMEOUT) == {"type": "websocket.close", "code": 4503}
+    assert await close_on_connect(owner, uuid.uuid4()) == {"type": "websocket.close", "code": 4503}
 
 
 async def test_redis_unreachable_refuses_the_socket_and_the_chat_is_intact_once_it_is_back(owner, settings):
