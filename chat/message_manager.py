@@ -106,11 +106,12 @@ class MessageManager:
             message["tokens"] = usage["output_tokens"]
         return await self._add(message)
 
-    async def add_tool_results(self, results: list[dict[str, Any]]) -> StoredMessage:
-        """Store one user message holding the tool_result blocks of a turn, extra keys kept."""
+    async def add_tool_results(self, results: list[dict[str, Any]], *, client_id: str | None = None) -> StoredMessage:
+        """Store one user message holding the tool_result blocks of a turn, extra keys kept
+        (``client_id``: the answer was typed, and sent with that idempotency key)."""
         if not results or any(r.get("type") != "tool_result" for r in results):
             raise ValueError("add_tool_results takes a non-empty list of tool_result blocks")
-        return await self._add({"role": "user", "content": list(results)})
+        return await self._add({"role": "user", "content": list(results), "client_id": client_id})
 
     async def update_message(self, sequence: int, **changes: Any) -> StoredMessage:
         """Change a stored message (a streamed reply completing); the local copy follows."""

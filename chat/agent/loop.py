@@ -124,6 +124,7 @@ async def resume_agent_loop(
     tool_use_id: str,
     choice: str | None = None,
     text: str | None = None,
+    client_id: str | None = None,
     system: str | None = None,
     max_steps: int | None = None,
     token_budget: int | None = None,
@@ -132,6 +133,8 @@ async def resume_agent_loop(
 ) -> AsyncIterator[Event]:
     """Answer the open question with one of its options (``choice``) or with ``text`` the
     user typed instead, store every tool result of that turn in one message, and go on.
+    A typed answer's ``client_id`` is stored on that message: its ``message`` event then
+    acknowledges the typed text, and a resend of it is not stored twice.
 
     Raises UserError (nothing changed) if the chat is someone else's (NotFound), nothing
     is pending, ``tool_use_id`` is not the open question, the choice is not among the
@@ -148,7 +151,7 @@ async def resume_agent_loop(
             block["content"] = answer
         results.append(block)
     try:
-        stored = await mm.add_tool_results(results)
+        stored = await mm.add_tool_results(results, client_id=client_id)
     except BaseException:
         # The answer was not stored: put the question back so it can be answered again.
         await asyncio.shield(mm.save_loop_state(state))

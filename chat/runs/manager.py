@@ -87,7 +87,7 @@ class RunManager:
             tool_use_id = pending["tool_use_id"] if pending else ""
 
             def start(mm: MessageManager, provider: Provider, tools: ToolRegistry) -> AsyncIterator[dict[str, Any]]:
-                return resume_agent_loop(mm, provider, tools, tool_use_id=tool_use_id, text=text)
+                return resume_agent_loop(mm, provider, tools, tool_use_id=tool_use_id, text=text, client_id=client_id)
 
         else:
 

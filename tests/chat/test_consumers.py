@@ -266,11 +266,20 @@ async def test_typing_while_a_question_is_open_answers_it_as_free_text(owner):
     communicator, _ = await connect(owner, sid)
     await send(communicator, type="user_message", text="give me options")
     question = (await until(communicator, "awaiting_user_input"))[-1]
-    await send(communicator, type="user_message", text="Something else entirely")
+    await send(communicator, type="user_message", text="Something else entirely", client_id="typed-1")
     frames = await until(communicator, "complete")
     results = [f for f in frames if f["type"] == "tool_result"]
     assert results[0]["tool_use_id"] == question["tool_use_id"]
     assert results[0]["content"] == "User replied: Something else entirely"
+    # The stored answer acknowledges the typed text by its client_id ...
+    [acknowledged] = [f for f in frames if f["type"] == "message" and f.get("client_id") == "typed-1"]
+    assert acknowledged["content"][0]["tool_use_id"] == question["tool_use_id"]
+    # ... and a resend of it (a page that missed the acknowledgement) stores nothing new.
+    before = await stored(sid)
+    await send(communicator, type="user_message", text="Something else entirely", client_id="typed-1")
+    again = await reply(communicator)
+    assert (again["type"], again["sequence"]) == ("message", acknowledged["sequence"])
+    assert await stored(sid) == before
 
 
 async def test_cancel_stops_the_run_and_keeps_what_was_streamed(owner, settings):
