@@ -20,6 +20,7 @@ from chat import protocol, services
 from chat.agent.providers import get_provider
 from chat.db import db_async
 from chat.errors import NotFound, UserError
+from chat.ids import ChatRef, parse_chat_id
 from chat.models import ChatSession
 from chat.runs.eventlog import default_event_log
 from chat.runs.manager import get_run_manager
@@ -72,20 +73,23 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def _open(self) -> None:
         user = self.user
-        self.session_id = self.scope["url_route"]["kwargs"]["session_id"]
         try:
-            state = await db_async(services.socket_state)(user, self.session_id)
+            sid = parse_chat_id(self.scope["url_route"]["kwargs"]["session_id"])
+            state = await db_async(services.socket_state)(user, sid)
         except NotFound:
             await self.close(code=CLOSE_NOT_FOUND)
             return
-        self.session_id = str(self.session_id).lower()
-        self.group = keys.session_group(self.session_id)
+        self.session_id = str(sid)
+        # The user's address of the chat: a run publishes under the owner's, so a socket of
+        # anyone else never hears of it (chat.ids).
+        self.chat = ChatRef(user.pk, sid)
+        self.group = keys.session_group(self.chat)
         await self.channel_layer.group_add(self.group, self.channel_name)
         # Joined before reading the last id: nothing published from here on can be missed.
         log = default_event_log()
-        last_id, epoch = await log.position(self.session_id)
+        last_id, epoch = await log.position(self.chat)
         self.relay = EventRelay(
-            self.session_id,
+            self.chat,
             log,
             last_sent=last_id,
             window=settings.WS_ACK_WINDOW,
@@ -96,7 +100,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self._heard_at = asyncio.get_running_loop().time()
         manager = get_run_manager()
         manager.ensure_sweeper()
-        recovered = await manager.recover(self.session_id)
+        recovered = await manager.recover(sid)
         if recovered or state["state"] == ChatSession.State.RUNNING:
             # A run we (or a sweep) just found dead is failed now; its error event follows
             # this ready, live.

@@ -18,6 +18,7 @@ from django.utils import timezone
 from chat import history
 from chat.db import db_async
 from chat.errors import NotFound, UserError
+from chat.ids import ChatRef
 from chat.models import ChatSession, LoopState, Message
 from chat.storage import get_storage
 
@@ -157,19 +158,19 @@ def heartbeat_run(session_id: Any, run_id: uuid.UUID) -> bool:
     return bool(ChatSession.objects.filter(id=session_id, run_id=run_id).update(run_heartbeat_at=timezone.now()))
 
 
-def fail_stale_runs(stale_after: float, *, session_id: Any = None) -> list[uuid.UUID]:
-    """Mark runs whose heartbeat stopped (their process died) failed; returns their sessions."""
+def fail_stale_runs(stale_after: float, *, session_id: Any = None) -> list[ChatRef]:
+    """Mark runs whose heartbeat stopped (their process died) failed; returns their chats."""
     cutoff = timezone.now() - dt.timedelta(seconds=stale_after)
     stale = ChatSession.objects.filter(state=ChatSession.State.RUNNING, run_heartbeat_at__lt=cutoff)
     if session_id is not None:
         stale = stale.filter(id=session_id)
     failed = []
-    for sid in stale.values_list("id", flat=True)[:1000]:
+    for sid, owner_id in stale.values_list("id", "owner_id")[:1000]:
         # Conditional again: the run may have finished or beaten its heartbeat meanwhile.
         if ChatSession.objects.filter(
             id=sid, state=ChatSession.State.RUNNING, run_heartbeat_at__lt=cutoff
         ).update(state=ChatSession.State.FAILED, run_id=None, run_heartbeat_at=None):
-            failed.append(sid)
+            failed.append(ChatRef(owner_id, sid))
     return failed
 
 

@@ -29,6 +29,7 @@ import orjson
 from django.conf import settings
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from chat.ids import ChatRef
 from chat.redis_client import PerLoopRedis
 from chat.storage import keys
 
@@ -75,17 +76,17 @@ class EventLog(ABC):
         self.ttl = ttl
 
     @abstractmethod
-    async def append(self, session_id: str, payloads: list[bytes]) -> int:
+    async def append(self, chat: ChatRef, payloads: list[bytes]) -> int:
         """Store a batch; returns the id of its last event (the first is last - len + 1)."""
 
     @abstractmethod
-    async def read_after(self, session_id: str, after: int, limit: int = 1000) -> Replay: ...
+    async def read_after(self, chat: ChatRef, after: int, limit: int = 1000) -> Replay: ...
 
-    async def last_id(self, session_id: str) -> int:
-        return (await self.position(session_id))[0]
+    async def last_id(self, chat: ChatRef) -> int:
+        return (await self.position(chat))[0]
 
     @abstractmethod
-    async def position(self, session_id: str) -> tuple[int, str]:
+    async def position(self, chat: ChatRef) -> tuple[int, str]:
         """The last id handed out, and the log's epoch: a token that changes whenever the
         numbering starts again (the log expired, or a memory log's process restarted), so a
         client can tell that ids it remembers belong to an earlier numbering."""
@@ -105,40 +106,40 @@ class MemoryEventLog(EventLog):
     def __init__(self, *, max_events: int, ttl: int, max_sessions: int = 10_000):
         super().__init__(max_events=max_events, ttl=ttl)
         self.max_sessions = max_sessions
-        self._logs: OrderedDict[str, _MemoryLog] = OrderedDict()
+        self._logs: OrderedDict[ChatRef, _MemoryLog] = OrderedDict()
         self._lock = threading.Lock()
 
-    def _get(self, session_id: str) -> _MemoryLog | None:
-        found = self._logs.get(session_id)
+    def _get(self, chat: ChatRef) -> _MemoryLog | None:
+        found = self._logs.get(chat)
         if found is None or found.expires_at <= time.monotonic():
             return None
         return found
 
-    async def append(self, session_id: str, payloads: list[bytes]) -> int:
+    async def append(self, chat: ChatRef, payloads: list[bytes]) -> int:
         with self._lock:
-            log = self._get(session_id) or _MemoryLog(events=deque(maxlen=self.max_events))
+            log = self._get(chat) or _MemoryLog(events=deque(maxlen=self.max_events))
             for payload in payloads:
                 log.last += 1
                 log.events.append((log.last, payload))
             log.expires_at = time.monotonic() + self.ttl
             last = log.last
-            self._logs[session_id] = log
-            self._logs.move_to_end(session_id)
+            self._logs[chat] = log
+            self._logs.move_to_end(chat)
             while len(self._logs) > self.max_sessions:
                 self._logs.popitem(last=False)
             return last
 
-    async def read_after(self, session_id: str, after: int, limit: int = 1000) -> Replay:
+    async def read_after(self, chat: ChatRef, after: int, limit: int = 1000) -> Replay:
         with self._lock:
-            log = self._get(session_id)
+            log = self._get(chat)
             if log is None:
                 return _replay([], after, 0)
             found = [(i, p) for i, p in log.events if i > after][:limit]
             return _replay(found, after, log.last)
 
-    async def position(self, session_id: str) -> tuple[int, str]:
+    async def position(self, chat: ChatRef) -> tuple[int, str]:
         with self._lock:
-            log = self._get(session_id)
+            log = self._get(chat)
             return (0, "") if log is None else (log.last, log.epoch)
 
 
@@ -174,10 +175,10 @@ class RedisEventLog(EventLog):
         self.redis = redis
         self._script: Any = None
 
-    def _keys(self, session_id: str) -> list[str]:
-        return [keys.session_event_counter(session_id), keys.session_event_log(session_id)]
+    def _keys(self, chat: ChatRef) -> list[str]:
+        return [keys.session_event_counter(chat), keys.session_event_log(chat)]
 
-    async def append(self, session_id: str, payloads: list[bytes]) -> int:
+    async def append(self, chat: ChatRef, payloads: list[bytes]) -> int:
         client = self.redis.get()
         if self._script is None:
             self._script = client.register_script(_LUA_APPEND)
@@ -185,7 +186,7 @@ class RedisEventLog(EventLog):
         pauses = iter(APPEND_RETRY_PAUSES)
         while True:
             try:
-                return int(await self._script(keys=self._keys(session_id), args=args, client=client))
+                return int(await self._script(keys=self._keys(chat), args=args, client=client))
             except (RedisTimeoutError, asyncio.TimeoutError):
                 # Timed out, not refused: the script may even have run; the batch token
                 # makes a retry add nothing twice.
@@ -194,9 +195,9 @@ class RedisEventLog(EventLog):
                     raise
                 await asyncio.sleep(pause)
 
-    async def read_after(self, session_id: str, after: int, limit: int = 1000) -> Replay:
+    async def read_after(self, chat: ChatRef, after: int, limit: int = 1000) -> Replay:
         client = self.redis.get()
-        counter, stream = self._keys(session_id)
+        counter, stream = self._keys(chat)
         async with client.pipeline(transaction=True) as pipe:
             pipe.xrange(stream, min=f"(0-{after}", max="+", count=limit)
             pipe.hget(counter, "n")
@@ -204,8 +205,8 @@ class RedisEventLog(EventLog):
         found = [(int(entry_id.split(b"-")[1]), fields[b"e"]) for entry_id, fields in entries]
         return _replay(found, after, int(last or 0))
 
-    async def position(self, session_id: str) -> tuple[int, str]:
-        last, epoch = await self.redis.get().hmget(keys.session_event_counter(session_id), ["n", "epoch"])
+    async def position(self, chat: ChatRef) -> tuple[int, str]:
+        last, epoch = await self.redis.get().hmget(keys.session_event_counter(chat), ["n", "epoch"])
         return int(last or 0), (epoch or b"").decode()
 
 

@@ -29,6 +29,7 @@ from chat.agent.providers.base import usage
 from chat.agent.titles import schedule_title
 from chat.db import db_async
 from chat.errors import UserError
+from chat.ids import ChatRef
 from chat.message_manager import MessageManager
 from chat.models import ChatSession
 from chat.ratelimit import check_message_rate
@@ -119,13 +120,13 @@ class RunManager:
             # Another process runs it: leave it a flag it checks a few times a second.
             await PerLoopRedis.from_settings().get().set(keys.run_cancel(str(session.run_id)), 1, ex=60)
 
-    async def recover(self, session_id: str | None = None) -> list[str]:
+    async def recover(self, session_id: uuid.UUID | None = None) -> list[ChatRef]:
         """Fail runs whose process died (all, or one session's) and tell their sockets."""
         failed = await db_async(services.fail_stale_runs)(settings.RUN_STALE_AFTER, session_id=session_id)
-        for sid in failed:
-            logger.warning("run of session %s stopped beating; marked failed", sid)
-            await Publisher(str(sid), log=self.log).publish([events.error("run_interrupted", INTERRUPTED, retryable=True)])
-        return [str(sid) for sid in failed]
+        for chat in failed:
+            logger.warning("run of session %s stopped beating; marked failed", chat.session_id)
+            await Publisher(chat, log=self.log).publish([events.error("run_interrupted", INTERRUPTED, retryable=True)])
+        return failed
 
     def ensure_sweeper(self) -> None:
         """Start this process's periodic search for dead runs (once)."""
@@ -136,7 +137,7 @@ class RunManager:
 
     async def _claim(self, user: Any, session_id: str) -> tuple[uuid.UUID, str]:
         try:
-            after = await self.log.last_id(session_id)
+            after = await self.log.last_id(ChatRef(user.pk, uuid.UUID(session_id)))
         except Exception:  # noqa: BLE001 - without the log a page opened mid-run shows less, nothing more
             after = 0
         return await db_async(services.begin_run)(user, session_id, events_after=after)
@@ -166,7 +167,8 @@ class RunManager:
         stream: AsyncIterator[dict[str, Any]],
         first: dict[str, Any],
     ) -> None:
-        publisher = RunPublisher(Publisher(session_id, log=self.log))
+        chat = ChatRef(user.pk, uuid.UUID(session_id))
+        publisher = RunPublisher(Publisher(chat, log=self.log))
         this = asyncio.current_task()
         assert this is not None
         loop = asyncio.get_running_loop()
@@ -183,7 +185,7 @@ class RunManager:
                     state, last = _ENDINGS[event["type"]], event
                 else:
                     if event["type"] == "message" and event["role"] == "user" and event["sequence"] == 1:
-                        schedule_title(session_id, _text_of(event["content"]), self._publish_to(session_id))
+                        schedule_title(session_id, _text_of(event["content"]), self._publish_to(chat))
                     await publisher.put(event)
                 event = await anext(stream, None)  # type: ignore[call-overload]
         except asyncio.CancelledError:
@@ -214,7 +216,7 @@ class RunManager:
             # click on the answer that ending shows them can never find the run still busy.
             await db_async(services.end_run)(session_id, run_id, state)
             if last is not None:
-                await Publisher(session_id, log=self.log).publish([last])
+                await Publisher(chat, log=self.log).publish([last])
 
     async def _kept_reply(self, session_id: str) -> dict[str, Any] | None:
         """The reply a cancelled run left unfinished, as stored (None if it left none)."""
@@ -224,9 +226,9 @@ class RunManager:
             return None
         return last if last["role"] == "assistant" and not last["finished"] else None
 
-    def _publish_to(self, session_id: str) -> Callable[[dict[str, Any]], Any]:
+    def _publish_to(self, chat: ChatRef) -> Callable[[dict[str, Any]], Any]:
         async def publish(event: dict[str, Any]) -> None:
-            await Publisher(session_id, log=self.log).publish([event])
+            await Publisher(chat, log=self.log).publish([event])
 
         return publish
 

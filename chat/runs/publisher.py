@@ -19,6 +19,7 @@ from typing import Any
 
 from channels.layers import get_channel_layer
 
+from chat.ids import ChatRef
 from chat.runs.eventlog import EventLog, default_event_log, encode
 from chat.storage import keys
 
@@ -35,13 +36,13 @@ except ImportError:  # pragma: no cover
 
 
 class Publisher:
-    """Publishes events of one session. Failures are logged once, never raised: the
+    """Publishes events of one chat. Failures are logged once, never raised: the
     messages are in the durable store, and a client that missed events reloads them."""
 
     _warned = False
 
-    def __init__(self, session_id: str, *, log: EventLog | None = None, layer: Any = None):
-        self.session_id = str(session_id)
+    def __init__(self, chat: ChatRef, *, log: EventLog | None = None, layer: Any = None):
+        self.chat = chat
         self.log = log if log is not None else default_event_log()
         self.layer = layer if layer is not None else get_channel_layer()
 
@@ -50,14 +51,14 @@ class Publisher:
             return []
         payloads = [encode(event) for event in events]
         try:
-            last = await self.log.append(self.session_id, payloads)
+            last = await self.log.append(self.chat, payloads)
         except _UNAVAILABLE as exc:
             self._warn("event log", exc)
             return []
         numbered = list(zip(range(last - len(payloads) + 1, last + 1), payloads))
         try:
             await self.layer.group_send(
-                keys.session_group(self.session_id), {"type": "chat.events", "events": numbered}
+                keys.session_group(self.chat), {"type": "chat.events", "events": numbered}
             )
         except _UNAVAILABLE as exc:
             self._warn("channel layer", exc)
@@ -112,4 +113,4 @@ class RunPublisher:
             try:
                 await self.publisher.publish(batch)
             except Exception:  # noqa: BLE001 - a bad event must not stop the ones after it
-                logger.exception("publishing events of session %s failed", self.publisher.session_id)
+                logger.exception("publishing events of chat %s failed", self.publisher.chat)

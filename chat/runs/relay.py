@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from chat.ids import ChatRef
 from chat.runs.eventlog import EventLog, Replay, frame
 
 REPLAY_CHUNK = 500
@@ -35,8 +36,8 @@ class Sent:
 
 
 class EventRelay:
-    def __init__(self, session_id: str, log: EventLog, *, last_sent: int, window: int, unacked_limit: int):
-        self.session_id = session_id
+    def __init__(self, chat: ChatRef, log: EventLog, *, last_sent: int, window: int, unacked_limit: int):
+        self.chat = chat
         self.log = log
         self.last_sent = last_sent
         self.window = window
@@ -77,7 +78,7 @@ class EventRelay:
         arrives; this finds the events a run published last when the channel layer dropped
         them, with nothing after them to reveal it."""
         out = Sent(frames=[])
-        last, _ = await self.log.position(self.session_id)
+        last, _ = await self.log.position(self.chat)
         if last > self.last_sent:
             await self._catch_up(out, until=last)
             self._check_unacked()
@@ -99,7 +100,7 @@ class EventRelay:
             limit = min(REPLAY_CHUNK, room)
             if until is not None:
                 limit = min(limit, until - self.last_sent)
-            replay: Replay = await self.log.read_after(self.session_id, self.last_sent, limit)
+            replay: Replay = await self.log.read_after(self.chat, self.last_sent, limit)
             if replay.gap:
                 # Older events are gone from the log: the client reloads from the API and
                 # continues live from the newest id.

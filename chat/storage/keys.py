@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from django.conf import settings
 
+from chat.ids import ChatRef
+
 
 def _prefix() -> str:
     return settings.KEY_PREFIX
@@ -23,14 +25,14 @@ def session_cache_messages(session_id: str) -> str:
     return f"{_prefix()}:chat:{{{session_id}}}:msgs"
 
 
-def session_event_log(session_id: str) -> str:
-    """Stream of the session's websocket events, for replay on reconnect."""
-    return f"{_prefix()}:chat:{{{session_id}}}:events"
+def session_event_log(chat: ChatRef) -> str:
+    """Stream of the chat's websocket events, for replay on reconnect."""
+    return f"{_prefix()}:events:{{{chat}}}:log"
 
 
-def session_event_counter(session_id: str) -> str:
-    """Hash: the last event id handed out for the session (``n``) and its epoch."""
-    return f"{_prefix()}:chat:{{{session_id}}}:event-id"
+def session_event_counter(chat: ChatRef) -> str:
+    """Hash: the last event id handed out for the chat (``n``) and its epoch."""
+    return f"{_prefix()}:events:{{{chat}}}:id"
 
 
 def run_cancel(run_id: str) -> str:
@@ -43,6 +45,6 @@ def rate_limit(user_id: int, window: int) -> str:
     return f"{_prefix()}:rate:{user_id}:{window}"
 
 
-def session_group(session_id: str) -> str:
-    """Channel-layer group of every socket open on the session (letters, digits, - . _ only)."""
-    return f"chat.{session_id}"
+def session_group(chat: ChatRef) -> str:
+    """Channel-layer group of every socket open on the chat (letters, digits, - . _ only)."""
+    return f"chat.{chat}"

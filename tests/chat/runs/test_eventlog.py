@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 
+from chat.ids import ChatRef
 from chat.runs.eventlog import encode, frame
 from tests.chat.runs.conftest import make_log
 
@@ -18,7 +19,7 @@ def payloads(*texts):
 
 async def test_ids_increase_per_session_and_replay_returns_what_followed(log_kind):
     log = make_log(log_kind)
-    a, b = str(uuid.uuid4()), str(uuid.uuid4())
+    a, b = ChatRef(1, uuid.uuid4()), ChatRef(1, uuid.uuid4())
     assert await log.last_id(a) == 0
     assert await log.append(a, payloads("x", "y")) == 2
     assert await log.append(b, payloads("other")) == 1
@@ -31,7 +32,7 @@ async def test_ids_increase_per_session_and_replay_returns_what_followed(log_kin
 
 async def test_concurrent_appends_get_distinct_consecutive_ids(log_kind):
     log = make_log(log_kind)
-    sid = str(uuid.uuid4())
+    sid = ChatRef(1, uuid.uuid4())
     lasts = await asyncio.gather(*(log.append(sid, payloads(f"{n}a", f"{n}b")) for n in range(50)))
     assert sorted(lasts) == list(range(2, 101, 2))
     replay = await log.read_after(sid, 0, limit=1000)
@@ -40,7 +41,7 @@ async def test_concurrent_appends_get_distinct_consecutive_ids(log_kind):
 
 async def test_trimmed_or_unknown_history_is_reported_as_a_gap(log_kind):
     log = make_log(log_kind, max_events=10)
-    sid = str(uuid.uuid4())
+    sid = ChatRef(1, uuid.uuid4())
     for n in range(30):  # Redis trims approximately (~): well past the cap
         await log.append(sid, payloads(*[f"{n}-{k}" for k in range(10)]))
     assert (await log.read_after(sid, 0)).gap is True
@@ -64,7 +65,7 @@ def test_an_event_too_big_for_one_websocket_message_goes_out_without_its_big_fie
 
 async def test_the_epoch_stays_while_the_numbering_lasts_and_changes_when_it_starts_again(log_kind):
     log = make_log(log_kind, ttl=1)
-    sid = str(uuid.uuid4())
+    sid = ChatRef(1, uuid.uuid4())
     assert await log.position(sid) == (0, "")
     await log.append(sid, payloads("a"))
     first = await log.position(sid)
@@ -84,7 +85,7 @@ async def test_an_append_that_timed_out_after_landing_is_retried_without_adding_
 
     monkeypatch.setattr(eventlog, "APPEND_RETRY_PAUSES", (0.01,))
     log = make_log("redis")
-    sid = str(uuid.uuid4())
+    sid = ChatRef(1, uuid.uuid4())
     await log.append(sid, payloads("first"))
     script = log._script
     calls = []
@@ -111,7 +112,7 @@ async def test_an_append_that_keeps_timing_out_raises_after_its_retries(key_pref
 
     monkeypatch.setattr(eventlog, "APPEND_RETRY_PAUSES", (0.01, 0.01))
     log = make_log("redis")
-    sid = str(uuid.uuid4())
+    sid = ChatRef(1, uuid.uuid4())
     await log.append(sid, payloads("first"))
     attempts = []
 

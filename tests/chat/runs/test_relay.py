@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+from chat.ids import ChatRef
 from chat.runs.eventlog import encode
 from chat.runs.relay import EventRelay, TooSlow
 from tests.chat.runs.conftest import make_log
@@ -23,7 +24,7 @@ def ids(sent):
 
 async def test_live_events_are_sent_once_in_order_and_gaps_are_filled_from_the_log(log_kind):
     log = make_log(log_kind)
-    sid = str(uuid.uuid4())
+    sid = ChatRef(1, uuid.uuid4())
     relay = EventRelay(sid, log, last_sent=0, window=100, unacked_limit=1000)
     batch = await publish(log, sid, 5)
     assert ids(await relay.live(batch[:2])) == [1, 2]
@@ -34,7 +35,7 @@ async def test_live_events_are_sent_once_in_order_and_gaps_are_filled_from_the_l
 
 async def test_resume_replays_after_the_given_id_then_live_continues_without_gap_or_duplicate(log_kind):
     log = make_log(log_kind)
-    sid = str(uuid.uuid4())
+    sid = ChatRef(1, uuid.uuid4())
     await publish(log, sid, 6)
     relay = EventRelay(sid, log, last_sent=6, window=100, unacked_limit=1000)
     assert ids(await relay.resume(2)) == [3, 4, 5, 6]
@@ -44,7 +45,7 @@ async def test_resume_replays_after_the_given_id_then_live_continues_without_gap
 
 async def test_resume_from_trimmed_history_asks_the_client_to_reload(log_kind):
     log = make_log(log_kind, max_events=10)
-    sid = str(uuid.uuid4())
+    sid = ChatRef(1, uuid.uuid4())
     for _ in range(30):
         await publish(log, sid, 10)
     relay = EventRelay(sid, log, last_sent=300, window=1000, unacked_limit=10_000)
@@ -55,7 +56,7 @@ async def test_resume_from_trimmed_history_asks_the_client_to_reload(log_kind):
 
 async def test_a_client_that_stops_acknowledging_is_sent_no_more_than_the_window(log_kind):
     log = make_log(log_kind, max_events=5000)
-    sid = str(uuid.uuid4())
+    sid = ChatRef(1, uuid.uuid4())
     relay = EventRelay(sid, log, last_sent=0, window=50, unacked_limit=100)
     first = await publish(log, sid, 10)
     assert len((await relay.live(first)).frames) == 10
@@ -72,7 +73,7 @@ async def test_a_client_that_stops_acknowledging_is_sent_no_more_than_the_window
 
 async def test_a_client_that_never_acknowledges_is_closed_past_the_limit(log_kind):
     log = make_log(log_kind)
-    sid = str(uuid.uuid4())
+    sid = ChatRef(1, uuid.uuid4())
     relay = EventRelay(sid, log, last_sent=0, window=50, unacked_limit=100)
     await relay.live(await publish(log, sid, 100))
     with pytest.raises(TooSlow):
@@ -81,7 +82,7 @@ async def test_a_client_that_never_acknowledges_is_closed_past_the_limit(log_kin
 
 async def test_catch_up_finds_the_last_events_the_layer_dropped_with_nothing_after_them(log_kind):
     log = make_log(log_kind)
-    sid = str(uuid.uuid4())
+    sid = ChatRef(1, uuid.uuid4())
     relay = EventRelay(sid, log, last_sent=0, window=100, unacked_limit=1000)
     batch = await publish(log, sid, 5)
     assert ids(await relay.live(batch[:3])) == [1, 2, 3]  # 4 and 5 never arrive live
