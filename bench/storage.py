@@ -25,7 +25,7 @@ from django.contrib.auth import get_user_model  # noqa: E402
 from django.db import connection  # noqa: E402
 
 from chat.message_manager import MessageManager  # noqa: E402
-from chat.models import Message  # noqa: E402
+from chat.models import ChatSession, Message  # noqa: E402
 from chat.storage import HybridStorage, keys  # noqa: E402
 from chat.storage.cache import MessageCache, default_cache  # noqa: E402
 from tests.factories import seed_history  # noqa: E402
@@ -181,16 +181,16 @@ async def bench_save_scaling(owner: Any) -> None:
     await storage.load_recent_messages(small.pk, 100)
     message = [{"role": "user", "content": "a new message of ordinary length for the benchmark"}]
     at_big, at_small = await interleaved(
-        lambda: storage.save_messages(big.pk, owner, message), lambda: storage.save_messages(small.pk, owner, message)
+        lambda: storage.save_messages(big.pk, message), lambda: storage.save_messages(small.pk, message)
     )
     report("Save (insert + cache update)", "10,000 history", at_big, "10 history", at_small, "<= 2")
 
 
 async def _workload(owner: Any, cache: CountingCache, sessions: int, turns: int) -> None:
     storage = HybridStorage(cache=cache)
-    ids = [uuid.uuid4() for _ in range(sessions)]
+    ids = [(await ChatSession.objects.acreate(owner=owner)).pk for _ in range(sessions)]
     for sid in ids:  # each chat starts with the user's first message
-        await storage.save_messages(sid, owner, [{"role": "user", "content": "hello, let us begin"}])
+        await storage.save_messages(sid, [{"role": "user", "content": "hello, let us begin"}])
     for turn in range(turns):
         for sid in ids:
             mm = MessageManager(sid, owner, storage)

@@ -135,12 +135,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def _handle(self, command: protocol.Command) -> None:
         manager = get_run_manager()
-        if isinstance(command, protocol.SendMessage):
-            acknowledgement = await manager.send_message(self.user, self.session_id, command.text, command.client_id)
+        if isinstance(command, (protocol.SendMessage, protocol.Choose)):
+            acknowledgement = await manager.start(self.user, self.chat.session_id, command)
             if acknowledgement is not None:
                 await self._send(acknowledgement)
-        elif isinstance(command, protocol.Answer):
-            await manager.answer(self.user, self.session_id, command.tool_use_id, command.choice)
         elif isinstance(command, protocol.Cancel):
             await manager.cancel(self.user, self.session_id)
         elif isinstance(command, protocol.Resume):

@@ -77,14 +77,15 @@ class MessageManager:
         return list(self._messages)
 
     async def _add(self, message: dict[str, Any]) -> StoredMessage:
-        [stored] = await self.storage.save_messages(self.session_id, self.user, [message])
+        [stored] = await self.storage.save_messages(self.session_id, [message])
         if not any(m["sequence"] == stored["sequence"] for m in self._messages):
             self._messages.append(stored)
         return stored
 
-    async def add_user_message(self, content: Any, *, client_id: str | None = None) -> StoredMessage:
-        """Store what the user typed. A repeated ``client_id`` returns the stored message."""
-        return await self._add({"role": "user", "content": content, "client_id": client_id})
+    async def add_user_message(self, content: Any) -> StoredMessage:
+        """Store a user message (what the user sends enters through ``chat.runs.turns``;
+        this builds histories for tools, tests and benchmarks)."""
+        return await self._add({"role": "user", "content": content})
 
     async def add_assistant_message(
         self,
@@ -106,12 +107,11 @@ class MessageManager:
             message["tokens"] = usage["output_tokens"]
         return await self._add(message)
 
-    async def add_tool_results(self, results: list[dict[str, Any]], *, client_id: str | None = None) -> StoredMessage:
-        """Store one user message holding the tool_result blocks of a turn, extra keys kept
-        (``client_id``: the answer was typed, and sent with that idempotency key)."""
+    async def add_tool_results(self, results: list[dict[str, Any]]) -> StoredMessage:
+        """Store one user message holding the tool_result blocks of a turn, extra keys kept."""
         if not results or any(r.get("type") != "tool_result" for r in results):
             raise ValueError("add_tool_results takes a non-empty list of tool_result blocks")
-        return await self._add({"role": "user", "content": list(results), "client_id": client_id})
+        return await self._add({"role": "user", "content": list(results)})
 
     async def update_message(self, sequence: int, **changes: Any) -> StoredMessage:
         """Change a stored message (a streamed reply completing); the local copy follows."""

@@ -7,26 +7,19 @@ are errors naming the field.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any, Union
 
+import orjson
+
+from chat import text as user_text
 from chat.errors import UserError
+from chat.runs.turns import Choose, SendMessage
 
 CLIENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
-
-
-@dataclass(frozen=True)
-class SendMessage:
-    text: str
-    client_id: str | None
-
-
-@dataclass(frozen=True)
-class Answer:
-    tool_use_id: str
-    choice: str
+# Event ids are at most what a JavaScript number holds exactly (and far below Redis's 2^63).
+MAX_EVENT_ID = 2**53 - 1
 
 
 @dataclass(frozen=True)
@@ -44,7 +37,8 @@ class Ack:
     last: int
 
 
-Command = Union[SendMessage, Answer, Cancel, Resume, Ack]
+# Actions that start runs are the turn service's own types: parsed here, used there.
+Command = Union[SendMessage, Choose, Cancel, Resume, Ack]
 
 
 def _field(frame: dict[str, Any], name: str, kind: type, *, required: bool = True) -> Any:
@@ -60,8 +54,8 @@ def _field(frame: dict[str, Any], name: str, kind: type, *, required: bool = Tru
 
 def _event_id(frame: dict[str, Any], name: str) -> int:
     value = _field(frame, name, int)
-    if value < 0:
-        raise UserError("invalid_field", f"'{name}' must not be negative.")
+    if not 0 <= value <= MAX_EVENT_ID:
+        raise UserError("invalid_field", f"'{name}' must be an event id from 0 to {MAX_EVENT_ID}.")
     return value
 
 
@@ -73,18 +67,18 @@ def parse(text: str | None, bytes_data: bytes | None, *, max_frame_bytes: int, m
     if len(text) > max_frame_bytes or len(text.encode()) > max_frame_bytes:
         raise UserError("frame_too_large", f"Frames can be at most {max_frame_bytes} bytes.")
     try:
-        frame = json.loads(text)
-    except ValueError:
-        raise UserError("invalid_json", "The frame is not valid JSON.") from None
+        # orjson, not json: it refuses nesting past 1,024 levels with an error instead of
+        # recursing into a RecursionError, and strings that are not valid Unicode.
+        frame = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        if "surrogate" in str(exc):
+            raise UserError("invalid_text", "The frame holds a lone surrogate, which is not valid Unicode.") from None
+        raise UserError("invalid_json", f"The frame is not valid JSON ({str(exc).split(':')[0]}).") from None
     if not isinstance(frame, dict):
         raise UserError("invalid_frame", "A frame must be a JSON object with a 'type'.")
     kind = frame.get("type")
     if kind == "user_message":
-        message = _field(frame, "text", str)
-        if not message.strip():
-            raise UserError("empty_message", "The message is empty.")
-        if len(message) > max_text_chars:
-            raise UserError("text_too_long", f"A message can be at most {max_text_chars} characters.")
+        message = user_text.check_message(_field(frame, "text", str), max_chars=max_text_chars)
         client_id = _field(frame, "client_id", str, required=False)
         if client_id is not None and not CLIENT_ID.match(client_id):
             raise UserError("invalid_field", "'client_id' must be 1 to 100 letters, digits or . _ : -")
@@ -94,7 +88,7 @@ def parse(text: str | None, bytes_data: bytes | None, *, max_frame_bytes: int, m
         choice = _field(frame, "choice", str)
         if len(choice) > max_text_chars:
             raise UserError("text_too_long", f"A choice can be at most {max_text_chars} characters.")
-        return Answer(tool_use_id=tool_use_id, choice=choice)
+        return Choose(tool_use_id=tool_use_id, choice=choice)
     if kind == "cancel":
         return Cancel()
     if kind == "resume":

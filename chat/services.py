@@ -92,56 +92,10 @@ def set_title(session_id: Any, title: str, *, replace: bool = False) -> bool:
 aset_title = db_async(set_title)
 
 
-def check_owner(owner: Any, session_id: Any) -> None:
-    """Raise NotFound if the session belongs to someone else.
-
-    An id with no session yet passes: storing the first message creates it for ``owner``.
-    """
-    try:
-        sid = uuid.UUID(str(session_id))
-    except ValueError:
-        raise NotFound("No such chat.") from None
-    if ChatSession.objects.filter(id=sid).exclude(owner_id=owner.pk).exists():
-        raise NotFound("No such chat.")
-
-
-acheck_owner = db_async(check_owner)
-
-
 # --- agent runs ------------------------------------------------------------------------------
-# A run is claimed by a conditional UPDATE on the session row, so two processes (or two
-# sockets) can never run one session at once; the claim carries a heartbeat so that a run
-# whose process died can be found and released by any other process.
-
-RUN_START_STATES = frozenset({ChatSession.State.IDLE, ChatSession.State.FAILED, ChatSession.State.AWAITING_INPUT})
-
-
-def begin_run(owner: Any, session_id: Any, *, events_after: int) -> tuple[uuid.UUID, str]:
-    """Claim the session for a new run; returns (run id, the state it was in).
-
-    A session id nobody owns yet becomes the owner's new chat. Raises ``UserError("busy")``
-    if a run is already in progress, ``NotFound`` for someone else's chat.
-    """
-    try:
-        sid = uuid.UUID(str(session_id))
-    except ValueError:
-        raise NotFound("No such chat.") from None
-    session, _ = ChatSession.objects.get_or_create(id=sid, defaults={"owner": owner})
-    if session.owner_id != owner.pk:
-        raise NotFound("No such chat.")
-    if session.state not in RUN_START_STATES:
-        raise UserError("busy", "The assistant is still answering; wait for it or stop it first.")
-    run_id = uuid.uuid4()
-    claimed = ChatSession.objects.filter(id=sid, state=session.state).update(
-        state=ChatSession.State.RUNNING,
-        run_id=run_id,
-        run_heartbeat_at=timezone.now(),
-        run_events_after=events_after,
-        updated_at=timezone.now(),
-    )
-    if not claimed:
-        raise UserError("busy", "The assistant is still answering; wait for it or stop it first.")
-    return run_id, session.state
+# A run is claimed by the turn service (chat.runs.turns) with a row lock on the session, so two
+# processes (or two sockets) can never run one session at once; the claim carries a heartbeat
+# so that a run whose process died can be found and released by any other process.
 
 
 def end_run(session_id: Any, run_id: uuid.UUID, state: str) -> bool:
@@ -172,17 +126,6 @@ def fail_stale_runs(stale_after: float, *, session_id: Any = None) -> list[ChatR
         ).update(state=ChatSession.State.FAILED, run_id=None, run_heartbeat_at=None):
             failed.append(ChatRef(owner_id, sid))
     return failed
-
-
-def stored_message_by_client_id(owner: Any, session_id: Any, client_id: str) -> dict[str, Any] | None:
-    """The owner's message sent with this idempotency key, as stored, or None."""
-    from chat.storage.database import message_by_client_id
-
-    try:
-        sid = uuid.UUID(str(session_id))
-    except ValueError:
-        return None
-    return message_by_client_id(sid, owner, client_id)
 
 
 def socket_state(owner: Any, session_id: Any) -> dict[str, Any]:
@@ -255,13 +198,13 @@ def repair_stuck_session(session_id: uuid.UUID) -> bool:
     Safe to repeat: once the history ends in the answers, a second call stores nothing.
     Meant for a session whose run is gone; a run still going would find its turn answered.
     """
-    session = ChatSession.objects.select_related("owner").get(pk=session_id)
+    session = ChatSession.objects.get(pk=session_id)
     loop = LoopState.objects.filter(session_id=session.pk).first()
     results = _unanswered_tool_results(session, loop)
     if results:
         # Through the storage layer, so the cached tail is extended rather than left stale.
         answers = {"role": "user", "content": results}
-        async_to_sync(get_storage().save_messages)(session.pk, session.owner, [answers])
+        async_to_sync(get_storage().save_messages)(session.pk, [answers])
     with transaction.atomic():
         cleared, _ = LoopState.objects.filter(session_id=session.pk).delete()
         idled = ChatSession.objects.filter(pk=session.pk).exclude(state=ChatSession.State.IDLE).update(

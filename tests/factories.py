@@ -136,3 +136,9 @@ def pause_on_question(owner: Any, *, tool_use_id: str = "toolu_choice", other_to
         ],
     )
     return session
+
+
+async def new_chat(owner: Any) -> uuid.UUID:
+    """An empty chat of ``owner`` (a chat's first message through the turn service creates
+    it; storage writes need it to exist)."""
+    return (await ChatSession.objects.acreate(owner=owner)).pk

@@ -1,14 +1,12 @@
 """The agent loop: model call, tools, model call… until the model is done or must wait.
 
-Both entry points are async generators of ``chat.agent.events``:
-
-- ``run_agent_loop`` answers the conversation (optionally storing a new user message first);
-- ``resume_agent_loop`` completes a turn paused on an interactive tool with the user's
-  answer, then goes on.
+``run_turn`` is an async generator of ``chat.agent.events``. It answers the conversation
+as stored: the turn service (``chat.runs.turns``) has just stored what the user sent (a
+message, or the answer to the question a turn paused on) and claimed the chat for this
+run; the loop only loops. It pauses on an interactive tool, storing the loop state.
 
 A run ends with exactly one ``complete``, ``awaiting_user_input`` or ``error`` event, or
-raises ``CancelledError``. ``UserError`` comes out of the first iteration, before any event,
-when the request cannot be done; nothing was changed then.
+raises ``CancelledError``.
 
 Every message is stored through the MessageManager before the event that announces it.
 The reply being streamed is stored unfinished at its first word and rewritten with the
@@ -31,20 +29,16 @@ from typing import Any, AsyncIterator
 
 from django.conf import settings
 
-from chat import services
 from chat.agent import events
 from chat.agent.events import Event
 from chat.agent.prompts import SYSTEM_PROMPT
 from chat.agent.providers.base import ModelReply, Provider, add_usage, usage
 from chat.agent.reply import StreamingReply, stream_reply
-from chat.errors import UserError
 from chat.message_manager import MessageManager
 from tools.executor import error_result, execute_tools
 from tools.registry import ToolRegistry
 
 logger = logging.getLogger(__name__)
-
-MAX_ANSWER_LENGTH = 10_000
 
 
 @dataclass(frozen=True)
@@ -56,152 +50,40 @@ class _Config:
     flush_interval: float
 
 
-def _config(
-    system: str | None,
-    max_steps: int | None,
-    token_budget: int | None,
-    tool_timeout: float | None,
-    flush_interval: float | None,
-) -> _Config:
-    return _Config(
+async def run_turn(
+    message_manager: MessageManager,
+    provider: Provider,
+    tools: ToolRegistry,
+    *,
+    step: int = 0,
+    system: str | None = None,
+    max_steps: int | None = None,
+    token_budget: int | None = None,
+    tool_timeout: float | None = None,
+    flush_interval: float | None = None,
+) -> AsyncIterator[Event]:
+    """Answer the conversation, whose newest message is the user's turn.
+
+    ``step`` is the number of model calls the turn made before it paused on a question
+    (the step limit counts the whole turn).
+    """
+    config = _Config(
         system=system or SYSTEM_PROMPT,
         max_steps=max_steps or settings.AGENT_MAX_STEPS,
         token_budget=token_budget or settings.CHAT_CONTEXT_TOKENS,
         tool_timeout=tool_timeout or settings.AGENT_TOOL_TIMEOUT,
         flush_interval=settings.AGENT_STREAM_FLUSH_INTERVAL if flush_interval is None else flush_interval,
     )
-
-
-async def run_agent_loop(
-    message_manager: MessageManager,
-    provider: Provider,
-    tools: ToolRegistry,
-    *,
-    user_message: str | list[dict[str, Any]] | None = None,
-    client_id: str | None = None,
-    system: str | None = None,
-    max_steps: int | None = None,
-    token_budget: int | None = None,
-    tool_timeout: float | None = None,
-    flush_interval: float | None = None,
-) -> AsyncIterator[Event]:
-    """Answer the conversation, after storing ``user_message`` if one is given.
-
-    A ``user_message`` whose ``client_id`` is already stored is acknowledged again and
-    answered only if nothing followed it yet (the earlier run died before replying).
-    Raises UserError (nothing changed) if the chat is someone else's (NotFound), it is
-    waiting for an answer to a question (use ``resume_agent_loop``), the message is empty,
-    or there is nothing to answer.
-    """
-    config = _config(system, max_steps, token_budget, tool_timeout, flush_interval)
-    mm = message_manager
-    await services.acheck_owner(mm.user, mm.session_id)
-    if await mm.load_loop_state() is not None:
-        raise UserError("awaiting_input", "Answer the open question first: pick an option or type your answer.")
-    if user_message is not None:
-        if isinstance(user_message, str) and not user_message.strip():
-            raise UserError("empty_message", "The message is empty.")
-        stored = await mm.add_user_message(user_message, client_id=client_id)
-        yield events.message(stored)
-        await mm.load(config.token_budget)
-        if mm.messages and mm.messages[-1]["sequence"] > stored["sequence"]:
-            yield events.complete("already_answered", usage())
-            return
-    else:
-        await mm.load(config.token_budget)
-        if not mm.messages or mm.messages[-1]["role"] != "user":
-            raise UserError("nothing_to_answer", "There is no new message to answer.")
-    async with aclosing(_steps(mm, provider, tools, config, step=0, loaded=True)) as steps:
+    async with aclosing(_steps(message_manager, provider, tools, config, step=step)) as steps:
         async for event in steps:
             yield event
-
-
-async def resume_agent_loop(
-    message_manager: MessageManager,
-    provider: Provider,
-    tools: ToolRegistry,
-    *,
-    tool_use_id: str,
-    choice: str | None = None,
-    text: str | None = None,
-    client_id: str | None = None,
-    system: str | None = None,
-    max_steps: int | None = None,
-    token_budget: int | None = None,
-    tool_timeout: float | None = None,
-    flush_interval: float | None = None,
-) -> AsyncIterator[Event]:
-    """Answer the open question with one of its options (``choice``) or with ``text`` the
-    user typed instead, store every tool result of that turn in one message, and go on.
-    A typed answer's ``client_id`` is stored on that message: its ``message`` event then
-    acknowledges the typed text, and a resend of it is not stored twice.
-
-    Raises UserError (nothing changed) if the chat is someone else's (NotFound), nothing
-    is pending, ``tool_use_id`` is not the open question, the choice is not among the
-    options, or the answer is empty.
-    """
-    config = _config(system, max_steps, token_budget, tool_timeout, flush_interval)
-    mm = message_manager
-    await services.acheck_owner(mm.user, mm.session_id)
-    state, answer = await _claim(mm, tool_use_id, choice, text)
-    results = []
-    for block in state["pending_results"]:
-        if block["tool_use_id"] == state["tool_use_id"]:
-            block = {k: v for k, v in block.items() if k != "requires_user_input"}
-            block["content"] = answer
-        results.append(block)
-    try:
-        stored = await mm.add_tool_results(results, client_id=client_id)
-    except BaseException:
-        # The answer was not stored: put the question back so it can be answered again.
-        await asyncio.shield(mm.save_loop_state(state))
-        raise
-    yield events.message(stored)
-    for block in results:
-        if block["tool_use_id"] == state["tool_use_id"]:
-            yield events.tool_result(block)
-    async with aclosing(_steps(mm, provider, tools, config, step=state.get("step") or 0)) as steps:
-        async for event in steps:
-            yield event
-
-
-async def pending_question(message_manager: MessageManager) -> Event | None:
-    """The open question as an ``awaiting_user_input`` event, or None (for ``ready``)."""
-    state = await message_manager.load_loop_state()
-    return events.awaiting_user_input(state) if state else None
-
-
-async def _claim(mm: MessageManager, tool_use_id: str, choice: Any, text: Any) -> tuple[dict[str, Any], str]:
-    """Check an answer against the open question and take the question for it."""
-    state = await mm.load_loop_state()
-    if state is None:
-        raise UserError("not_awaiting_input", "This chat is not waiting for an answer.")
-    if tool_use_id != state["tool_use_id"]:
-        raise UserError("unknown_question", "That question is not the one this chat is waiting on.")
-    if (choice is None) == (text is None):
-        raise UserError("invalid_answer", "Answer with either one of the options or a text, not both or neither.")
-    if choice is not None:
-        if not isinstance(choice, str) or choice not in state["options"]:
-            raise UserError("invalid_choice", "That choice is not one of the options.")
-        answer = f"User selected: {choice}"
-    else:
-        if not isinstance(text, str) or not text.strip():
-            raise UserError("invalid_answer", "The answer is empty.")
-        if len(text) > MAX_ANSWER_LENGTH:
-            raise UserError("invalid_answer", f"The answer can be at most {MAX_ANSWER_LENGTH} characters.")
-        answer = f"User replied: {text.strip()}"
-    # Deleting the state is the claim: of two answers sent at once, only one deletes it.
-    if not await mm.clear_loop_state():
-        raise UserError("not_awaiting_input", "This question was already answered.")
-    return state, answer
 
 
 async def _steps(
-    mm: MessageManager, provider: Provider, tools: ToolRegistry, config: _Config, *, step: int, loaded: bool = False
+    mm: MessageManager, provider: Provider, tools: ToolRegistry, config: _Config, *, step: int
 ) -> AsyncIterator[Event]:
     """Call the model and run its tools until it is done, asks the user, fails or reaches
-    the step limit. ``step`` is the number of model calls this turn made already;
-    ``loaded``: the history was loaded just now, with nothing stored since."""
+    the step limit. ``step`` is the number of model calls this turn made already."""
     total = usage()
     try:
         while True:
@@ -214,9 +96,7 @@ async def _steps(
                 )
                 return
             step += 1
-            if not loaded:
-                await mm.load(config.token_budget)
-            loaded = False
+            await mm.load(config.token_budget)
             if not mm.messages:
                 yield events.error(
                     "context_too_small",

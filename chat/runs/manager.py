@@ -1,7 +1,7 @@
 """Agent runs: one per session at a time, detached from the sockets that asked for them.
 
-A run is claimed in the database (``services.begin_run``), so the rule holds across
-processes; it then runs as a task of the process that received the message, publishing
+A run is claimed in the database by the turn service (``chat.runs.turns``), so the rule
+holds across processes; it then runs as a task of the process that received the message, publishing
 its events to the session's log and group. Closing the tab does not stop it. While it runs
 it beats a heartbeat into its claim; a run whose process died stops beating, and any
 process (on the next connect to that session, or its periodic sweep) marks it failed, tells
@@ -17,13 +17,13 @@ import logging
 import uuid
 import weakref
 from contextlib import suppress
-from typing import Any, AsyncIterator, Callable
+from typing import Any, Callable
 
 from django.conf import settings
 
 from chat import services
 from chat.agent import events
-from chat.agent.loop import resume_agent_loop, run_agent_loop
+from chat.agent.loop import run_turn
 from chat.agent.providers import Provider, get_provider
 from chat.agent.providers.base import usage
 from chat.agent.titles import schedule_title
@@ -32,8 +32,8 @@ from chat.errors import UserError
 from chat.ids import ChatRef
 from chat.message_manager import MessageManager
 from chat.models import ChatSession
-from chat.ratelimit import check_message_rate
 from chat.redis_client import PerLoopRedis
+from chat.runs import turns
 from chat.runs.eventlog import EventLog, default_event_log
 from chat.runs.publisher import Publisher, RunPublisher
 from chat.storage import get_storage, keys
@@ -42,7 +42,6 @@ from tools.registry import ToolRegistry, builtin_tools
 logger = logging.getLogger(__name__)
 
 State = ChatSession.State
-Start = Callable[[MessageManager, Provider, ToolRegistry], AsyncIterator[dict[str, Any]]]
 
 CANCEL_POLL_INTERVAL = 0.25
 
@@ -70,43 +69,24 @@ class RunManager:
 
     # --- what sockets ask for ------------------------------------------------------------
 
-    async def send_message(self, user: Any, session_id: str, text: str, client_id: str | None) -> dict[str, Any] | None:
-        """Answer ``text`` in a new run (or, while a question is open, as its answer).
+    async def start(self, user: Any, session_id: uuid.UUID, action: turns.Action) -> dict[str, Any] | None:
+        """Start the run ``action`` asks for (``chat.runs.turns`` decides whether it may).
 
-        Returns an event for the sender alone when nothing new starts: a ``client_id``
-        already stored is acknowledged again instead of being stored twice.
+        Returns an event for the sender alone when nothing new starts: an action stored
+        already is acknowledged again instead of being stored twice.
         """
-        if client_id:
-            stored = await db_async(services.stored_message_by_client_id)(user, session_id, client_id)
-            if stored is not None:
-                return events.message(stored)
-        await check_message_rate(user.pk)
-        run_id, previous = await self._claim(user, session_id)
-        if previous == State.AWAITING_INPUT:
-            # Typed instead of clicking: the text answers the open question.
-            pending = await MessageManager(session_id, user).load_loop_state()
-            tool_use_id = pending["tool_use_id"] if pending else ""
-
-            def start(mm: MessageManager, provider: Provider, tools: ToolRegistry) -> AsyncIterator[dict[str, Any]]:
-                return resume_agent_loop(mm, provider, tools, tool_use_id=tool_use_id, text=text, client_id=client_id)
-
-        else:
-
-            def start(mm: MessageManager, provider: Provider, tools: ToolRegistry) -> AsyncIterator[dict[str, Any]]:
-                return run_agent_loop(mm, provider, tools, user_message=text, client_id=client_id)
-
-        await self._launch(user, session_id, run_id, previous, start)
+        try:
+            after = await self.log.last_id(ChatRef(user.pk, session_id))
+        except Exception:  # noqa: BLE001 - without the log a page opened mid-run shows less, nothing more
+            after = 0
+        begun = await turns.start_turn(user, session_id, action, storage=get_storage(), events_after=after)
+        if isinstance(begun, turns.Acknowledged):
+            return begun.event
+        task = asyncio.get_running_loop().create_task(self._run(user, begun))
+        key = str(session_id)
+        self._runs[key] = task
+        task.add_done_callback(lambda _: self._runs.pop(key, None))
         return None
-
-    async def answer(self, user: Any, session_id: str, tool_use_id: str, choice: str) -> None:
-        """Resume a run paused on a question with one of its options."""
-        await check_message_rate(user.pk)
-        run_id, previous = await self._claim(user, session_id)
-
-        def start(mm: MessageManager, provider: Provider, tools: ToolRegistry) -> AsyncIterator[dict[str, Any]]:
-            return resume_agent_loop(mm, provider, tools, tool_use_id=tool_use_id, choice=choice)
-
-        await self._launch(user, session_id, run_id, previous, start)
 
     async def cancel(self, user: Any, session_id: str) -> None:
         """Stop the session's run, wherever it runs; what it streamed is kept."""
@@ -135,39 +115,8 @@ class RunManager:
 
     # --- running -------------------------------------------------------------------------
 
-    async def _claim(self, user: Any, session_id: str) -> tuple[uuid.UUID, str]:
-        try:
-            after = await self.log.last_id(ChatRef(user.pk, uuid.UUID(session_id)))
-        except Exception:  # noqa: BLE001 - without the log a page opened mid-run shows less, nothing more
-            after = 0
-        return await db_async(services.begin_run)(user, session_id, events_after=after)
-
-    async def _launch(self, user: Any, session_id: str, run_id: uuid.UUID, previous: str, start: Start) -> None:
-        provider = self.provider_factory()
-        stream = start(MessageManager(session_id, user), provider, self.tools_factory())
-        try:
-            # The first step validates the request (UserError: nothing was changed) and
-            # stores it; the sender hears of a refusal before anything runs in the background.
-            first = await stream.__anext__()
-        except BaseException:
-            await stream.aclose()
-            await provider.aclose()
-            await db_async(services.end_run)(session_id, run_id, previous)
-            raise
-        task = asyncio.get_running_loop().create_task(self._run(user, session_id, run_id, provider, stream, first))
-        self._runs[session_id] = task
-        task.add_done_callback(lambda _: self._runs.pop(session_id, None))
-
-    async def _run(
-        self,
-        user: Any,
-        session_id: str,
-        run_id: uuid.UUID,
-        provider: Provider,
-        stream: AsyncIterator[dict[str, Any]],
-        first: dict[str, Any],
-    ) -> None:
-        chat = ChatRef(user.pk, uuid.UUID(session_id))
+    async def _run(self, user: Any, turn: turns.Turn) -> None:
+        chat, run_id, session_id = turn.chat, turn.run_id, str(turn.chat.session_id)
         publisher = RunPublisher(Publisher(chat, log=self.log))
         this = asyncio.current_task()
         assert this is not None
@@ -176,18 +125,20 @@ class RunManager:
         helpers = [loop.create_task(self._heartbeat(session_id, run_id, this, stop))]
         if settings.REDIS_URL:
             helpers.append(loop.create_task(self._watch_for_cancel(run_id, this, stop)))
+        provider = self.provider_factory()
+        stream = run_turn(MessageManager(session_id, user), provider, self.tools_factory(), step=turn.step)
         state = State.IDLE
         last: dict[str, Any] | None = None  # the event that ends the run, sent last of all
         try:
-            event: dict[str, Any] | None = first
-            while event is not None:
+            for event in turn.events:
+                await publisher.put(event)
+            if turn.title_from is not None:
+                schedule_title(session_id, turn.title_from, self._publish_to(chat))
+            async for event in stream:
                 if event["type"] in _ENDINGS:
                     state, last = _ENDINGS[event["type"]], event
                 else:
-                    if event["type"] == "message" and event["role"] == "user" and event["sequence"] == 1:
-                        schedule_title(session_id, _text_of(event["content"]), self._publish_to(chat))
                     await publisher.put(event)
-                event = await anext(stream, None)  # type: ignore[call-overload]
         except asyncio.CancelledError:
             # Cancelled on request (or our claim was lost): wind down normally from here.
             this.uncancel()
@@ -277,12 +228,6 @@ async def _stopped(stop: asyncio.Event, interval: float) -> bool:
 
 # Events that end a run, and the state the session is left in.
 _ENDINGS = {"complete": State.IDLE, "awaiting_user_input": State.AWAITING_INPUT, "error": State.FAILED}
-
-
-def _text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    return " ".join(block.get("text", "") for block in content if block.get("type") == "text")
 
 
 _managers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, RunManager] = weakref.WeakKeyDictionary()

@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -53,8 +53,6 @@ class Snapshot:
 class Saved:
     revision: int
     messages: list[StoredMessage]
-    # False when the messages were already stored under their client_id: nothing written.
-    created: bool = True
 
 
 @dataclass(frozen=True)
@@ -82,31 +80,49 @@ def _db_value(field_name: str, model: type, value: Any) -> Any:
     return model._meta.get_field(field_name).get_db_prep_value(value, connection)
 
 
-def _allocate(session_id: uuid.UUID, owner_id: int, count: int, tokens: int) -> tuple[int, int, int] | None:
+@dataclass(frozen=True)
+class RunClaim:
+    """Claim the session for a run in the same statement that allocates the turn's messages."""
+
+    run_id: uuid.UUID
+    events_after: int
+
+
+def _allocate(session_id: uuid.UUID, count: int, tokens: int, claim: RunClaim | None) -> tuple[int, int, int] | None:
     """Reserve ``count`` sequences and add ``tokens`` in one statement; None if no such session.
 
-    The UPDATE both allocates and takes the session's row lock until the transaction ends.
-    Django's ORM cannot return updated values, hence the SQL.
+    The UPDATE both allocates and takes the session's row lock until the transaction ends;
+    with ``claim`` it also marks the session running for that run. Django's ORM cannot
+    return updated values, hence the SQL.
     """
     table = connection.ops.quote_name(ChatSession._meta.db_table)
+    now = _db_value("updated_at", ChatSession, timezone.now())
+    claiming, params = "", []
+    if claim is not None:
+        claiming = ", state = %s, run_id = %s, run_heartbeat_at = %s, run_events_after = %s"
+        params = [ChatSession.State.RUNNING, _db_value("run_id", ChatSession, claim.run_id), now, claim.events_after]
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {table} SET last_sequence = last_sequence + %s,"
             " message_count = message_count + %s, total_tokens = total_tokens + %s,"
-            " revision = revision + 1, updated_at = %s"
-            " WHERE id = %s AND owner_id = %s"
+            f" revision = revision + 1, updated_at = %s{claiming}"
+            " WHERE id = %s"
             " RETURNING last_sequence, total_tokens, revision",
-            [
-                count,
-                count,
-                tokens,
-                _db_value("updated_at", ChatSession, timezone.now()),
-                _db_value("id", ChatSession, session_id),
-                owner_id,
-            ],
+            [count, count, tokens, now, *params, _db_value("id", ChatSession, session_id)],
         )
         row = cursor.fetchone()
     return None if row is None else (int(row[0]), int(row[1]), int(row[2]))
+
+
+def claim_run(session_id: uuid.UUID, claim: RunClaim) -> None:
+    """Mark the session running for ``claim``'s run, storing nothing (the caller holds its lock)."""
+    ChatSession.objects.filter(id=session_id).update(
+        state=ChatSession.State.RUNNING,
+        run_id=claim.run_id,
+        run_heartbeat_at=timezone.now(),
+        run_events_after=claim.events_after,
+        updated_at=timezone.now(),
+    )
 
 
 def _bump_revision(session_id: uuid.UUID) -> tuple[int, int] | None:
@@ -125,24 +141,9 @@ def _bump_revision(session_id: uuid.UUID) -> tuple[int, int] | None:
     return None if row is None else (int(row[0]), int(row[1]))
 
 
-def _ensure_session(session_id: uuid.UUID, owner: Any) -> None:
-    session, _ = ChatSession.objects.get_or_create(id=session_id, defaults={"owner": owner})
-    if session.owner_id != owner.pk:
-        raise NotFound("No such chat.")
-
-
-def _already_stored(session_id: uuid.UUID, owner: Any, client_ids: list[str]) -> list[StoredMessage]:
-    rows = (
-        Message.objects.filter(session_id=session_id, session__owner=owner, client_id__in=client_ids)
-        .order_by("sequence")
-        .values(*_FIELDS)
-    )
-    return [_as_stored(row) for row in rows]
-
-
-def message_by_client_id(session_id: uuid.UUID, owner: Any, client_id: str) -> StoredMessage | None:
-    found = _already_stored(session_id, owner, [client_id])
-    return found[0] if found else None
+def message_by_client_id(session_id: uuid.UUID, client_id: str) -> StoredMessage | None:
+    row = Message.objects.filter(session_id=session_id, client_id=client_id).values(*_FIELDS).first()
+    return None if row is None else _as_stored(row)
 
 
 def _prepare(message: dict[str, Any]) -> dict[str, Any]:
@@ -164,38 +165,31 @@ def _prepare(message: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def save_messages(session_id: uuid.UUID, owner: Any, messages: Iterable[dict[str, Any]]) -> Saved:
-    """Append messages to the session (created for ``owner`` if new), all or nothing."""
+def save_messages(session_id: uuid.UUID, messages: Iterable[dict[str, Any]], *, claim: RunClaim | None = None) -> Saved:
+    """Append messages to an existing session, all or nothing (NotFound if there is none).
+
+    With ``claim`` the session is marked running in the same statement: the turn service
+    (``chat.runs.turns``) decided, holding the session's lock, that the run may start. A
+    ``client_id`` stored already raises IntegrityError (the unique constraint decides,
+    so two sends racing cannot both store it); the turn service answers that case.
+    """
     prepared = [_prepare(m) for m in messages]
     if not prepared:
         raise ValueError("save_messages needs at least one message")
-    client_ids = [m["client_id"] for m in prepared if m["client_id"]]
-    if client_ids:
-        existing = _already_stored(session_id, owner, client_ids)
-        if existing:
-            return Saved(revision=_revision(session_id), messages=existing, created=False)
     count, tokens = len(prepared), sum(m["tokens"] for m in prepared)
-    try:
-        with transaction.atomic():
-            allocated = _allocate(session_id, owner.pk, count, tokens)
-            if allocated is None:
-                _ensure_session(session_id, owner)
-                allocated = _allocate(session_id, owner.pk, count, tokens)
-                assert allocated is not None
-            last_sequence, total_tokens, revision = allocated
-            sequence, cumulative = last_sequence - count, total_tokens - tokens
-            rows = []
-            for m in prepared:
-                sequence += 1
-                cumulative += m["tokens"]
-                rows.append(Message(session_id=session_id, sequence=sequence, cumulative_tokens=cumulative, **m))
-            Message.objects.bulk_create(rows)
-    except IntegrityError:
-        # A concurrent request stored the same client_id first; report what it stored.
-        existing = _already_stored(session_id, owner, client_ids) if client_ids else []
-        if not existing:
-            raise
-        return Saved(revision=_revision(session_id), messages=existing, created=False)
+    # No savepoint: inside a caller's transaction (a turn), any failure aborts all of it.
+    with transaction.atomic(savepoint=False):
+        allocated = _allocate(session_id, count, tokens, claim)
+        if allocated is None:
+            raise NotFound("No such chat.")
+        last_sequence, total_tokens, revision = allocated
+        sequence, cumulative = last_sequence - count, total_tokens - tokens
+        rows = []
+        for m in prepared:
+            sequence += 1
+            cumulative += m["tokens"]
+            rows.append(Message(session_id=session_id, sequence=sequence, cumulative_tokens=cumulative, **m))
+        Message.objects.bulk_create(rows)
     return Saved(revision=revision, messages=[_message_as_stored(row) for row in rows])
 
 

@@ -19,7 +19,7 @@ from chat.db import db_async
 from chat.errors import NotFound
 from chat.storage import database
 from chat.storage.cache import MessageCache, default_cache
-from chat.storage.database import Snapshot, StoredMessage
+from chat.storage.database import Saved, Snapshot, StoredMessage
 
 
 def _session_uuid(session_id: Any) -> uuid.UUID:
@@ -81,24 +81,24 @@ class HybridStorage:
             messages = history.fit_budget(snapshot.messages, token_budget)
         return history.drop_to_turn_start(messages)
 
-    async def save_messages(self, session_id: Any, user: Any, messages: Iterable[dict[str, Any]]) -> list[StoredMessage]:
-        """Append messages (creating the session for ``user`` if new); returns them as stored.
+    async def save_messages(self, session_id: Any, messages: Iterable[dict[str, Any]]) -> list[StoredMessage]:
+        """Append messages to an existing session; returns them as stored.
 
-        Nothing is acknowledged before L2 committed. A message whose ``client_id`` is already
-        stored is not stored again: the stored one is returned.
+        Nothing is acknowledged before L2 committed.
         """
         sid = _session_uuid(session_id)
-        batch = list(messages)
-        saved = await db_async(database.save_messages)(sid, user, batch)
-        if not saved.created:
-            return saved.messages
+        saved = await db_async(database.save_messages)(sid, list(messages))
+        await self.committed(sid, saved)
+        return saved.messages
+
+    async def committed(self, session_id: uuid.UUID, saved: Saved) -> None:
+        """L2 committed ``saved`` (here, or in a turn's transaction): bring L1 up to date."""
         if saved.messages[0]["sequence"] == 1:
             # The first messages of a session are all of it: the writer knows the whole
             # state at this revision, so a new chat starts with a warm cache.
-            await self.cache.fill(str(sid), Snapshot(saved.revision, saved.messages, complete=True))
+            await self.cache.fill(str(session_id), Snapshot(saved.revision, saved.messages, complete=True))
         else:
-            await self.cache.append(str(sid), saved.revision, saved.messages)
-        return saved.messages
+            await self.cache.append(str(session_id), saved.revision, saved.messages)
 
     async def update_message(self, session_id: Any, sequence: int, **changes: Any) -> StoredMessage:
         """Change one stored message (content, tokens, finished, usage, context)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import logging
 import uuid
 
 import pytest
@@ -180,9 +181,20 @@ async def test_a_cross_origin_handshake_is_refused(owner, client):
         (json.dumps({"type": "resume", "after": "soon"}), "invalid_field"),
         (json.dumps({"type": "interactive_response", "tool_use_id": "t", "choice": "A"}), "not_awaiting_input"),
         (json.dumps({"type": "cancel"}), "not_running"),
+        (json.dumps({"type": "user_message", "text": "a\u0000b"}), "invalid_text"),
+        ('{"type": "user_message", "text": "\\ud800"}', "invalid_text"),
+        ('{"type": "user_message", "text": "ok \\udfff"}', "invalid_text"),
+        (json.dumps({"type": "user_message", "text": "\u200b"}), "empty_message"),
+        (json.dumps({"type": "user_message", "text": " \u200b\ufeff\u3164\n"}), "empty_message"),
+        ('{"type": "user_message", "text": ' + "[" * 5000 + "]" * 5000 + "}", "invalid_json"),
+        (json.dumps({"type": "resume", "after": 2**63}), "invalid_field"),
+        (json.dumps({"type": "resume", "after": 2**64 + 1}), "invalid_field"),
+        (json.dumps({"type": "resume", "after": -1}), "invalid_field"),
+        (json.dumps({"type": "resume", "after": 1.5}), "invalid_field"),
+        (json.dumps({"type": "ack", "last": 2**63}), "invalid_field"),
     ],
 )
-async def test_bad_input_gets_a_specific_error_changes_nothing_and_the_socket_stays_usable(owner, raw, code):
+async def test_bad_input_gets_a_specific_error_changes_nothing_and_the_socket_stays_usable(owner, raw, code, caplog):
     sid = uuid.uuid4()
     communicator, _ = await connect(owner, sid)
     await send(communicator, type="user_message", text="first")
@@ -191,10 +203,40 @@ async def test_bad_input_gets_a_specific_error_changes_nothing_and_the_socket_st
     await communicator.send_to(text_data=raw)
     error = await reply(communicator)
     assert error["type"] == "error" and error["code"] == code, error
-    assert error["message"]
+    assert error["message"] and error["retryable"] is False
     assert await stored(sid) == before
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     await send(communicator, type="user_message", text="still works")
     assert (await until(communicator, "complete"))[-1]["type"] == "complete"
+
+
+async def test_deep_nesting_in_a_field_nobody_reads_is_harmless(owner, caplog):
+    communicator, _ = await connect(owner, uuid.uuid4())
+    await communicator.send_to(text_data='{"type": "user_message", "text": "hi", "extra": ' + "[" * 1000 + "]" * 1000 + "}")
+    assert (await until(communicator, "complete", "error"))[-1]["type"] == "complete"
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        {"type": "user_message", "text": "a\u0000b"},
+        {"type": "user_message", "text": "\u200b"},
+        {"type": "user_message", "text": "x" * 30_000},
+        {"type": "interactive_response", "tool_use_id": "toolu_1", "choice": "A"},
+        {"type": "cancel"},
+        {"type": "resume", "after": 2**63},
+        {"type": "teleport"},
+    ],
+    ids=lambda frame: frame["type"] + (f"-{frame['text'][:3]!r}" if "text" in frame else ""),
+)
+async def test_no_bad_frame_creates_a_chat(owner, frame):
+    sid = uuid.uuid4()
+    communicator, _ = await connect(owner, sid)
+    await send(communicator, **frame)
+    assert (await reply(communicator))["type"] == "error"
+    assert not await ChatSession.objects.filter(pk=sid).aexists()
+    assert not await ChatSession.objects.filter(owner=owner).aexists()
 
 
 async def test_a_binary_frame_is_refused(owner):
@@ -358,9 +400,9 @@ async def test_a_run_end_the_channel_layer_dropped_still_reaches_the_socket(owne
 
 
 async def test_a_turn_runs_the_same_sql_however_long_the_history(owner, settings):
-    # Claim (2), owner and open-question checks (2), user message (2), one history read
-    # (within the context budget, from the index), reply row (2), its completion (4),
-    # release (1): the same 14 statements at any length, the cache cold.
+    # The turn: lock the chat (1), claim it and store the message (2); one history read
+    # (within the context budget, from the index); reply row (2), its completion (4);
+    # release (1): the same 11 statements at any length, the cache cold.
     settings.OFFLINE_MODEL_WORD_DELAY = 0
     counts = []
     for size in (2, 300, 5000):
@@ -370,7 +412,7 @@ async def test_a_turn_runs_the_same_sql_however_long_the_history(owner, settings
             await send(communicator, type="user_message", text="hello again")
             assert (await until(communicator, "complete", "error"))[-1]["type"] == "complete"
         counts.append(len(queries))
-    assert counts == [14, 14, 14], counts
+    assert counts == [11, 11, 11], counts
 
 
 async def test_closing_the_socket_does_not_stop_the_run(owner, settings):
@@ -465,7 +507,7 @@ async def test_an_exception_in_a_handler_is_reported_and_the_socket_stays_usable
     async def broken(*args, **kwargs):
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(run_manager.RunManager, "send_message", broken)
+    monkeypatch.setattr(run_manager.RunManager, "start", broken)
     await send(communicator, type="user_message", text="boom")
     assert (await reply(communicator))["code"] == "internal_error"
     monkeypatch.undo()
@@ -484,7 +526,7 @@ async def test_every_socket_on_the_session_receives_the_events(owner):
 async def test_a_database_outage_answers_unavailable_and_stores_nothing(owner, monkeypatch):
     from django.db import OperationalError
 
-    from chat import services
+    from chat.runs import turns
 
     sid = uuid.uuid4()
     communicator, _ = await connect(owner, sid)
@@ -494,7 +536,7 @@ async def test_a_database_outage_answers_unavailable_and_stores_nothing(owner, m
     def down(*args, **kwargs):
         raise OperationalError("could not connect to server: Connection refused")
 
-    monkeypatch.setattr(services, "begin_run", down)
+    monkeypatch.setattr(turns, "_claim_and_store", down)
     await send(communicator, type="user_message", text="during the outage")
     error = await reply(communicator)
     assert (error["code"], error["retryable"]) == ("unavailable", True)

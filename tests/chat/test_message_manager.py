@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -11,7 +10,7 @@ from asgiref.sync import sync_to_async
 from chat.message_manager import MessageManager, current_time
 from chat.storage import HybridStorage
 from tests.chat.storage.conftest import CACHE_KINDS, CountingCache, make_cache
-from tests.factories import seed_history, tool_turn
+from tests.factories import new_chat, seed_history, tool_turn
 from tests.queries import counting_queries
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -23,7 +22,7 @@ def storage(request, key_prefix):
 
 
 async def test_extra_keys_are_stored_and_never_sent(storage, owner):
-    sid = uuid.uuid4()
+    sid = await new_chat(owner)
     async with MessageManager(sid, owner, storage, injections=()) as mm:
         await mm.add_user_message("What is 2+2?")
         await mm.add_assistant_message(tool_turn("toolu_1")[1]["content"])
@@ -50,7 +49,7 @@ async def test_extra_keys_are_stored_and_never_sent(storage, owner):
 
 
 async def test_injections_shape_what_is_sent_never_what_is_stored(storage, owner):
-    sid = uuid.uuid4()
+    sid = await new_chat(owner)
     now = dt.datetime(2026, 11, 27, 9, 30, tzinfo=dt.timezone.utc)
     mm = MessageManager(sid, owner, storage, injections=[lambda m: current_time(m, now=now)])
     await mm.add_user_message("hello")
@@ -61,7 +60,7 @@ async def test_injections_shape_what_is_sent_never_what_is_stored(storage, owner
 
 
 async def test_provider_usage_replaces_the_estimated_token_count(storage, owner):
-    sid = uuid.uuid4()
+    sid = await new_chat(owner)
     mm = MessageManager(sid, owner, storage)
     user = await mm.add_user_message("x" * 400)
     assert (user["tokens"], user["tokens_estimated"]) == (100, True)
@@ -73,7 +72,7 @@ async def test_provider_usage_replaces_the_estimated_token_count(storage, owner)
 
 
 async def test_a_streamed_reply_is_stored_unfinished_then_completed(storage, owner):
-    sid = uuid.uuid4()
+    sid = await new_chat(owner)
     mm = MessageManager(sid, owner, storage)
     await mm.add_user_message("tell me")
     partial = await mm.add_assistant_message([{"type": "text", "text": "Once"}], finished=False)
@@ -86,7 +85,7 @@ async def test_a_streamed_reply_is_stored_unfinished_then_completed(storage, own
 
 
 async def test_the_budget_cut_moves_in_coarse_steps_across_turns(storage, owner):
-    sid = uuid.uuid4()
+    sid = await new_chat(owner)
     firsts = []
     for turn in range(40):
         mm = MessageManager(sid, owner, storage, cut_step=100)
@@ -102,8 +101,8 @@ async def test_the_budget_cut_moves_in_coarse_steps_across_turns(storage, owner)
 
 
 async def test_a_dangling_tool_use_from_a_crash_is_repaired_on_load(storage, owner):
-    sid = uuid.uuid4()
-    await storage.save_messages(sid, owner, tool_turn("toolu_crash")[:2])  # crashed before the result
+    sid = await new_chat(owner)
+    await storage.save_messages(sid, tool_turn("toolu_crash")[:2])  # crashed before the result
     mm = MessageManager(sid, owner, storage, injections=())
     await mm.load(token_budget=10_000)
     await mm.add_user_message("still there?")
@@ -143,8 +142,8 @@ def cache_kind(request, key_prefix):
 
 
 @pytest.fixture
-def manager(owner):
-    return MessageManager(uuid.uuid4(), owner, storage=HybridStorage(cache=make_cache("local")))
+async def manager(owner):
+    return MessageManager(await new_chat(owner), owner, storage=HybridStorage(cache=make_cache("local")))
 
 
 async def test_the_cache_breakpoint_goes_on_the_last_stored_block_before_the_time_note(manager):

@@ -18,7 +18,7 @@ def parse(frame=None, *, raw=None, bytes_data=None):
 def test_valid_frames_become_commands():
     assert parse({"type": "user_message", "text": "hi", "client_id": "c-1"}) == protocol.SendMessage("hi", "c-1")
     assert parse({"type": "user_message", "text": "hi", "extra": 1}) == protocol.SendMessage("hi", None)
-    assert parse({"type": "interactive_response", "tool_use_id": "t", "choice": "A"}) == protocol.Answer("t", "A")
+    assert parse({"type": "interactive_response", "tool_use_id": "t", "choice": "A"}) == protocol.Choose("t", "A")
     assert parse({"type": "cancel"}) == protocol.Cancel()
     assert parse({"type": "resume", "after": 0}) == protocol.Resume(0)
     assert parse({"type": "ack", "last": 12}) == protocol.Ack(12)
@@ -48,6 +48,13 @@ def test_valid_frames_become_commands():
         ({"frame": {"type": "resume", "after": -1}}, "invalid_field"),
         ({"frame": {"type": "resume", "after": True}}, "invalid_field"),
         ({"frame": {"type": "ack", "last": 1.5}}, "invalid_field"),
+        ({"frame": {"type": "ack", "last": 2**53}}, "invalid_field"),
+        ({"frame": {"type": "resume", "after": 2**63}}, "invalid_field"),
+        ({"frame": {"type": "user_message", "text": "a\x00b"}}, "invalid_text"),
+        ({"raw": '{"type": "user_message", "text": "\\ud800"}'}, "invalid_text"),
+        ({"frame": {"type": "user_message", "text": "\u200b\u200c\u2060"}}, "empty_message"),
+        ({"frame": {"type": "user_message", "text": "\u2800 \u3164"}}, "empty_message"),
+        ({"raw": "[" * 400 + "]" * 400}, "invalid_frame"),
     ],
 )
 def test_bad_frames_get_a_specific_error_code(kwargs, code):
@@ -55,6 +62,16 @@ def test_bad_frames_get_a_specific_error_code(kwargs, code):
         parse(**kwargs)
     assert caught.value.code == code
     assert caught.value.message
+
+
+def test_deep_nesting_is_invalid_json_not_a_recursion_error():
+    with pytest.raises(UserError) as caught:
+        protocol.parse("[" * 5000 + "]" * 5000, None, max_frame_bytes=100_000, max_text_chars=100)
+    assert caught.value.code == "invalid_json"
+
+
+def test_text_that_is_visible_somewhere_is_kept_as_sent():
+    assert parse({"type": "user_message", "text": "\u200bhi\x1b[0m"}).text == "\u200bhi\x1b[0m"
 
 
 def test_error_frames_say_whether_trying_again_helps():

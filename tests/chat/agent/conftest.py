@@ -1,12 +1,16 @@
 from __future__ import annotations
 
 import uuid
+from contextlib import aclosing
 
 import pytest
 from channels.db import database_sync_to_async
 
-from chat import history
+from chat import history, services
+from chat.agent.loop import run_turn
 from chat.message_manager import MessageManager
+from chat.models import ChatSession
+from chat.runs import turns
 from chat.storage import HybridStorage, database
 from tests.chat.storage.conftest import CACHE_KINDS, make_cache
 from tests.chat.test_history import assert_valid
@@ -25,8 +29,10 @@ def local_storage(key_prefix):
 
 
 @pytest.fixture
-def session_id():
-    return uuid.uuid4()
+def session_id(owner, transactional_db):
+    """The owner's chat, created empty (as a chat's first message through the turn service
+    creates it), so that tests can build a history in it directly."""
+    return ChatSession.objects.create(owner=owner).pk
 
 
 @pytest.fixture
@@ -54,3 +60,30 @@ async def assert_history_valid(session_id) -> list[dict]:
     api = history.to_api_messages(await stored_messages(session_id))
     assert_valid(api)
     return api
+
+
+_ENDINGS = {"complete": "idle", "awaiting_user_input": "awaiting_input", "error": "failed"}
+
+
+async def turn(manager, model, tools, text=None, *, client_id=None, tool_use_id=None, choice=None, **options):
+    """One whole turn as the run manager runs it, without the run manager: the turn service
+    takes ``text`` (a message, or the typed answer to an open question) or ``choice``, the
+    loop answers, and the run's claim is released with the state its last event implies.
+    Yields the turn's own events (the stored message) and then the loop's."""
+    action = turns.Choose(tool_use_id, choice) if choice is not None else turns.SendMessage(text, client_id)
+    begun = await turns.start_turn(
+        manager.user, uuid.UUID(manager.session_id), action, storage=manager.storage, events_after=0
+    )
+    if isinstance(begun, turns.Acknowledged):
+        yield begun.event
+        return
+    state = "idle"
+    try:
+        for event in begun.events:
+            yield event
+        async with aclosing(run_turn(manager, model, tools, step=begun.step, **options)) as loop_events:
+            async for event in loop_events:
+                state = _ENDINGS.get(event["type"], state)
+                yield event
+    finally:
+        await database_sync_to_async(services.end_run)(begun.chat.session_id, begun.run_id, state)

@@ -10,11 +10,10 @@ import threading
 
 import pytest
 
-from chat.agent.loop import run_agent_loop
 from chat.agent.providers import get_provider
 from chat.agent.providers.anthropic import AnthropicProvider
 from chat.agent.providers.base import ProviderError
-from tests.chat.agent.conftest import assert_history_valid, collect, of_type, stored_messages
+from tests.chat.agent.conftest import assert_history_valid, collect, of_type, stored_messages, turn
 from tests.chat.test_history import assert_valid
 from tests.fakes import anthropic_server as api
 from tools.registry import builtin_tools
@@ -81,7 +80,7 @@ async def test_text_streams_word_by_word_and_usage_is_recorded(manager, claude, 
             usage={"input_tokens": 321, "output_tokens": 7, "cache_read_input_tokens": 300, "cache_creation_input_tokens": 21},
         )
     )
-    events = await collect(run_agent_loop(manager, claude, builtin_tools(), user_message="Hi"))
+    events = await collect(turn(manager, claude, builtin_tools(), "Hi"))
 
     assert [e["text"] for e in of_type(events, "text_delta")] == ["Hello", " from", " Claude."]
     assert events[-1] == {
@@ -102,7 +101,7 @@ async def test_a_tool_call_is_run_and_its_clean_result_sent_back(manager, claude
         api.stream(api.text_block("Let me compute."), api.tool_block("toolu_1", "calculate", {"expression": "12*(3+4)"})),
         api.stream(api.text_block("It is 84.")),
     )
-    events = await collect(run_agent_loop(manager, claude, builtin_tools(), user_message="12*(3+4)?"))
+    events = await collect(turn(manager, claude, builtin_tools(), "12*(3+4)?"))
 
     assert of_type(events, "tool_use") == [
         {"type": "tool_use", "tool_use_id": "toolu_1", "name": "calculate", "input": {"expression": "12*(3+4)"}}
@@ -132,7 +131,7 @@ async def test_two_tool_calls_in_one_turn_are_answered_together_in_order(manager
         ),
         api.stream(api.text_block("Done.")),
     )
-    events = await collect(run_agent_loop(manager, claude, builtin_tools(), user_message="Analyze and chart"))
+    events = await collect(turn(manager, claude, builtin_tools(), "Analyze and chart"))
 
     assert [e["tool_use_id"] for e in of_type(events, "tool_result")] == ["toolu_a", "toolu_b"]
     assert [e["tool_use_id"] for e in of_type(events, "display")] == ["toolu_a", "toolu_b"]
@@ -147,7 +146,7 @@ async def test_a_429_is_retried_after_the_time_the_api_asks_for(manager, claude,
         api.error(429, "rate_limit_error", headers={"retry-after": "7"}),
         api.stream(api.text_block("Made it.")),
     )
-    events = await collect(run_agent_loop(manager, claude, builtin_tools(), user_message="Hi"))
+    events = await collect(turn(manager, claude, builtin_tools(), "Hi"))
 
     assert events[-1]["type"] == "complete"
     assert sleeps == [7.0]
@@ -157,7 +156,7 @@ async def test_a_429_is_retried_after_the_time_the_api_asks_for(manager, claude,
 
 async def test_529_until_the_retries_run_out_is_a_clear_error_and_nothing_half_saved(manager, claude, server, sleeps, session_id):
     server.add(*(api.error(529, "overloaded_error", "Overloaded") for _ in range(MAX_RETRIES + 1)))
-    events = await collect(run_agent_loop(manager, claude, builtin_tools(), user_message="Hi"))
+    events = await collect(turn(manager, claude, builtin_tools(), "Hi"))
 
     assert events[-1] == {
         "type": "error", "code": "model_overloaded", "retryable": True,
@@ -173,21 +172,21 @@ async def test_529_until_the_retries_run_out_is_a_clear_error_and_nothing_half_s
 
 async def test_a_500_is_retried(manager, claude, server):
     server.add(api.error(500, "api_error"), api.stream(api.text_block("Fine.")))
-    events = await collect(run_agent_loop(manager, claude, builtin_tools(), user_message="Hi"))
+    events = await collect(turn(manager, claude, builtin_tools(), "Hi"))
     assert events[-1]["type"] == "complete"
     assert len(server.requests) == 2
 
 
 async def test_an_overloaded_event_at_the_start_of_a_stream_is_retried(manager, claude, server):
     server.add(api.stream_error("overloaded_error"), api.stream(api.text_block("Fine.")))
-    events = await collect(run_agent_loop(manager, claude, builtin_tools(), user_message="Hi"))
+    events = await collect(turn(manager, claude, builtin_tools(), "Hi"))
     assert events[-1]["type"] == "complete"
     assert len(server.requests) == 2
 
 
 async def test_a_stream_cut_before_any_text_is_retried_unseen(manager, claude, server, session_id):
     server.add(api.stream(api.text_block("Lost"), cut_after=3), api.stream(api.text_block("Whole.")))
-    events = await collect(run_agent_loop(manager, claude, builtin_tools(), user_message="Hi"))
+    events = await collect(turn(manager, claude, builtin_tools(), "Hi"))
 
     assert [e["text"] for e in of_type(events, "text_delta")] == ["Whole."]
     assert (await stored_messages(session_id))[1]["content"] == [{"type": "text", "text": "Whole."}]
@@ -196,7 +195,7 @@ async def test_a_stream_cut_before_any_text_is_retried_unseen(manager, claude, s
 async def test_a_stream_cut_mid_message_keeps_the_text_and_the_history_valid(manager, claude, server, session_id):
     # Events: message_start, ping, block start, "Half", " a" → the connection drops.
     server.add(api.stream(api.text_block("Half", " a", " sentence"), cut_after=5))
-    events = await collect(run_agent_loop(manager, claude, builtin_tools(), user_message="Hi"))
+    events = await collect(turn(manager, claude, builtin_tools(), "Hi"))
 
     assert [e["text"] for e in of_type(events, "text_delta")] == ["Half", " a"]
     assert events[-1] == {
@@ -209,21 +208,21 @@ async def test_a_stream_cut_mid_message_keeps_the_text_and_the_history_valid(man
     await assert_history_valid(session_id)
 
     server.add(api.stream(api.text_block("Again.")))
-    events = await collect(run_agent_loop(manager, claude, builtin_tools(), user_message="Go on"))
+    events = await collect(turn(manager, claude, builtin_tools(), "Go on"))
     assert events[-1]["type"] == "complete"
     assert_clean_request(server.requests[-1])
 
 
 async def test_a_stream_that_ends_without_message_stop_counts_as_cut(manager, claude, server, session_id):
     server.add(api.stream(api.text_block("Almost"), end_without_stop=True))
-    events = await collect(run_agent_loop(manager, claude, builtin_tools(), user_message="Hi"))
+    events = await collect(turn(manager, claude, builtin_tools(), "Hi"))
     assert events[-1]["code"] == "stream_interrupted"
     assert (await stored_messages(session_id))[1]["finished"] is False
 
 
 async def test_a_bad_request_is_not_retried(manager, claude, server):
     server.add(api.error(400, "invalid_request_error", "messages: roles must alternate"))
-    events = await collect(run_agent_loop(manager, claude, builtin_tools(), user_message="Hi"))
+    events = await collect(turn(manager, claude, builtin_tools(), "Hi"))
     assert events[-1]["code"] == "model_rejected" and events[-1]["retryable"] is False
     assert "roles must alternate" in events[-1]["message"]
     assert len(server.requests) == 1
@@ -231,7 +230,7 @@ async def test_a_bad_request_is_not_retried(manager, claude, server):
 
 async def test_a_refused_key_is_not_retried(manager, claude, server):
     server.add(api.error(401, "authentication_error", "invalid x-api-key"))
-    events = await collect(run_agent_loop(manager, claude, builtin_tools(), user_message="Hi"))
+    events = await collect(turn(manager, claude, builtin_tools(), "Hi"))
     assert events[-1]["code"] == "model_auth" and events[-1]["retryable"] is False
 
 
@@ -245,7 +244,7 @@ async def test_an_unreachable_api_is_retried_then_reported(manager, sleeps):
 
     provider = AnthropicProvider(api_key="k", model="m", max_tokens=10, base_url=url, max_retries=1, sleep=no_wait)
     try:
-        events = await collect(run_agent_loop(manager, provider, builtin_tools(), user_message="Hi"))
+        events = await collect(turn(manager, provider, builtin_tools(), "Hi"))
     finally:
         await provider.aclose()
     assert events[-1]["code"] == "model_unreachable" and events[-1]["retryable"] is True
@@ -258,7 +257,7 @@ async def test_cancelling_mid_stream_keeps_the_streamed_text(manager, claude, se
     seen = asyncio.Event()
 
     async def consume():
-        async for event in run_agent_loop(manager, claude, builtin_tools(), user_message="Hi", flush_interval=3600):
+        async for event in turn(manager, claude, builtin_tools(), "Hi", flush_interval=3600):
             if event["type"] == "text_delta" and event["text"] == " going":
                 seen.set()
 

@@ -6,10 +6,9 @@ import asyncio
 
 import pytest
 
-from chat.agent.loop import pending_question, resume_agent_loop, run_agent_loop
 from chat.agent.providers.offline import OfflineProvider
 from chat.errors import UserError
-from tests.chat.agent.conftest import assert_history_valid, collect, of_type, stored_messages
+from tests.chat.agent.conftest import assert_history_valid, collect, of_type, stored_messages, turn
 from tests.fakes.scripted import ScriptedProvider, call, say
 from tools.registry import builtin_tools
 
@@ -21,7 +20,7 @@ QUESTION = {"question": "Which language?", "options": ["Python", "Rust", "Go"]}
 async def paused(manager, *calls, ids):
     """Run a turn whose model calls ``calls``; return the model and the events."""
     model = ScriptedProvider(call(*calls, ids=ids))
-    events = await collect(run_agent_loop(manager, model, builtin_tools(), user_message="Help me pick"))
+    events = await collect(turn(manager, model, builtin_tools(), "Help me pick"))
     return model, events
 
 
@@ -36,10 +35,9 @@ async def test_the_full_cycle_pause_store_resume_complete(manager, session_id):
     state = await manager.load_loop_state()
     assert (state["tool_use_id"], state["tool_name"], state["step"]) == ("toolu_q", "propose_options", 1)
     assert [m["role"] for m in await stored_messages(session_id)] == ["user", "assistant"]
-    assert await pending_question(manager) == events[-1]
 
     model.add(say("Rust it is."))
-    events = await collect(resume_agent_loop(manager, model, builtin_tools(), tool_use_id="toolu_q", choice="Rust"))
+    events = await collect(turn(manager, model, builtin_tools(), tool_use_id="toolu_q", choice="Rust"))
 
     assert events[0]["type"] == "message" and events[0]["role"] == "user"
     assert of_type(events, "tool_result") == [
@@ -51,7 +49,6 @@ async def test_the_full_cycle_pause_store_resume_complete(manager, session_id):
          "cache_control": {"type": "ephemeral"}}
     ]
     assert await manager.load_loop_state() is None
-    assert await pending_question(manager) is None
     stored = (await stored_messages(session_id))[2]["content"][0]
     assert stored["interactive_data"] == QUESTION and "requires_user_input" not in stored
     await assert_history_valid(session_id)
@@ -71,7 +68,7 @@ async def test_a_regular_and_an_interactive_tool_in_one_turn(manager, session_id
     assert [r["tool_use_id"] for r in state["pending_results"]] == ["toolu_calc", "toolu_q"]
 
     model.add(say("Done."))
-    await collect(resume_agent_loop(manager, model, builtin_tools(), tool_use_id="toolu_q", choice="Go"))
+    await collect(turn(manager, model, builtin_tools(), tool_use_id="toolu_q", choice="Go"))
 
     results_message = (await stored_messages(session_id))[2]
     assert [(b["tool_use_id"], b["content"]) for b in results_message["content"]] == [
@@ -86,7 +83,7 @@ async def test_a_typed_answer_is_sent_as_the_users_reply(manager, session_id):
     model, _ = await paused(manager, ("propose_options", QUESTION), ids=["toolu_q"])
     model.add(say("Fair enough."))
     events = await collect(
-        resume_agent_loop(manager, model, builtin_tools(), tool_use_id="toolu_q", text="  Neither, I like Zig  ")
+        turn(manager, model, builtin_tools(), "  Neither, I like Zig  ")
     )
 
     assert of_type(events, "tool_result")[0]["content"] == "User replied: Neither, I like Zig"
@@ -99,9 +96,6 @@ async def test_a_typed_answer_is_sent_as_the_users_reply(manager, session_id):
         ({"tool_use_id": "toolu_q", "choice": "Cobol"}, "invalid_choice"),
         ({"tool_use_id": "toolu_q", "choice": "rust"}, "invalid_choice"),
         ({"tool_use_id": "toolu_other", "choice": "Rust"}, "unknown_question"),
-        ({"tool_use_id": "toolu_q"}, "invalid_answer"),
-        ({"tool_use_id": "toolu_q", "choice": "Rust", "text": "Rust"}, "invalid_answer"),
-        ({"tool_use_id": "toolu_q", "text": "   "}, "invalid_answer"),
     ],
 )
 async def test_a_bad_answer_is_refused_and_changes_nothing(manager, session_id, answer, code):
@@ -110,7 +104,7 @@ async def test_a_bad_answer_is_refused_and_changes_nothing(manager, session_id, 
     state = await manager.load_loop_state()
 
     with pytest.raises(UserError) as refused:
-        await collect(resume_agent_loop(manager, model, builtin_tools(), **answer))
+        await collect(turn(manager, model, builtin_tools(), **answer))
 
     assert refused.value.code == code
     assert await stored_messages(session_id) == before
@@ -120,20 +114,11 @@ async def test_a_bad_answer_is_refused_and_changes_nothing(manager, session_id, 
 
 async def test_resuming_a_chat_that_is_not_paused_is_refused(manager, session_id):
     model = ScriptedProvider(say("Hello."))
-    await collect(run_agent_loop(manager, model, builtin_tools(), user_message="Hi"))
+    await collect(turn(manager, model, builtin_tools(), "Hi"))
     with pytest.raises(UserError) as refused:
-        await collect(resume_agent_loop(manager, model, builtin_tools(), tool_use_id="toolu_q", choice="Rust"))
+        await collect(turn(manager, model, builtin_tools(), tool_use_id="toolu_q", choice="Rust"))
     assert refused.value.code == "not_awaiting_input"
     assert len(await stored_messages(session_id)) == 2
-
-
-async def test_a_new_message_while_paused_is_refused_and_changes_nothing(manager, session_id):
-    model, _ = await paused(manager, ("propose_options", QUESTION), ids=["toolu_q"])
-    before = await stored_messages(session_id)
-    with pytest.raises(UserError) as refused:
-        await collect(run_agent_loop(manager, model, builtin_tools(), user_message="Something else"))
-    assert refused.value.code == "awaiting_input"
-    assert await stored_messages(session_id) == before
 
 
 async def test_of_two_answers_sent_at_once_only_one_is_stored(manager, session_id):
@@ -141,13 +126,14 @@ async def test_of_two_answers_sent_at_once_only_one_is_stored(manager, session_i
     model.add(say("One."), say("Two."))
 
     outcomes = await asyncio.gather(
-        collect(resume_agent_loop(manager, model, builtin_tools(), tool_use_id="toolu_q", choice="Rust")),
-        collect(resume_agent_loop(manager, model, builtin_tools(), tool_use_id="toolu_q", choice="Go")),
+        collect(turn(manager, model, builtin_tools(), tool_use_id="toolu_q", choice="Rust")),
+        collect(turn(manager, model, builtin_tools(), tool_use_id="toolu_q", choice="Go")),
         return_exceptions=True,
     )
 
     refused = [o for o in outcomes if isinstance(o, UserError)]
-    assert len(refused) == 1 and refused[0].code == "not_awaiting_input"
+    # The second finds the first's run going, or the question answered already.
+    assert len(refused) == 1 and refused[0].code in ("busy", "not_awaiting_input")
     results = [m for m in await stored_messages(session_id) if m["role"] == "user" and isinstance(m["content"], list)]
     assert len(results) == 1
     await assert_history_valid(session_id)
@@ -162,14 +148,14 @@ async def test_only_one_question_is_asked_per_turn(manager, session_id):
     assert second["tool_use_id"] == "q2" and second["is_error"] is True
 
     model.add(say("OK."))
-    await collect(resume_agent_loop(manager, model, builtin_tools(), tool_use_id="q1", choice="Go"))
+    await collect(turn(manager, model, builtin_tools(), tool_use_id="q1", choice="Go"))
     sent = model.calls[-1]["messages"][-1]["content"]
     assert [(b["tool_use_id"], b["is_error"]) for b in sent] == [("q1", False), ("q2", True)]
 
 
 async def test_a_question_with_bad_options_is_an_error_result_not_a_pause(manager):
     model = ScriptedProvider(call(("propose_options", {"question": "Pick", "options": ["only one"]}), ids=["q"]), say("Hm."))
-    events = await collect(run_agent_loop(manager, model, builtin_tools(), user_message="Help"))
+    events = await collect(turn(manager, model, builtin_tools(), "Help"))
 
     assert of_type(events, "awaiting_user_input") == []
     assert of_type(events, "tool_result")[0]["is_error"] is True
@@ -180,7 +166,7 @@ async def test_the_step_count_carries_over_a_pause(manager):
     model, _ = await paused(manager, ("propose_options", QUESTION), ids=["toolu_q"])
     model.add(call(("calculate", {"expression": "1+1"})))
     events = await collect(
-        resume_agent_loop(manager, model, builtin_tools(), tool_use_id="toolu_q", choice="Rust", max_steps=2)
+        turn(manager, model, builtin_tools(), tool_use_id="toolu_q", choice="Rust", max_steps=2)
     )
     assert events[-1]["code"] == "step_limit"
     assert len(model.calls) == 2
@@ -188,13 +174,13 @@ async def test_the_step_count_carries_over_a_pause(manager):
 
 async def test_the_offline_model_asks_and_uses_the_answer(manager, session_id):
     model = OfflineProvider(word_delay=0)
-    events = await collect(run_agent_loop(manager, model, builtin_tools(), user_message="Give me some options"))
+    events = await collect(turn(manager, model, builtin_tools(), "Give me some options"))
     question = events[-1]
     assert question["type"] == "awaiting_user_input"
     assert len(question["options"]) == 3
 
     events = await collect(
-        resume_agent_loop(manager, model, builtin_tools(), tool_use_id=question["tool_use_id"], choice=question["options"][2])
+        turn(manager, model, builtin_tools(), tool_use_id=question["tool_use_id"], choice=question["options"][2])
     )
     assert events[-1]["type"] == "complete"
     reply = of_type(events, "message")[-1]["content"][0]["text"]
@@ -211,8 +197,8 @@ async def test_a_stranger_can_neither_answer_nor_see_the_question(manager, sessi
     intruder = MessageManager(session_id, stranger, storage=storage, injections=())
 
     with pytest.raises(NotFound):
-        await collect(resume_agent_loop(intruder, model, builtin_tools(), tool_use_id="toolu_q", choice="Rust"))
+        await collect(turn(intruder, model, builtin_tools(), tool_use_id="toolu_q", choice="Rust"))
     with pytest.raises(NotFound):
-        await collect(run_agent_loop(intruder, model, builtin_tools(), user_message="Hi"))
+        await collect(turn(intruder, model, builtin_tools(), "Hi"))
     assert await manager.load_loop_state() == state
     assert len(await stored_messages(session_id)) == 2

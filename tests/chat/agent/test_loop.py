@@ -6,11 +6,9 @@ import asyncio
 
 import pytest
 
-from chat.agent.loop import run_agent_loop
 from chat.agent.providers.base import ProviderError
-from chat.errors import UserError
 from chat.message_manager import MessageManager
-from tests.chat.agent.conftest import assert_history_valid, collect, of_type, stored_messages
+from tests.chat.agent.conftest import assert_history_valid, collect, of_type, stored_messages, turn
 from tests.fakes.scripted import ScriptedProvider, Turn, call, fail, say, stall
 from tools.registry import Tool, ToolError, ToolRegistry, builtin_tools
 
@@ -23,7 +21,7 @@ def tool(name, run, **options) -> Tool:
 
 async def test_a_reply_is_streamed_stored_and_completed(manager, session_id):
     model = ScriptedProvider(say("Hello", " there", "!"))
-    events = await collect(run_agent_loop(manager, model, builtin_tools(), user_message="Hi"))
+    events = await collect(turn(manager, model, builtin_tools(), "Hi"))
 
     assert [e["type"] for e in events] == [
         "message", "message", "text_delta", "text_delta", "text_delta", "message", "complete"
@@ -54,7 +52,7 @@ def model_usage(calls: int) -> dict[str, int]:
 
 async def test_every_message_is_stored_before_the_event_that_announces_it(manager, session_id):
     model = ScriptedProvider(call(("calculate", {"expression": "6*7"}), text="Let me see."), say("It is 42."))
-    async for event in run_agent_loop(manager, model, builtin_tools(), user_message="6 times 7?"):
+    async for event in turn(manager, model, builtin_tools(), "6 times 7?"):
         if event["type"] == "message":
             stored = {m["sequence"]: m for m in await stored_messages(session_id)}
             assert stored[event["sequence"]]["content"] == event["content"]
@@ -66,7 +64,7 @@ async def test_every_message_is_stored_before_the_event_that_announces_it(manage
 
 async def test_a_tool_call_runs_and_the_model_receives_a_clean_result(manager, session_id):
     model = ScriptedProvider(call(("calculate", {"expression": "6*7"}), ids=["toolu_a"]), say("It is 42."))
-    events = await collect(run_agent_loop(manager, model, builtin_tools(), user_message="6 times 7?"))
+    events = await collect(turn(manager, model, builtin_tools(), "6 times 7?"))
 
     assert of_type(events, "tool_use") == [
         {"type": "tool_use", "tool_use_id": "toolu_a", "name": "calculate", "input": {"expression": "6*7"}}
@@ -87,7 +85,7 @@ async def test_a_tool_call_runs_and_the_model_receives_a_clean_result(manager, s
 async def test_display_data_is_kept_in_storage_announced_and_stripped_for_the_model(manager, session_id):
     chart = {"type": "bar", "labels": ["a", "b"], "values": [1, 2]}
     model = ScriptedProvider(call(("display_chart", chart), ids=["toolu_c"]), say("Shown."))
-    events = await collect(run_agent_loop(manager, model, builtin_tools(), user_message="chart"))
+    events = await collect(turn(manager, model, builtin_tools(), "chart"))
 
     [display] = of_type(events, "display")
     assert display["tool_use_id"] == "toolu_c"
@@ -113,7 +111,7 @@ async def test_tools_of_one_turn_run_concurrently_and_results_keep_their_order(m
 
     tools = ToolRegistry.of([tool("first", first), tool("second", second)])
     model = ScriptedProvider(call(("first", {}), ("second", {}), ids=["t1", "t2"]), say("Done."))
-    events = await collect(run_agent_loop(manager, model, tools, user_message="go", tool_timeout=5))
+    events = await collect(turn(manager, model, tools, "go", tool_timeout=5))
 
     assert [(e["tool_use_id"], e["content"], e["is_error"]) for e in of_type(events, "tool_result")] == [
         ("t1", "first", False), ("t2", "second", False)
@@ -133,7 +131,7 @@ async def test_a_tool_marked_not_concurrent_runs_alone_in_the_order_asked(manage
 
     tools = ToolRegistry.of([tool("a", recorder("a")), tool("alone", recorder("alone"), concurrent=False), tool("b", recorder("b"))])
     model = ScriptedProvider(call(("a", {}), ("alone", {}), ("b", {})), say("Done."))
-    await collect(run_agent_loop(manager, model, tools, user_message="go"))
+    await collect(turn(manager, model, tools, "go"))
 
     assert log == ["a start", "a end", "alone start", "alone end", "b start", "b end"]
 
@@ -147,7 +145,7 @@ async def test_a_tool_that_raises_becomes_an_error_result_and_the_loop_goes_on(m
 
     tools = ToolRegistry.of([tool("broken", broken), tool("refusing", refusing)])
     model = ScriptedProvider(call(("broken", {}), ("refusing", {}), ids=["t1", "t2"]), say("Sorry."))
-    events = await collect(run_agent_loop(manager, model, tools, user_message="go"))
+    events = await collect(turn(manager, model, tools, "go"))
 
     results = of_type(events, "tool_result")
     assert [r["is_error"] for r in results] == [True, True]
@@ -164,7 +162,7 @@ async def test_a_tool_that_times_out_becomes_an_error_result(manager, session_id
 
     model = ScriptedProvider(call(("hangs", {}), ids=["t1"]), say("It hung."))
     events = await collect(
-        run_agent_loop(manager, model, ToolRegistry.of([tool("hangs", hangs)]), user_message="go", tool_timeout=0.05)
+        turn(manager, model, ToolRegistry.of([tool("hangs", hangs)]), "go", tool_timeout=0.05)
     )
 
     [result] = of_type(events, "tool_result")
@@ -176,7 +174,7 @@ async def test_a_tool_that_times_out_becomes_an_error_result(manager, session_id
 
 async def test_an_unknown_tool_becomes_an_error_result(manager):
     model = ScriptedProvider(call(("teleport", {}), ids=["t1"]), say("Oh."))
-    events = await collect(run_agent_loop(manager, model, builtin_tools(), user_message="go"))
+    events = await collect(turn(manager, model, builtin_tools(), "go"))
 
     assert of_type(events, "tool_result")[0] == {
         "type": "tool_result", "tool_use_id": "t1", "content": "There is no tool named 'teleport'.", "is_error": True
@@ -185,7 +183,7 @@ async def test_an_unknown_tool_becomes_an_error_result(manager):
 
 async def test_the_step_limit_stops_a_model_that_keeps_calling_tools(manager, session_id):
     model = ScriptedProvider(*(call(("calculate", {"expression": "1+1"})) for _ in range(3)))
-    events = await collect(run_agent_loop(manager, model, builtin_tools(), user_message="loop", max_steps=3))
+    events = await collect(turn(manager, model, builtin_tools(), "loop", max_steps=3))
 
     assert len(model.calls) == 3
     assert events[-1] == {
@@ -197,7 +195,7 @@ async def test_the_step_limit_stops_a_model_that_keeps_calling_tools(manager, se
 
     # The conversation goes on from there.
     model.add(say("Back."))
-    events = await collect(run_agent_loop(manager, model, builtin_tools(), user_message="continue", max_steps=3))
+    events = await collect(turn(manager, model, builtin_tools(), "continue", max_steps=3))
     assert events[-1]["type"] == "complete"
     await assert_history_valid(session_id)
 
@@ -205,7 +203,7 @@ async def test_the_step_limit_stops_a_model_that_keeps_calling_tools(manager, se
 async def test_cancelling_mid_stream_keeps_the_streamed_text_unfinished(manager, session_id):
     model = ScriptedProvider(stall("Half ", "a ", "thought", until=asyncio.Event()))
     task = asyncio.ensure_future(
-        collect(run_agent_loop(manager, model, builtin_tools(), user_message="Tell me", flush_interval=3600))
+        collect(turn(manager, model, builtin_tools(), "Tell me", flush_interval=3600))
     )
     await model.stalled.wait()  # three words streamed, the model is still writing
     task.cancel()
@@ -220,7 +218,7 @@ async def test_cancelling_mid_stream_keeps_the_streamed_text_unfinished(manager,
 
 async def test_closing_the_event_stream_early_keeps_the_streamed_text(manager, session_id):
     model = ScriptedProvider(say("One ", "two ", "three"))
-    events = run_agent_loop(manager, model, builtin_tools(), user_message="Count", flush_interval=3600)
+    events = turn(manager, model, builtin_tools(), "Count", flush_interval=3600)
     async for event in events:
         if event["type"] == "text_delta" and event["text"] == "two ":
             break
@@ -240,7 +238,7 @@ async def test_cancelling_while_a_tool_runs_leaves_a_valid_history(manager, sess
 
     model = ScriptedProvider(call(("slow", {}), ids=["t1"]))
     task = asyncio.ensure_future(
-        collect(run_agent_loop(manager, model, ToolRegistry.of([tool("slow", slow)]), user_message="go", tool_timeout=60))
+        collect(turn(manager, model, ToolRegistry.of([tool("slow", slow)]), "go", tool_timeout=60))
     )
     await started.wait()
     task.cancel()
@@ -256,7 +254,7 @@ async def test_cancelling_while_a_tool_runs_leaves_a_valid_history(manager, sess
 async def test_a_page_opened_mid_stream_sees_the_text_so_far(manager, session_id):
     go_on = asyncio.Event()
     model = ScriptedProvider(stall("Writing ", "slowly", until=go_on))
-    events = run_agent_loop(manager, model, builtin_tools(), user_message="Go", flush_interval=1e-9)
+    events = turn(manager, model, builtin_tools(), "Go", flush_interval=1e-9)
     next_event = asyncio.ensure_future(collect(events))
     await model.stalled.wait()  # both words were handled; the model pauses before finishing
     [_, reply] = await stored_messages(session_id)
@@ -269,7 +267,7 @@ async def test_a_page_opened_mid_stream_sees_the_text_so_far(manager, session_id
 async def test_a_flush_interval_longer_than_the_reply_writes_it_once_at_the_end(manager, session_id):
     go_on = asyncio.Event()
     model = ScriptedProvider(stall("Writing ", "slowly", until=go_on))
-    events = run_agent_loop(manager, model, builtin_tools(), user_message="Go", flush_interval=3600)
+    events = turn(manager, model, builtin_tools(), "Go", flush_interval=3600)
     next_event = asyncio.ensure_future(collect(events))
     await model.stalled.wait()
     [_, reply] = await stored_messages(session_id)
@@ -282,7 +280,7 @@ async def test_a_flush_interval_longer_than_the_reply_writes_it_once_at_the_end(
 
 async def test_a_model_failure_keeps_the_partial_reply_and_reports_a_retryable_error(manager, session_id):
     model = ScriptedProvider(fail("Par", "tial"))
-    events = await collect(run_agent_loop(manager, model, builtin_tools(), user_message="Go"))
+    events = await collect(turn(manager, model, builtin_tools(), "Go"))
 
     assert events[-1] == {"type": "error", "code": "stream_interrupted", "message": "The connection broke off.", "retryable": True}
     [_, reply] = await stored_messages(session_id)
@@ -294,7 +292,7 @@ async def test_a_model_failure_keeps_the_partial_reply_and_reports_a_retryable_e
 
 async def test_a_failure_before_any_text_stores_no_reply(manager, session_id):
     model = ScriptedProvider(fail(error=ProviderError("model_overloaded", "Busy.", retryable=True)))
-    events = await collect(run_agent_loop(manager, model, builtin_tools(), user_message="Go"))
+    events = await collect(turn(manager, model, builtin_tools(), "Go"))
 
     assert events[-1]["code"] == "model_overloaded"
     assert [m["role"] for m in await stored_messages(session_id)] == ["user"]
@@ -302,7 +300,7 @@ async def test_a_failure_before_any_text_stores_no_reply(manager, session_id):
 
 async def test_an_unexpected_failure_is_an_internal_error_and_keeps_the_partial_reply(manager, session_id):
     model = ScriptedProvider(fail("Half", error=KeyError("bug")))
-    events = await collect(run_agent_loop(manager, model, builtin_tools(), user_message="Go"))
+    events = await collect(turn(manager, model, builtin_tools(), "Go"))
 
     assert events[-1] == {
         "type": "error", "code": "internal_error", "retryable": True,
@@ -319,10 +317,10 @@ async def test_a_reply_cut_off_by_max_tokens_runs_none_of_its_tool_calls(manager
         ran.append(tool_input)
         return {"content": "ran"}
 
-    turn = call(("record", {"partial": "inp"}), ids=["t1"])
-    turn.stop_reason = "max_tokens"
-    model = ScriptedProvider(turn, say("Let me try again."))
-    events = await collect(run_agent_loop(manager, model, ToolRegistry.of([tool("record", record)]), user_message="go"))
+    cut_off = call(("record", {"partial": "inp"}), ids=["t1"])
+    cut_off.stop_reason = "max_tokens"
+    model = ScriptedProvider(cut_off, say("Let me try again."))
+    events = await collect(turn(manager, model, ToolRegistry.of([tool("record", record)]), "go"))
 
     assert ran == []
     assert of_type(events, "tool_result")[0]["is_error"] is True
@@ -331,39 +329,23 @@ async def test_a_reply_cut_off_by_max_tokens_runs_none_of_its_tool_calls(manager
 
 async def test_a_resent_client_id_is_acknowledged_but_not_answered_twice(manager, session_id):
     model = ScriptedProvider(say("Hello."))
-    await collect(run_agent_loop(manager, model, builtin_tools(), user_message="Hi", client_id="c-1"))
-    events = await collect(run_agent_loop(manager, model, builtin_tools(), user_message="Hi", client_id="c-1"))
+    await collect(turn(manager, model, builtin_tools(), "Hi", client_id="c-1"))
+    events = await collect(turn(manager, model, builtin_tools(), "Hi", client_id="c-1"))
 
-    assert [e["type"] for e in events] == ["message", "complete"]
-    assert events[0]["sequence"] == 1
-    assert events[1]["stop_reason"] == "already_answered"
+    assert [(e["type"], e["sequence"]) for e in events] == [("message", 1)]  # acknowledged again, no run
     assert len(model.calls) == 1
     assert len(await stored_messages(session_id)) == 2
 
 
 async def test_a_resent_client_id_whose_reply_never_came_is_answered(manager, session_id):
-    await manager.add_user_message("Hi", client_id="c-1")  # a run that died before replying
+    # A run that died before replying.
+    await manager.storage.save_messages(session_id, [{"role": "user", "content": "Hi", "client_id": "c-1"}])
     model = ScriptedProvider(say("Hello."))
-    events = await collect(run_agent_loop(manager, model, builtin_tools(), user_message="Hi", client_id="c-1"))
+    events = await collect(turn(manager, model, builtin_tools(), "Hi", client_id="c-1"))
 
     assert events[0]["sequence"] == 1
     assert events[-1]["type"] == "complete"
     assert [m["role"] for m in await stored_messages(session_id)] == ["user", "assistant"]
-
-
-async def test_an_empty_message_is_refused_and_nothing_is_stored(manager, session_id):
-    with pytest.raises(UserError) as refused:
-        await collect(run_agent_loop(manager, ScriptedProvider(), builtin_tools(), user_message="  "))
-    assert refused.value.code == "empty_message"
-    assert await stored_messages(session_id) == []
-
-
-async def test_running_with_nothing_new_to_answer_is_refused(manager):
-    model = ScriptedProvider(say("Hello."))
-    await collect(run_agent_loop(manager, model, builtin_tools(), user_message="Hi"))
-    with pytest.raises(UserError) as refused:
-        await collect(run_agent_loop(manager, model, builtin_tools()))
-    assert refused.value.code == "nothing_to_answer"
 
 
 async def test_each_reply_records_the_budget_window_and_usage_adds_up(owner, storage, session_id):
@@ -372,7 +354,7 @@ async def test_each_reply_records_the_budget_window_and_usage_adds_up(owner, sto
         await mm.add_user_message(f"old question {i} " + "x" * 200)
         await mm.add_assistant_message([{"type": "text", "text": f"old answer {i} " + "y" * 200}])
     model = ScriptedProvider(call(("calculate", {"expression": "1+1"})), say("2."))
-    events = await collect(run_agent_loop(mm, model, builtin_tools(), user_message="1+1?", token_budget=300))
+    events = await collect(turn(mm, model, builtin_tools(), "1+1?", token_budget=300))
 
     replies = [m for m in await stored_messages(session_id) if m["role"] == "assistant" and m["usage"]]
     first_sent = model.calls[0]["messages"]
@@ -387,7 +369,7 @@ async def test_each_reply_records_the_budget_window_and_usage_adds_up(owner, sto
 async def test_the_cache_breakpoint_sits_before_the_current_time_note(owner, storage, session_id):
     mm = MessageManager(session_id, owner, storage=storage)  # default injections: the time
     model = ScriptedProvider(say("Hi."))
-    await collect(run_agent_loop(mm, model, builtin_tools(), user_message="Hello"))
+    await collect(turn(mm, model, builtin_tools(), "Hello"))
 
     [sent] = model.calls[0]["messages"]
     question, note = sent["content"]
@@ -398,7 +380,7 @@ async def test_the_cache_breakpoint_sits_before_the_current_time_note(owner, sto
 
 async def test_the_model_gets_the_system_prompt_and_the_tool_schemas(manager):
     model = ScriptedProvider(say("Hi."))
-    await collect(run_agent_loop(manager, model, builtin_tools(), user_message="Hello", system="Be brief."))
+    await collect(turn(manager, model, builtin_tools(), "Hello", system="Be brief."))
 
     assert model.calls[0]["system"] == "Be brief."
     assert [t["name"] for t in model.calls[0]["tools"]] == [
@@ -409,7 +391,7 @@ async def test_the_model_gets_the_system_prompt_and_the_tool_schemas(manager):
 
 async def test_an_empty_reply_is_stored_as_an_empty_finished_message(manager, session_id):
     model = ScriptedProvider(Turn(steps=[], content=[]))
-    events = await collect(run_agent_loop(manager, model, builtin_tools(), user_message="Hello"))
+    events = await collect(turn(manager, model, builtin_tools(), "Hello"))
 
     assert events[-1]["type"] == "complete"
     [_, reply] = await stored_messages(session_id)

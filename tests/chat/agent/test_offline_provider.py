@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from chat.agent.loop import run_agent_loop
 from chat.agent.providers import get_provider
 from chat.agent.providers.base import ModelReply, TextDelta
 from chat.agent.providers.offline import OfflineProvider
 from chat.models import Artifact
-from tests.chat.agent.conftest import assert_history_valid, collect, of_type
+from tests.chat.agent.conftest import assert_history_valid, collect, of_type, turn
 from tools.registry import builtin_tools
 
 TOOLS = builtin_tools().api_schemas()
@@ -117,7 +116,7 @@ async def test_the_time_note_is_not_mistaken_for_the_users_words():
     ],
 )
 async def test_after_a_tool_it_writes_a_sentence_that_uses_the_result(manager, session_id, text, expected):
-    events = await collect(run_agent_loop(manager, OfflineProvider(word_delay=0), builtin_tools(), user_message=text))
+    events = await collect(turn(manager, OfflineProvider(word_delay=0), builtin_tools(), text))
 
     assert events[-1]["type"] == "complete"
     final = of_type(events, "message")[-1]["content"][0]["text"]
@@ -127,7 +126,7 @@ async def test_after_a_tool_it_writes_a_sentence_that_uses_the_result(manager, s
 
 @pytest.mark.django_db(transaction=True)
 async def test_the_offline_model_produces_an_artifact_with_progress(manager, session_id):
-    events = await collect(run_agent_loop(manager, OfflineProvider(word_delay=0), builtin_tools(), user_message="write some code"))
+    events = await collect(turn(manager, OfflineProvider(word_delay=0), builtin_tools(), "write some code"))
 
     updates = of_type(events, "artifact")
     assert updates[0]["status"] == "generating" and updates[-1]["status"] == "complete"

@@ -8,11 +8,11 @@ import pytest
 from channels.db import database_sync_to_async
 
 from chat.agent import titles
-from chat.agent.loop import run_agent_loop
 from chat.agent.providers.base import ProviderError
 from chat.agent.providers.offline import OfflineProvider
 from chat.models import ChatSession
 from chat.services import create_session, rename_session
+from tests.chat.agent.conftest import turn
 from tests.fakes.scripted import ScriptedProvider, say
 from tools.registry import builtin_tools
 
@@ -96,7 +96,7 @@ async def test_the_title_never_holds_up_the_reply(manager, session_id, publish, 
 
     model = ScriptedProvider(say("Here is a plan."))
     task = None
-    async for event in run_agent_loop(manager, model, builtin_tools(), user_message=FIRST):
+    async for event in turn(manager, model, builtin_tools(), FIRST):
         if event["type"] == "message" and event["sequence"] == 1:
             task = titles.schedule_title(session_id, FIRST, publish, provider=SlowTitles(word_delay=0))
     assert event["type"] == "complete"  # the reply finished while the title was still pending

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -13,20 +12,20 @@ from chat import history
 from chat.models import ChatSession, Message
 from chat.storage import HybridStorage, database
 from tests.chat.storage.conftest import make_cache
-from tests.factories import seed_history
+from tests.factories import new_chat, seed_history
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_fifty_concurrent_writers_each_store_once_with_gap_free_sequences(owner):
-    sid = uuid.uuid4()
-    database.save_messages(sid, owner, [{"role": "user", "content": "start"}])
+    sid = ChatSession.objects.create(owner=owner).pk
+    database.save_messages(sid, [{"role": "user", "content": "start"}])
     barrier = threading.Barrier(50)
 
     def write(n):
         barrier.wait()  # all fifty transactions start together
         try:
-            saved = database.save_messages(sid, owner, [{"role": "user", "content": f"writer {n}"}, {"role": "assistant", "content": f"reply {n}"}])
+            saved = database.save_messages(sid, [{"role": "user", "content": f"writer {n}"}, {"role": "assistant", "content": f"reply {n}"}])
             return [m["sequence"] for m in saved.messages]
         finally:
             connections.close_all()
@@ -45,26 +44,10 @@ def test_fifty_concurrent_writers_each_store_once_with_gap_free_sequences(owner)
     assert (session.last_sequence, session.message_count, session.total_tokens, session.revision) == (101, 101, running, 51)
 
 
-def test_concurrent_first_writes_create_the_session_once(owner):
-    sid = uuid.uuid4()
-    barrier = threading.Barrier(10)
-
-    def write(n):
-        barrier.wait()
-        try:
-            return database.save_messages(sid, owner, [{"role": "user", "content": f"first {n}"}]).messages[0]["sequence"]
-        finally:
-            connections.close_all()
-
-    with ThreadPoolExecutor(max_workers=10) as pool:
-        assert sorted(pool.map(write, range(10))) == list(range(1, 11))
-    assert ChatSession.objects.filter(pk=sid).count() == 1
-
-
 async def test_a_failing_database_raises_leaves_the_cache_unchanged_and_writes_nothing(owner, monkeypatch):
     storage = HybridStorage(cache=make_cache("local"))
-    sid = uuid.uuid4()
-    await storage.save_messages(sid, owner, [{"role": "user", "content": "one"}, {"role": "assistant", "content": "two"}])
+    sid = await new_chat(owner)
+    await storage.save_messages(sid, [{"role": "user", "content": "one"}, {"role": "assistant", "content": "two"}])
     cached_before = await storage.cache.read_recent(str(sid), 2)
     assert cached_before is not None
     session_before = await ChatSession.objects.aget(pk=sid)
@@ -75,7 +58,7 @@ async def test_a_failing_database_raises_leaves_the_cache_unchanged_and_writes_n
 
     monkeypatch.setattr(type(Message.objects), "bulk_create", fail_after_allocating)
     with pytest.raises(OperationalError):
-        await storage.save_messages(sid, owner, [{"role": "user", "content": "lost?"}])
+        await storage.save_messages(sid, [{"role": "user", "content": "lost?"}])
     monkeypatch.undo()
 
     assert await storage.cache.read_recent(str(sid), 2) == cached_before
@@ -87,7 +70,7 @@ async def test_a_failing_database_raises_leaves_the_cache_unchanged_and_writes_n
     )
     assert await Message.objects.filter(session_id=sid).acount() == 2
     # And the session keeps working once the database does.
-    [stored] = await storage.save_messages(sid, owner, [{"role": "user", "content": "three"}])
+    [stored] = await storage.save_messages(sid, [{"role": "user", "content": "three"}])
     assert stored["sequence"] == 3
 
 
@@ -98,8 +81,8 @@ async def test_postgresql_down_the_save_raises_and_nothing_changes(owner):
     from chat.db import on_every_thread
 
     storage = HybridStorage(cache=make_cache("local"))
-    sid = uuid.uuid4()
-    await storage.save_messages(sid, owner, [{"role": "user", "content": "before the outage"}])
+    sid = await new_chat(owner)
+    await storage.save_messages(sid, [{"role": "user", "content": "before the outage"}])
     cached_before = await storage.cache.read_recent(str(sid), 1)
 
     def point_at(port):
@@ -111,7 +94,7 @@ async def test_postgresql_down_the_save_raises_and_nothing_changes(owner):
     await sync_to_async(point_at)(1)  # nothing listens on port 1
     try:
         with pytest.raises(OperationalError):
-            await storage.save_messages(sid, owner, [{"role": "user", "content": "during the outage"}])
+            await storage.save_messages(sid, [{"role": "user", "content": "during the outage"}])
     finally:
         await sync_to_async(point_at)(real_port)
     assert await storage.cache.read_recent(str(sid), 1) == cached_before

@@ -7,12 +7,13 @@ import uuid
 
 import pytest
 from channels.db import database_sync_to_async
+from django.db import IntegrityError
 
 from chat.errors import NotFound
 from chat.models import ChatSession, Message
 from chat.storage import HybridStorage, database
 from tests.chat.storage.conftest import CountingCache, make_cache
-from tests.factories import text, tool_turn
+from tests.factories import new_chat, text, tool_turn
 from tests.queries import counting_queries
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -26,7 +27,7 @@ def plain(messages):
 async def save_conversation(storage, session_id, owner, count, size=40):
     for i in range(1, count + 1):
         role = "user" if i % 2 else "assistant"
-        await storage.save_messages(session_id, owner, [{"role": role, "content": text(i, size + i % 7)}])
+        await storage.save_messages(session_id, [{"role": role, "content": text(i, size + i % 7)}])
 
 
 def brute_force_budget(messages, budget):
@@ -45,9 +46,9 @@ async def all_messages(session_id):
     return snapshot.messages
 
 
-async def test_save_creates_the_session_for_its_owner_and_numbers_messages(storage, owner):
-    sid = uuid.uuid4()
-    stored = await storage.save_messages(sid, owner, [{"role": "user", "content": "hello"}, {"role": "assistant", "content": "hi"}])
+async def test_save_numbers_messages_and_keeps_the_sessions_counters(storage, owner):
+    sid = await new_chat(owner)
+    stored = await storage.save_messages(sid, [{"role": "user", "content": "hello"}, {"role": "assistant", "content": "hi"}])
     assert [m["sequence"] for m in stored] == [1, 2]
     assert stored[1]["cumulative_tokens"] == stored[0]["tokens"] + stored[1]["tokens"]
     assert stored[0]["tokens_estimated"] is True
@@ -56,13 +57,10 @@ async def test_save_creates_the_session_for_its_owner_and_numbers_messages(stora
     assert session.total_tokens == stored[1]["cumulative_tokens"]
 
 
-async def test_a_stranger_cannot_write_into_someone_elses_session(storage, owner, stranger):
-    sid = uuid.uuid4()
-    await storage.save_messages(sid, owner, [{"role": "user", "content": "mine"}])
+async def test_a_save_into_a_chat_that_does_not_exist_is_refused(storage):
     with pytest.raises(NotFound):
-        await storage.save_messages(sid, stranger, [{"role": "user", "content": "theirs"}])
-    assert plain(await storage.load_recent_messages(sid)) == plain(await all_messages(sid))
-    assert await Message.objects.filter(session_id=sid).acount() == 1
+        await storage.save_messages(uuid.uuid4(), [{"role": "user", "content": "nowhere"}])
+    assert not await Message.objects.aexists()
 
 
 @pytest.mark.parametrize(
@@ -75,25 +73,28 @@ async def test_a_stranger_cannot_write_into_someone_elses_session(storage, owner
     ],
 )
 async def test_a_bad_message_is_refused_and_nothing_is_stored(storage, owner, bad):
-    sid = uuid.uuid4()
-    await storage.save_messages(sid, owner, [{"role": "user", "content": "first"}])
+    sid = await new_chat(owner)
+    await storage.save_messages(sid, [{"role": "user", "content": "first"}])
     before = plain(await storage.load_recent_messages(sid))
     with pytest.raises(ValueError):
-        await storage.save_messages(sid, owner, [{"role": "user", "content": "ok"}, bad])
+        await storage.save_messages(sid, [{"role": "user", "content": "ok"}, bad])
     assert plain(await storage.load_recent_messages(sid)) == before
     assert (await ChatSession.objects.aget(pk=sid)).last_sequence == 1
 
 
-async def test_repeating_a_client_id_returns_the_stored_message_without_storing_twice(storage, owner):
-    sid = uuid.uuid4()
-    first = await storage.save_messages(sid, owner, [{"role": "user", "content": "once", "client_id": "c-1"}])
-    again = await storage.save_messages(sid, owner, [{"role": "user", "content": "once", "client_id": "c-1"}])
-    assert again == first
-    assert await Message.objects.filter(session_id=sid).acount() == 1
+async def test_a_client_id_is_stored_once_the_database_refuses_it_again(storage, owner):
+    # The turn service relies on this: the unique constraint, not a read before the write,
+    # decides, so two sends racing cannot both store it.
+    sid = await new_chat(owner)
+    first = await storage.save_messages(sid, [{"role": "user", "content": "once", "client_id": "c-1"}])
+    with pytest.raises(IntegrityError):
+        await storage.save_messages(sid, [{"role": "user", "content": "once", "client_id": "c-1"}])
+    assert plain(await storage.load_recent_messages(sid)) == plain(first)
+    assert (await ChatSession.objects.aget(pk=sid)).last_sequence == 1
 
 
 async def test_budget_load_is_the_exact_longest_suffix_for_every_budget(storage, owner):
-    sid = uuid.uuid4()
+    sid = await new_chat(owner)
     await save_conversation(storage, sid, owner, 30)
     everything = await all_messages(sid)
     total = everything[-1]["cumulative_tokens"]
@@ -111,7 +112,7 @@ async def test_budget_load_is_the_exact_longest_suffix_for_every_budget(storage,
 
 
 async def test_budget_boundaries_exact_fit_one_short_and_smaller_than_the_last_message(storage, owner):
-    sid = uuid.uuid4()
+    sid = await new_chat(owner)
     await save_conversation(storage, sid, owner, 10)
     everything = await all_messages(sid)
     last_four = sum(m["tokens"] for m in everything[-4:])
@@ -123,7 +124,7 @@ async def test_budget_boundaries_exact_fit_one_short_and_smaller_than_the_last_m
 
 
 async def test_cache_hit_and_miss_answer_budget_loads_identically_after_more_writes(storage, owner):
-    sid = uuid.uuid4()
+    sid = await new_chat(owner)
     await save_conversation(storage, sid, owner, 12)
     for budget in (40, 100, 250):
         await storage.load_within_budget(sid, budget)  # warm
@@ -136,9 +137,9 @@ async def test_cache_hit_and_miss_answer_budget_loads_identically_after_more_wri
 
 
 async def test_budget_cut_never_splits_a_tool_pair(storage, owner):
-    sid = uuid.uuid4()
+    sid = await new_chat(owner)
     for n in range(5):
-        await storage.save_messages(sid, owner, tool_turn(f"toolu_{n}"))
+        await storage.save_messages(sid, tool_turn(f"toolu_{n}"))
     everything = await all_messages(sid)
     for budget in range(1, everything[-1]["cumulative_tokens"] + 1):
         window = await storage.load_within_budget(sid, budget)
@@ -149,7 +150,7 @@ async def test_budget_cut_never_splits_a_tool_pair(storage, owner):
 
 
 async def test_recent_load_returns_the_newest_messages_from_cache_and_database_alike(storage, owner):
-    sid = uuid.uuid4()
+    sid = await new_chat(owner)
     await save_conversation(storage, sid, owner, 30)
     everything = await all_messages(sid)
     assert plain(await storage.load_recent_messages(sid, limit=10)) == plain(everything[-10:])
@@ -162,20 +163,20 @@ async def test_recent_load_returns_the_newest_messages_from_cache_and_database_a
 async def test_writes_keep_the_cache_warm_and_current(owner, cache_kind):
     cache = CountingCache(make_cache(cache_kind))
     storage = HybridStorage(cache=cache)
-    sid = uuid.uuid4()
-    await storage.save_messages(sid, owner, [{"role": "user", "content": "start"}])
+    sid = await new_chat(owner)
+    await storage.save_messages(sid, [{"role": "user", "content": "start"}])
     await storage.load_within_budget(sid, 10_000)  # the one miss: fills the cache
     for turn in range(10):
         cache.calls.clear()
-        await storage.save_messages(sid, owner, [{"role": "assistant", "content": f"reply {turn}"}])
-        await storage.save_messages(sid, owner, [{"role": "user", "content": f"question {turn}"}])
+        await storage.save_messages(sid, [{"role": "assistant", "content": f"reply {turn}"}])
+        await storage.save_messages(sid, [{"role": "user", "content": f"question {turn}"}])
         window = await storage.load_within_budget(sid, 10_000)
         assert cache.calls == ["append", "append", "read_budget"]  # no fill: it was a hit
         assert plain(window) == plain(await all_messages(sid))
 
 
 async def test_update_message_rewrites_it_and_shifts_later_sums_in_cache_and_database(storage, owner):
-    sid = uuid.uuid4()
+    sid = await new_chat(owner)
     await save_conversation(storage, sid, owner, 6)
     await storage.load_recent_messages(sid)  # warm
     updated = await storage.update_message(sid, 4, content="x" * 400, finished=False)
@@ -191,7 +192,7 @@ async def test_update_message_rewrites_it_and_shifts_later_sums_in_cache_and_dat
 
 async def test_cache_keeps_only_the_configured_tail_and_still_answers_from_it(owner, cache_kind):
     storage = HybridStorage(cache=make_cache(cache_kind, max_messages=8))
-    sid = uuid.uuid4()
+    sid = await new_chat(owner)
     await save_conversation(storage, sid, owner, 4)
     await storage.load_recent_messages(sid)  # warm, complete
     await save_conversation(storage, sid, owner, 10)  # 14 messages, 8 cached
@@ -204,7 +205,7 @@ async def test_cache_keeps_only_the_configured_tail_and_still_answers_from_it(ow
 
 
 async def test_stale_fill_race_a_loader_that_read_before_a_write_cannot_cache_old_data(storage, owner):
-    sid = uuid.uuid4()
+    sid = await new_chat(owner)
     await save_conversation(storage, sid, owner, 4)
     await storage.drop_cache(sid)
 
@@ -220,7 +221,7 @@ async def test_stale_fill_race_a_loader_that_read_before_a_write_cannot_cache_ol
     loader = asyncio.create_task(storage.load_recent_messages(sid))
     await read_done.wait()
     storage.cache.fill = real_fill
-    await storage.save_messages(sid, owner, [{"role": "user", "content": "written meanwhile"}])
+    await storage.save_messages(sid, [{"role": "user", "content": "written meanwhile"}])
     release.set()
     stale = await loader
     assert len(stale) == 4  # the loader itself saw the old state: it read first
@@ -231,7 +232,7 @@ async def test_stale_fill_race_a_loader_that_read_before_a_write_cannot_cache_ol
 
 
 async def test_a_writer_whose_cache_update_is_delayed_does_not_lose_its_message(storage, owner):
-    sid = uuid.uuid4()
+    sid = await new_chat(owner)
     await save_conversation(storage, sid, owner, 4)
     await storage.drop_cache(sid)
 
@@ -244,7 +245,7 @@ async def test_a_writer_whose_cache_update_is_delayed_does_not_lose_its_message(
         return await real_append(session_id, revision, messages)
 
     storage.cache.append = slow_append
-    writer = asyncio.create_task(storage.save_messages(sid, owner, [{"role": "user", "content": "late"}]))
+    writer = asyncio.create_task(storage.save_messages(sid, [{"role": "user", "content": "late"}]))
     await committed.wait()
     storage.cache.append = real_append
     assert (await storage.load_recent_messages(sid))[-1]["content"] == "late"  # fills revision 5
@@ -254,14 +255,14 @@ async def test_a_writer_whose_cache_update_is_delayed_does_not_lose_its_message(
 
 
 async def test_concurrent_writers_and_readers_never_see_stale_or_duplicate_messages(storage, owner):
-    sid = uuid.uuid4()
-    await storage.save_messages(sid, owner, [{"role": "user", "content": "start"}])
+    sid = await new_chat(owner)
+    await storage.save_messages(sid, [{"role": "user", "content": "start"}])
     acknowledged: list[str] = []
     stale_reads = []
 
     async def writer(n):
         for i in range(10):
-            [stored] = await storage.save_messages(sid, owner, [{"role": "user", "content": f"w{n}-{i}"}])
+            [stored] = await storage.save_messages(sid, [{"role": "user", "content": f"w{n}-{i}"}])
             acknowledged.append(stored["content"])
 
     async def reader(n):
@@ -282,7 +283,7 @@ async def test_concurrent_writers_and_readers_never_see_stale_or_duplicate_messa
 
 
 async def test_one_hundred_concurrent_cold_loads_share_one_database_query(storage, owner):
-    sid = uuid.uuid4()
+    sid = await new_chat(owner)
     await save_conversation(storage, sid, owner, 20)
     await storage.drop_cache(sid)
     async with counting_queries() as queries:
@@ -293,8 +294,8 @@ async def test_one_hundred_concurrent_cold_loads_share_one_database_query(storag
 
 
 async def test_loop_state_round_trip_and_clear(storage, owner):
-    sid = uuid.uuid4()
-    await storage.save_messages(sid, owner, tool_turn("toolu_1")[:2])
+    sid = await new_chat(owner)
+    await storage.save_messages(sid, tool_turn("toolu_1")[:2])
     state = {
         "tool_use_id": "toolu_1",
         "tool_name": "propose_options",

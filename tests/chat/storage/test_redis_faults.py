@@ -10,12 +10,12 @@ import socket
 import subprocess
 import threading
 import time
-import uuid
 
 import pytest
 
 from chat.storage import HybridStorage
 from chat.storage.redis_cache import RedisMessageCache
+from tests.factories import new_chat
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
 
@@ -87,10 +87,10 @@ def silent_server():
 
 async def test_redis_unreachable_saves_and_loads_still_work_and_it_is_logged_once(owner, caplog):
     storage = HybridStorage(cache=cache_at(f"redis://127.0.0.1:{free_port()}/0", retry_interval=0.01))
-    sid = uuid.uuid4()
+    sid = await new_chat(owner)
     with caplog.at_level(logging.WARNING, logger="chat.storage.cache"):
         for i in range(6):
-            await storage.save_messages(sid, owner, [{"role": "user" if i % 2 == 0 else "assistant", "content": f"m{i}"}])
+            await storage.save_messages(sid, [{"role": "user" if i % 2 == 0 else "assistant", "content": f"m{i}"}])
             time.sleep(0.02)  # past the retry interval: every call really tries Redis
         recent = await storage.load_recent_messages(sid)
         window = await storage.load_within_budget(sid, 1000)
@@ -103,9 +103,9 @@ async def test_redis_unreachable_saves_and_loads_still_work_and_it_is_logged_onc
 async def test_redis_that_never_answers_costs_one_timeout_and_requests_come_from_the_database(owner, silent_server):
     url, accepted = silent_server
     storage = HybridStorage(cache=cache_at(url, socket_timeout=0.2, connect_timeout=0.2, retry_interval=30))
-    sid = uuid.uuid4()
+    sid = await new_chat(owner)
     started = time.monotonic()
-    await storage.save_messages(sid, owner, [{"role": "user", "content": "hello"}])
+    await storage.save_messages(sid, [{"role": "user", "content": "hello"}])
     loaded = await storage.load_recent_messages(sid)
     elapsed = time.monotonic() - started
     assert [m["content"] for m in loaded] == ["hello"]
@@ -118,17 +118,17 @@ async def test_redis_paused_and_resumed_never_serves_data_cached_before_the_outa
     process, url = redis_server
     cache = cache_at(url, retry_interval=0.5)
     storage = HybridStorage(cache=cache)
-    sid = uuid.uuid4()
+    sid = await new_chat(owner)
     for i in range(4):
-        await storage.save_messages(sid, owner, [{"role": "user" if i % 2 == 0 else "assistant", "content": f"m{i}"}])
+        await storage.save_messages(sid, [{"role": "user" if i % 2 == 0 else "assistant", "content": f"m{i}"}])
     assert len(await cache.read_recent(str(sid), 4)) == 4  # warm
 
     os.kill(process.pid, signal.SIGSTOP)  # Redis keeps its data but stops answering
     try:
         # The first write's cache update times out but sits in Redis's socket buffer and is
         # applied on resume; the second is never sent (the cache is bypassed after a failure).
-        await storage.save_messages(sid, owner, [{"role": "user", "content": "during the outage"}])
-        await storage.save_messages(sid, owner, [{"role": "assistant", "content": "also during"}])
+        await storage.save_messages(sid, [{"role": "user", "content": "during the outage"}])
+        await storage.save_messages(sid, [{"role": "assistant", "content": "also during"}])
         during = await storage.load_recent_messages(sid)
     finally:
         os.kill(process.pid, signal.SIGCONT)
@@ -147,12 +147,12 @@ async def test_redis_restarted_empty_refills_from_the_database(owner, redis_serv
     process, url = redis_server
     cache = cache_at(url, retry_interval=0.1)
     storage = HybridStorage(cache=cache)
-    sid = uuid.uuid4()
-    await storage.save_messages(sid, owner, [{"role": "user", "content": "kept"}])
+    sid = await new_chat(owner)
+    await storage.save_messages(sid, [{"role": "user", "content": "kept"}])
     port = url.rsplit(":", 1)[1].split("/")[0]
     process.terminate()
     process.wait(timeout=10)
-    await storage.save_messages(sid, owner, [{"role": "assistant", "content": "while down"}])
+    await storage.save_messages(sid, [{"role": "assistant", "content": "while down"}])
     assert [m["content"] for m in await storage.load_recent_messages(sid)] == ["kept", "while down"]
 
     restarted = subprocess.Popen(

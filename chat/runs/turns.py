@@ -1,0 +1,196 @@
+"""The turn service: the one place where a user action becomes a run.
+
+A user action (a message; an answer, typed or chosen, to the question a turn paused on)
+enters here, whatever door it came in by (the websocket, the API). This module alone
+applies the rules about it: the rate limit, the owner, the ``client_id`` (a resend is
+acknowledged again, never stored twice), the open question, and "one run per chat at a
+time". Then, in one transaction, the chat is claimed for the run and what the user sent is
+stored; a refusal changes nothing and creates no chat. The run manager runs the ``Turn``.
+
+The session row, read with ``SELECT … FOR UPDATE``, is the lock: two actions on one chat,
+from any process, are decided one after the other.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any, Union
+
+from django.db import IntegrityError, transaction
+
+from chat.agent import events
+from chat.agent.events import Event
+from chat.db import db_async
+from chat.errors import NotFound, UserError
+from chat.ids import ChatRef
+from chat.models import ChatSession
+from chat.ratelimit import check_message_rate
+from chat.storage import HybridStorage, database
+from chat.storage.database import RunClaim, Saved, StoredMessage
+
+State = ChatSession.State
+BUSY = UserError("busy", "The assistant is still answering; wait for it or stop it first.")
+NOT_AWAITING = UserError("not_awaiting_input", "This chat is not waiting for an answer.")
+
+
+@dataclass(frozen=True)
+class SendMessage:
+    """Text the user sent. While a question is open, it answers the question."""
+
+    text: str
+    client_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Choose:
+    """One of the options of the open question."""
+
+    tool_use_id: str
+    choice: str
+
+
+Action = Union[SendMessage, Choose]
+
+
+@dataclass(frozen=True)
+class Turn:
+    """A run that may start: the chat is claimed and what the user sent is stored."""
+
+    chat: ChatRef
+    run_id: uuid.UUID
+    # What the turn stored, as the events that announce it (sent before the run's own).
+    events: list[Event]
+    # Model calls the turn made before it paused on the question this action answers.
+    step: int
+    # The chat's first message: the chat's title is written from it.
+    title_from: str | None
+
+
+@dataclass(frozen=True)
+class Acknowledged:
+    """Nothing starts: the action was stored already. ``event`` tells the sender so again."""
+
+    event: Event
+
+
+@dataclass(frozen=True)
+class _Begun:
+    saved: Saved | None
+    events: list[Event]
+    step: int = 0
+    title_from: str | None = None
+
+
+async def start_turn(
+    user: Any, session_id: uuid.UUID, action: Action, *, storage: HybridStorage, events_after: int
+) -> Turn | Acknowledged:
+    """Decide whether ``action`` starts a run; store it and claim the chat if so.
+
+    Raises UserError (nothing stored, no chat created) if it may not. ``session_id`` may
+    be new: the chat is created for ``user`` by its first message.
+    """
+    await check_message_rate(user.pk)
+    run_id = uuid.uuid4()
+    begun = await db_async(_begin)(user.pk, session_id, action, RunClaim(run_id, events_after))
+    if isinstance(begun, Acknowledged):
+        return begun
+    if begun.saved is not None:
+        await storage.committed(session_id, begun.saved)
+    return Turn(
+        chat=ChatRef(user.pk, session_id),
+        run_id=run_id,
+        events=begun.events,
+        step=begun.step,
+        title_from=begun.title_from,
+    )
+
+
+def _begin(owner_id: int, session_id: uuid.UUID, action: Action, claim: RunClaim) -> _Begun | Acknowledged:
+    try:
+        with transaction.atomic():
+            return _claim_and_store(owner_id, session_id, action, claim)
+    except IntegrityError:
+        # Nothing was written. Either the client_id is stored already (a resend, or two
+        # sends racing), or two first messages raced to create the chat.
+        client_id = _client_id(action)
+        if client_id:
+            with transaction.atomic():
+                resent = _resend(owner_id, session_id, client_id, claim)
+            if resent is not None:
+                return resent
+        raise BUSY from None
+
+
+def _client_id(action: Action) -> str | None:
+    return action.client_id if isinstance(action, SendMessage) else None
+
+
+def _claim_and_store(owner_id: int, session_id: uuid.UUID, action: Action, claim: RunClaim) -> _Begun | Acknowledged:
+    session = ChatSession.objects.select_for_update().filter(id=session_id).values("owner_id", "state").first()
+    if session is None:
+        if isinstance(action, Choose):
+            raise NOT_AWAITING
+        ChatSession.objects.create(id=session_id, owner_id=owner_id)
+        state = State.IDLE
+    elif session["owner_id"] != owner_id:
+        raise NotFound("No such chat.")
+    else:
+        state = session["state"]
+    if state == State.RUNNING:
+        # A resend of what this run is answering is acknowledged (the sender missed it).
+        stored = database.message_by_client_id(session_id, action.client_id) if _client_id(action) else None
+        if stored is None:
+            raise BUSY
+        return Acknowledged(events.message(stored))
+    if isinstance(action, Choose) or state == State.AWAITING_INPUT:
+        return _answer(session_id, action, claim, state)
+    message = {"role": "user", "content": action.text, "client_id": action.client_id}
+    saved = database.save_messages(session_id, [message], claim=claim)
+    [stored] = saved.messages
+    return _Begun(
+        saved=saved,
+        events=[events.message(stored)],
+        title_from=action.text if stored["sequence"] == 1 else None,
+    )
+
+
+def _answer(session_id: uuid.UUID, action: Action, claim: RunClaim, state: str) -> _Begun:
+    """Answer the open question: every tool result of the paused turn in one message."""
+    pending = database.load_loop_state(session_id) if state == State.AWAITING_INPUT else None
+    if pending is None:
+        raise NOT_AWAITING
+    client_id = None
+    if isinstance(action, Choose):
+        if action.tool_use_id != pending["tool_use_id"]:
+            raise UserError("unknown_question", "That question is not the one this chat is waiting on.")
+        if action.choice not in pending["options"]:
+            raise UserError("invalid_choice", "That choice is not one of the options.")
+        answer = f"User selected: {action.choice}"
+    else:
+        # Typed instead of clicking. The client_id goes on the stored answer: its message
+        # event acknowledges the typed text, and a resend of it is not stored twice.
+        answer, client_id = f"User replied: {action.text.strip()}", action.client_id
+    results, answered = [], {}
+    for block in pending["pending_results"]:
+        if block["tool_use_id"] == pending["tool_use_id"]:
+            block = {k: v for k, v in block.items() if k != "requires_user_input"}
+            answered = block = {**block, "content": answer}
+        results.append(block)
+    saved = database.save_messages(session_id, [{"role": "user", "content": results, "client_id": client_id}], claim=claim)
+    database.clear_loop_state(session_id)
+    return _Begun(saved=saved, events=[events.message(saved.messages[0]), events.tool_result(answered)], step=pending["step"])
+
+
+def _resend(owner_id: int, session_id: uuid.UUID, client_id: str, claim: RunClaim) -> _Begun | Acknowledged | None:
+    """A message sent again with its client_id: acknowledge what is stored. If it is still
+    the newest message and nothing is running (the run that took it died before it
+    answered), answer it now."""
+    session = ChatSession.objects.select_for_update().filter(id=session_id, owner_id=owner_id).first()
+    stored: StoredMessage | None = database.message_by_client_id(session_id, client_id) if session else None
+    if session is None or stored is None:
+        return None
+    if stored["sequence"] != session.last_sequence or session.state not in (State.IDLE, State.FAILED):
+        return Acknowledged(events.message(stored))
+    database.claim_run(session_id, claim)
+    return _Begun(saved=None, events=[events.message(stored)])
