@@ -8,7 +8,7 @@ from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from chat.storage.cache import default_cache
+from chat import runtime
 
 
 @never_cache
@@ -31,7 +31,7 @@ def _database_ok() -> bool:
 @require_GET
 def readyz(request):
     """The database and the cache both answer; 503 names what does not."""
-    checks = {"database": _database_ok(), "cache": async_to_sync(default_cache().ping)()}
+    checks = {"database": _database_ok(), "cache": async_to_sync(runtime.get().cache.ping)()}
     ready = all(checks.values())
     return JsonResponse(
         {"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503

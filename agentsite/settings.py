@@ -13,6 +13,9 @@ from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.retry import Retry
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -138,7 +141,7 @@ REDIS_CONNECT_TIMEOUT = _positive_float("REDIS_CONNECT_TIMEOUT", 0.25)
 # an outage costs one timeout per interval rather than one per request.
 REDIS_RETRY_INTERVAL = _positive_float("REDIS_RETRY_INTERVAL", 2.0)
 KEY_PREFIX = env.str("KEY_PREFIX", default="agentsite")
-# Connections one process may open to Redis, per pool (channel layer; cache and event log).
+# Connections one process may open to Redis (message cache, event log, rate limit, hub).
 REDIS_MAX_CONNECTIONS = _positive_int("REDIS_MAX_CONNECTIONS", 500)
 
 if REDIS_URL:
@@ -149,36 +152,16 @@ if REDIS_URL:
             "KEY_PREFIX": KEY_PREFIX,
             "OPTIONS": {
                 "CLIENT_CLASS": "django_redis.client.DefaultClient",
+                # Behind the process's Redis breaker (chat.redis_client): a hung Redis costs
+                # one timeout per REDIS_RETRY_INTERVAL, not one per request.
+                "REDIS_CLIENT_CLASS": "chat.redis_client.BreakerRedis",
+                # A pooled connection Redis closed (it restarted) is retried once, fresh.
+                "CONNECTION_POOL_KWARGS": {"retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))},
                 "SOCKET_CONNECT_TIMEOUT": REDIS_CONNECT_TIMEOUT,
                 "SOCKET_TIMEOUT": REDIS_SOCKET_TIMEOUT,
-                # Django-level uses (throttles, rate limits) degrade to "no cache" rather
-                # than failing the request when Redis is away.
+                # Django-level uses (throttles) degrade to "no cache" rather than failing
+                # the request when Redis is away.
                 "IGNORE_EXCEPTIONS": True,
-            },
-        }
-    }
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {
-                # Long socket timeout: receive() blocks in BZPOPMIN for up to 5 s, and
-                # redis-py's default 5 s read timeout would cut those calls off.
-                # redis-py's pools hold 100 connections and fail beyond: a burst of
-                # sockets joining groups at once needs more.
-                "hosts": [
-                    {
-                        "address": REDIS_URL,
-                        "socket_timeout": 15,
-                        "socket_connect_timeout": 2,
-                        "max_connections": REDIS_MAX_CONNECTIONS,
-                    }
-                ],
-                "prefix": f"{KEY_PREFIX}:channels",
-                # channels-redis counts this per process, not per socket: every socket of a
-                # process shares one queue in Redis, and group messages beyond it are
-                # dropped (the sockets then read them back from the event log).
-                "capacity": _positive_int("CHANNEL_CAPACITY", 10_000),
-                "expiry": 60,
             },
         }
     }
@@ -190,7 +173,9 @@ else:
             "KEY_PREFIX": KEY_PREFIX,
         }
     }
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# No channel layer: a chat's events reach the sockets of the process that runs it directly,
+# and other processes through Redis pub/sub (chat.runs.hub).
+CHANNEL_LAYERS: dict[str, dict[str, object]] = {}
 
 # --- Conversation storage -----------------------------------------------------------------
 # How long a session's cached tail lives without being touched. The TTL also bounds how long

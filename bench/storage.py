@@ -24,10 +24,11 @@ from django.conf import settings  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.db import connection  # noqa: E402
 
+from chat import runtime  # noqa: E402
 from chat.message_manager import MessageManager  # noqa: E402
 from chat.models import ChatSession, Message  # noqa: E402
 from chat.storage import HybridStorage, keys  # noqa: E402
-from chat.storage.cache import MessageCache, default_cache  # noqa: E402
+from chat.storage.cache import MessageCache  # noqa: E402
 from tests.factories import seed_history  # noqa: E402
 from tests.queries import counting_queries  # noqa: E402
 
@@ -128,7 +129,7 @@ def report(name: str, a_label: str, a: float, b_label: str, b: float, target: st
 
 async def bench_l2_vs_l1(owner: Any) -> None:
     session = await sync_to_async(seed_history)(owner, 1000)
-    cached = HybridStorage(cache=default_cache())
+    cached = HybridStorage(cache=runtime.get().cache)
     uncached = HybridStorage(cache=MissingCache())
     await cached.load_recent_messages(session.pk, 100)  # fill
     l2, l1 = await interleaved(
@@ -176,7 +177,7 @@ def _budget_plan(session_id: uuid.UUID, budget: int) -> str:
 async def bench_save_scaling(owner: Any) -> None:
     big = await sync_to_async(seed_history)(owner, 10_000)
     small = await sync_to_async(seed_history)(owner, 10)
-    storage = HybridStorage(cache=default_cache())
+    storage = HybridStorage(cache=runtime.get().cache)
     await storage.load_recent_messages(big.pk, 100)
     await storage.load_recent_messages(small.pk, 100)
     message = [{"role": "user", "content": "a new message of ordinary length for the benchmark"}]
@@ -200,9 +201,9 @@ async def _workload(owner: Any, cache: CountingCache, sessions: int, turns: int)
 
 
 async def bench_hit_rate(owner: Any) -> None:
-    warm = CountingCache(default_cache())
+    warm = CountingCache(runtime.get().cache)
     await _workload(owner, warm, 200, 20)
-    article = CountingCache(default_cache(), invalidate_on_write=True)
+    article = CountingCache(runtime.get().cache, invalidate_on_write=True)
     await _workload(owner, article, 200, 20)
     print("Cache hit rate, 200 sessions x 20 turns (load + 2 saves per turn, interleaved)")
     print(f"  extend-on-write: {warm.hits / warm.reads:6.1%} of {warm.reads} loads   (target >= 95%)")
@@ -213,7 +214,7 @@ async def bench_turn_costs(owner: Any) -> None:
     print("Per turn (budget load + user message + reply), warm cache")
     for size in (10, 10_000):
         session = await sync_to_async(seed_history)(owner, size)
-        cache = CountingCache(default_cache())
+        cache = CountingCache(runtime.get().cache)
         storage = HybridStorage(cache=cache)
         await MessageManager(session.pk, owner, storage).load(token_budget=2000)
         cache.round_trips = 0
@@ -227,7 +228,7 @@ async def bench_turn_costs(owner: Any) -> None:
 
 async def main() -> None:
     owner = await sync_to_async(get_user_model().objects.create_user)(f"bench-{uuid.uuid4().hex[:8]}")
-    print(f"database: {connection.vendor}; cache: {type(default_cache()).__name__}; rounds: {ROUNDS}\n")
+    print(f"database: {connection.vendor}; cache: {type(runtime.get().cache).__name__}; rounds: {ROUNDS}\n")
     await bench_l2_vs_l1(owner)
     await bench_budget_scaling(owner)
     await bench_save_scaling(owner)

@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 from django.conf import settings
 
 from chat import history
-from chat.storage import HybridStorage, get_storage
+from chat.storage import HybridStorage
 from chat.storage.database import StoredMessage
 
 ApiMessages = list[dict[str, Any]]
@@ -42,14 +42,14 @@ class MessageManager:
         self,
         session_id: Any,
         user: Any,
-        storage: HybridStorage | None = None,
+        storage: HybridStorage,
         injections: Sequence[Injection] = DEFAULT_INJECTIONS,
         *,
         cut_step: int | None = None,
     ):
         self.session_id = str(session_id)
         self.user = user
-        self.storage = storage if storage is not None else get_storage()
+        self.storage = storage
         self.injections = tuple(injections)
         self.cut_step = cut_step or settings.CHAT_CONTEXT_CUT_STEP
         self._messages: list[StoredMessage] = []

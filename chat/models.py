@@ -37,9 +37,6 @@ class ChatSession(models.Model):
     # heartbeat lets any process find a run whose process died.
     run_id = models.UUIDField(null=True, blank=True)
     run_heartbeat_at = models.DateTimeField(null=True, blank=True)
-    # Event-log id just before the current (or last) run's first event: a page opened
-    # mid-run replays from here to show the reply so far.
-    run_events_after = models.BigIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

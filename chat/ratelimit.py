@@ -13,27 +13,25 @@ import time
 
 from django.conf import settings
 
+from chat import runtime
 from chat.errors import UserError
-from chat.redis_client import PerLoopRedis
+from chat.redis_client import REDIS_ERRORS
 from chat.storage import keys
 
 _local: dict[str, int] = {}
 _local_lock = threading.Lock()
-_redis: PerLoopRedis | None = None
 
 
 async def _count(key: str) -> int:
-    global _redis
-    if settings.REDIS_URL:
-        if _redis is None:
-            _redis = PerLoopRedis.from_settings()
+    redis = runtime.get().redis
+    if redis is not None:
         try:
-            async with _redis.get().pipeline(transaction=True) as pipe:
-                pipe.incr(key)
-                pipe.expire(key, 120)
-                count, _ = await pipe.execute()
-            return int(count)
-        except Exception:  # noqa: BLE001 - see the module docstring
+            client = redis.get()
+            count = int(await client.incr(key))
+            if count == 1:
+                await client.expire(key, 120)  # once per window: one command per message
+            return count
+        except REDIS_ERRORS:  # see the module docstring
             return 0
     with _local_lock:
         window = key.rsplit(":", 1)[1]

@@ -1,29 +1,167 @@
-"""Async Redis clients for the project's own Redis work (message cache, event log).
+"""The process's Redis: its clients, and one breaker that every use of Redis shares.
 
 redis.asyncio connections belong to the event loop that opened them (daphne runs one per
-process; tests run one per test), so each loop gets its own client. Timeouts are short
-and retries off: a caller that cannot reach Redis must learn it within one timeout.
+process; tests run one per test; ``async_to_sync`` in a plain thread runs a loop of its
+own), so ``SharedRedis`` keeps one client, with one pool, per loop. Timeouts are short: a
+caller that cannot reach Redis must learn it within one timeout.
+
+A hung or dead Redis must cost one timeout per process per ``REDIS_RETRY_INTERVAL``, not
+one per request: the first failure of any use (message cache, event log, rate limit, the
+hub's subscription, Django's cache behind the API throttles) opens ``BREAKER``, and until
+it closes every use fails at once with ``RedisUnavailable`` (a ``ConnectionError``, so
+whatever handles an outage handles it). After a Redis restart the pooled connections
+are dead: a command that meets one is retried once on a fresh connection, so the first
+requests after Redis comes back do not fail.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import threading
+import time
 import weakref
 from typing import Any
 
+import redis
+import redis.asyncio
 from django.conf import settings
+from redis.asyncio.client import Pipeline
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+logger = logging.getLogger(__name__)
+
+# What a use of Redis catches as "Redis is away".
+REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, asyncio.TimeoutError)
 
 
-class PerLoopRedis:
+class RedisUnavailable(RedisConnectionError):
+    """Redis failed a moment ago: not tried again until the breaker's interval is over."""
+
+
+class Breaker:
+    """Open for ``REDIS_RETRY_INTERVAL`` seconds after a failure; logged once per outage."""
+
+    def __init__(self) -> None:
+        self._open_until = 0.0
+        self._healthy = True
+        self._lock = threading.Lock()
+
+    def check(self) -> None:
+        if time.monotonic() < self._open_until:
+            raise RedisUnavailable("Redis failed a moment ago; not tried again yet")
+
+    @property
+    def is_open(self) -> bool:
+        return time.monotonic() < self._open_until
+
+    def failed(self, exc: BaseException) -> None:
+        with self._lock:
+            self._open_until = time.monotonic() + settings.REDIS_RETRY_INTERVAL
+            was_healthy, self._healthy = self._healthy, False
+        if was_healthy:
+            logger.warning(
+                "Redis unavailable (%s: %s): the cache is bypassed, events reach only this "
+                "process's sockets, and Redis is tried again every %ss.",
+                type(exc).__name__,
+                exc,
+                settings.REDIS_RETRY_INTERVAL,
+            )
+
+    def succeeded(self) -> None:
+        if not self._healthy:
+            with self._lock:
+                was_down, self._healthy = not self._healthy, True
+            if was_down:
+                logger.warning("Redis is reachable again.")
+
+    def reset(self) -> None:
+        with self._lock:
+            self._open_until, self._healthy = 0.0, True
+
+
+BREAKER = Breaker()
+
+
+def _retry_once_on_a_fresh_connection() -> Any:
+    from redis.retry import Retry
+
+    # A ConnectionError (a pooled connection Redis closed) is retried once, reconnecting;
+    # a timeout is not: a hung Redis would cost two.
+    return Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
+
+
+def _async_retry() -> Any:
+    from redis.asyncio.retry import Retry
+
+    return Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
+
+
+def _guarded(exc: BaseException) -> bool:
+    return isinstance(exc, (RedisConnectionError, RedisTimeoutError, OSError, asyncio.TimeoutError)) and not isinstance(
+        exc, RedisUnavailable
+    )
+
+
+class BreakerRedis(redis.Redis):
+    """redis-py's client behind the breaker: Django's cache (``CLIENT_CLASS`` options)."""
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        BREAKER.check()
+        try:
+            result = super().execute_command(*args, **options)
+        except Exception as exc:
+            if _guarded(exc):
+                BREAKER.failed(exc)
+            raise
+        BREAKER.succeeded()
+        return result
+
+
+class _BreakerPipeline(Pipeline):
+    async def execute(self, raise_on_error: bool = True) -> list[Any]:
+        BREAKER.check()
+        try:
+            result = await super().execute(raise_on_error)
+        except Exception as exc:
+            if _guarded(exc):
+                BREAKER.failed(exc)
+            raise
+        BREAKER.succeeded()
+        return result
+
+
+class AsyncBreakerRedis(redis.asyncio.Redis):
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        BREAKER.check()
+        try:
+            result = await super().execute_command(*args, **options)
+        except Exception as exc:
+            if _guarded(exc):
+                BREAKER.failed(exc)
+            raise
+        BREAKER.succeeded()
+        return result
+
+    def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Pipeline:
+        return _BreakerPipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
+
+
+class SharedRedis:
+    """One async client (one pool) per event loop, all behind ``BREAKER``."""
+
     def __init__(self, url: str, *, socket_timeout: float, connect_timeout: float, max_connections: int = 500):
         self.url = url
         self.max_connections = max_connections
         self.socket_timeout = socket_timeout
         self.connect_timeout = connect_timeout
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncBreakerRedis] = weakref.WeakKeyDictionary()
 
     @classmethod
-    def from_settings(cls) -> PerLoopRedis:
+    def from_settings(cls) -> SharedRedis:
         return cls(
             settings.REDIS_URL,
             socket_timeout=settings.REDIS_SOCKET_TIMEOUT,
@@ -36,24 +174,25 @@ class PerLoopRedis:
         """The longest one command may take, as a backstop to the socket timeouts."""
         return self.connect_timeout + 2 * self.socket_timeout
 
-    def get(self) -> Any:
+    def get(self) -> AsyncBreakerRedis:
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
-            from redis.asyncio import BlockingConnectionPool, Redis
-            from redis.backoff import NoBackoff
-            from redis.retry import Retry
-
             # A burst beyond max_connections waits (up to one socket timeout) for a free
             # connection instead of failing at once.
-            pool = BlockingConnectionPool.from_url(
+            pool = redis.asyncio.BlockingConnectionPool.from_url(
                 self.url,
                 max_connections=self.max_connections,
                 timeout=self.socket_timeout,
                 socket_timeout=self.socket_timeout,
                 socket_connect_timeout=self.connect_timeout,
-                retry=Retry(NoBackoff(), 0),
+                retry=_async_retry(),
             )
-            client = Redis(connection_pool=pool)
-            self._clients[loop] = client
+            client = self._clients[loop] = AsyncBreakerRedis(connection_pool=pool)
         return client
+
+    async def aclose(self) -> None:
+        """Close the running loop's client (the others belong to loops that are gone)."""
+        client = self._clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose(close_connection_pool=True)

@@ -15,12 +15,11 @@ from asgiref.sync import async_to_sync
 from django.db import transaction
 from django.utils import timezone
 
-from chat import history
+from chat import history, runtime
 from chat.db import db_async
 from chat.errors import NotFound, UserError
 from chat.ids import ChatRef
 from chat.models import ChatSession, LoopState, Message
-from chat.storage import get_storage
 
 TITLE_MAX_LENGTH = 200
 # The answer stored for a question an administrator closed (see repair_stuck_session).
@@ -128,17 +127,11 @@ def fail_stale_runs(stale_after: float, *, session_id: Any = None) -> list[ChatR
     return failed
 
 
-def socket_state(owner: Any, session_id: Any) -> dict[str, Any]:
+def socket_state(owner: Any, session_id: uuid.UUID) -> dict[str, Any]:
     """What a socket opening on the session is told in ``ready`` (a new id: an empty chat)."""
-    from chat.models import LoopState
-
-    try:
-        sid = uuid.UUID(str(session_id))
-    except ValueError:
-        raise NotFound("No such chat.") from None
-    session = ChatSession.objects.filter(id=sid).first()
+    session = ChatSession.objects.filter(id=session_id).only("owner_id", "state").first()
     if session is None:
-        return {"state": ChatSession.State.IDLE, "pending": None, "run_events_after": None}
+        return {"state": ChatSession.State.IDLE, "pending": None}
     if session.owner_id != owner.pk:
         raise NotFound("No such chat.")
     pending = None
@@ -151,12 +144,7 @@ def socket_state(owner: Any, session_id: Any) -> dict[str, Any]:
                 "question": loop_state.question,
                 "options": loop_state.options,
             }
-    running = session.state == ChatSession.State.RUNNING
-    return {
-        "state": session.state,
-        "pending": pending,
-        "run_events_after": session.run_events_after if running else None,
-    }
+    return {"state": session.state, "pending": pending}
 
 
 # --- administration -------------------------------------------------------------------------
@@ -204,7 +192,7 @@ def repair_stuck_session(session_id: uuid.UUID) -> bool:
     if results:
         # Through the storage layer, so the cached tail is extended rather than left stale.
         answers = {"role": "user", "content": results}
-        async_to_sync(get_storage().save_messages)(session.pk, [answers])
+        async_to_sync(runtime.get().storage.save_messages)(session.pk, [answers])
     with transaction.atomic():
         cleared, _ = LoopState.objects.filter(session_id=session.pk).delete()
         idled = ChatSession.objects.filter(pk=session.pk).exclude(state=ChatSession.State.IDLE).update(
@@ -215,4 +203,4 @@ def repair_stuck_session(session_id: uuid.UUID) -> bool:
 
 def drop_session_cache(session_id: uuid.UUID) -> None:
     """Forget a session's cached tail; the next read refills it from the database."""
-    async_to_sync(get_storage().drop_cache)(session_id)
+    async_to_sync(runtime.get().storage.drop_cache)(session_id)

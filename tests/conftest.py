@@ -132,11 +132,15 @@ def _no_artificial_delays(settings):
 
 
 @pytest.fixture(autouse=True)
-def _fresh_channel_layer():
-    """channels-redis binds its locks and connections to the event loop that first used
-    the layer; every test has a loop of its own, so every test gets a layer of its own."""
-    from channels.layers import channel_layers
+def runtime(_no_real_model_calls, _no_artificial_delays, key_prefix):
+    """A runtime of this test's own: its Redis clients, hub and run manager belong to the
+    test's event loop, and its settings (key prefix, delays) are the test's."""
+    from chat import runtime as chat_runtime
+    from chat.redis_client import BREAKER
 
-    channel_layers.backends.clear()
-    yield
-    channel_layers.backends.clear()
+    BREAKER.reset()
+    fresh = chat_runtime.Runtime()
+    previous = chat_runtime.install(fresh)
+    yield fresh
+    chat_runtime.install(previous)
+    BREAKER.reset()

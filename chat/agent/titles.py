@@ -16,7 +16,7 @@ import re
 from typing import Any, Awaitable, Callable
 
 from chat import services
-from chat.agent.providers import Provider, get_provider
+from chat.agent.providers import Provider
 
 logger = logging.getLogger(__name__)
 
@@ -77,24 +77,9 @@ async def generate_title(
     return title
 
 
-def schedule_title(
-    session_id: Any, text: str, publish: Publish | None = None, *, provider: Provider | None = None
-) -> asyncio.Task[str | None]:
-    """Start ``generate_title`` in the background and return its task.
-
-    Without ``provider`` the task uses one of its own (``get_provider()``) and closes it,
-    so it outlives the run that started it.
-    """
-
-    async def run() -> str | None:
-        used = provider or get_provider()
-        try:
-            return await generate_title(session_id, text, used, publish)
-        finally:
-            if provider is None:
-                await used.aclose()
-
-    task = asyncio.get_running_loop().create_task(run())
+def schedule_title(session_id: Any, text: str, provider: Provider, publish: Publish | None = None) -> asyncio.Task[str | None]:
+    """Start ``generate_title`` in the background and return its task."""
+    task = asyncio.get_running_loop().create_task(generate_title(session_id, text, provider, publish))
     _running.add(task)
     task.add_done_callback(_running.discard)
     return task

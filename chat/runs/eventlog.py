@@ -1,14 +1,21 @@
-"""The per-session event log: every event of a session, numbered 1, 2, 3…, for replay.
+"""The per-chat event log: every event of a chat, numbered 1, 2, 3…, for replay.
 
 A reconnecting client asks for the events after the last id it saw. The log is short
 (capped and expiring): it covers reconnects and pages opened mid-run; what is older is in
-the durable store and comes from the API. ``Gap`` says when the log no longer reaches back
-far enough, and the client must reload instead of replaying.
+the durable store and comes from the API. ``Replay.gap`` says when the log no longer
+reaches back far enough, and the client must reload instead of replaying.
 
-With ``REDIS_URL`` the log is a Redis Stream per session whose entry ids are ``0-<n>``:
-one Lua script numbers and appends a batch of events atomically, so ids are increasing
-and, once any id is returned, every smaller id is already readable. Without Redis it is
-in process memory.
+With ``REDIS_URL`` the log is a Redis Stream per chat whose entry ids are ``0-<n>``: one
+Lua script numbers and appends a batch of events atomically, so ids are increasing and,
+once any id is returned, every smaller id is already readable. The same script publishes
+the batch on the chat's Redis channel, where the processes with sockets on that chat
+hear it (``chat.runs.hub``): fan-out to other processes costs no extra round trip.
+Without Redis it is in process memory.
+
+The log has an *epoch*, a token that changes whenever its numbering starts again (it
+expired, Redis lost it, or a memory log's process restarted), so a client can tell that
+ids it remembers belong to an earlier numbering. Every position read creates it, so even
+a chat that has no events yet has one.
 
 Events are stored as JSON without their id; ``frame()`` splices the id in, so an event is
 serialised once however many sockets receive it.
@@ -26,11 +33,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from django.conf import settings
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from chat.ids import ChatRef
-from chat.redis_client import PerLoopRedis
+from chat.redis_client import SharedRedis
 from chat.storage import keys
 
 # daphne refuses to send a websocket message over 1 MiB (and closes the socket); an event
@@ -70,32 +76,49 @@ class Replay:
     gap: bool
 
 
+@dataclass(frozen=True)
+class Position:
+    # The last id handed out (0: none yet).
+    last_id: int
+    epoch: str
+    # The id just before the current (or last) run's first event: a page opened mid-run
+    # replays from here to show the reply so far.
+    run_start: int = 0
+
+
+@dataclass(frozen=True)
+class Appended:
+    # The id of the batch's last event (the first is last - len + 1).
+    last_id: int
+    epoch: str
+
+
 class EventLog(ABC):
     def __init__(self, *, max_events: int, ttl: int):
         self.max_events = max_events
         self.ttl = ttl
 
     @abstractmethod
-    async def append(self, chat: ChatRef, payloads: list[bytes]) -> int:
-        """Store a batch; returns the id of its last event (the first is last - len + 1)."""
+    async def append(self, chat: ChatRef, payloads: list[bytes], *, floor: int = 0, run_start: bool = False) -> Appended:
+        """Store a batch. Its ids follow the last one handed out, or ``floor`` if that is
+        higher (ids a process handed out itself while the log was unreachable are never
+        given out again). ``run_start``: the batch opens a run."""
 
     @abstractmethod
     async def read_after(self, chat: ChatRef, after: int, limit: int = 1000) -> Replay: ...
 
-    async def last_id(self, chat: ChatRef) -> int:
-        return (await self.position(chat))[0]
-
     @abstractmethod
-    async def position(self, chat: ChatRef) -> tuple[int, str]:
-        """The last id handed out, and the log's epoch: a token that changes whenever the
-        numbering starts again (the log expired, or a memory log's process restarted), so a
-        client can tell that ids it remembers belong to an earlier numbering."""
+    async def position(self, chat: ChatRef) -> Position: ...
+
+    async def last_id(self, chat: ChatRef) -> int:
+        return (await self.position(chat)).last_id
 
 
 @dataclass
 class _MemoryLog:
     events: deque[tuple[int, bytes]]
     last: int = 0
+    run_start: int = 0
     expires_at: float = 0.0
     epoch: str = field(default_factory=lambda: secrets.token_hex(6))
 
@@ -115,19 +138,25 @@ class MemoryEventLog(EventLog):
             return None
         return found
 
-    async def append(self, chat: ChatRef, payloads: list[bytes]) -> int:
+    def _get_or_start(self, chat: ChatRef) -> _MemoryLog:
+        log = self._get(chat) or _MemoryLog(events=deque(maxlen=self.max_events))
+        log.expires_at = time.monotonic() + self.ttl
+        self._logs[chat] = log
+        self._logs.move_to_end(chat)
+        while len(self._logs) > self.max_sessions:
+            self._logs.popitem(last=False)
+        return log
+
+    async def append(self, chat: ChatRef, payloads: list[bytes], *, floor: int = 0, run_start: bool = False) -> Appended:
         with self._lock:
-            log = self._get(chat) or _MemoryLog(events=deque(maxlen=self.max_events))
+            log = self._get_or_start(chat)
+            log.last = max(log.last, floor)
+            if run_start:
+                log.run_start = log.last
             for payload in payloads:
                 log.last += 1
                 log.events.append((log.last, payload))
-            log.expires_at = time.monotonic() + self.ttl
-            last = log.last
-            self._logs[chat] = log
-            self._logs.move_to_end(chat)
-            while len(self._logs) > self.max_sessions:
-                self._logs.popitem(last=False)
-            return last
+            return Appended(log.last, log.epoch)
 
     async def read_after(self, chat: ChatRef, after: int, limit: int = 1000) -> Replay:
         with self._lock:
@@ -137,29 +166,48 @@ class MemoryEventLog(EventLog):
             found = [(i, p) for i, p in log.events if i > after][:limit]
             return _replay(found, after, log.last)
 
-    async def position(self, chat: ChatRef) -> tuple[int, str]:
+    async def position(self, chat: ChatRef) -> Position:
         with self._lock:
-            log = self._get(chat)
-            return (0, "") if log is None else (log.last, log.epoch)
+            log = self._get_or_start(chat)
+            return Position(log.last, log.epoch, log.run_start)
 
 
 # KEYS[1] is a hash: ``n`` the last id, ``epoch`` set when the numbering starts, ``batch``
-# the token of the last batch appended (a retried batch that did land is not added twice).
-# One key, so they can only expire together. ARGV: ttl, max events, epoch, batch, payloads.
+# the token of the last batch appended (a retried batch that did land is not added twice),
+# ``run`` the id before the current run's first event. One key, so they can only expire
+# together. KEYS[2] the stream. ARGV: ttl, max events, epoch, batch, floor, run start (0/1),
+# channel (empty: publish nothing), origin, payloads. Returns {last id, epoch}.
 _LUA_APPEND = """
 if redis.call('HGET', KEYS[1], 'batch') == ARGV[4] then
-  return tonumber(redis.call('HGET', KEYS[1], 'n'))
+  return redis.call('HMGET', KEYS[1], 'n', 'epoch')
 end
-local count = #ARGV - 4
+local count = #ARGV - 8
 redis.call('HSETNX', KEYS[1], 'epoch', ARGV[3])
-local last = redis.call('HINCRBY', KEYS[1], 'n', count)
-redis.call('HSET', KEYS[1], 'batch', ARGV[4])
+local n = tonumber(redis.call('HGET', KEYS[1], 'n') or '0')
+local floor = tonumber(ARGV[5])
+if n < floor then n = floor end
+if ARGV[6] == '1' then redis.call('HSET', KEYS[1], 'run', n) end
+local last = n + count
+redis.call('HSET', KEYS[1], 'n', last, 'batch', ARGV[4])
 for i = 1, count do
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '0-' .. (last - count + i), 'e', ARGV[i + 4])
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '0-' .. (n + i), 'e', ARGV[i + 8])
 end
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 redis.call('EXPIRE', KEYS[2], ARGV[1])
-return last
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if ARGV[7] ~= '' then
+  redis.call('PUBLISH', ARGV[7], ARGV[8] .. '\\n' .. epoch .. '\\n' .. (n + 1) .. '\\n' .. table.concat(ARGV, '\\n', 9))
+end
+return {last, epoch}
+"""
+
+# A position read starts the numbering's epoch if there is none yet, so that ``ready``
+# always names one. ARGV: ttl, epoch.
+_LUA_POSITION = """
+if redis.call('HSETNX', KEYS[1], 'epoch', ARGV[2]) == 1 then
+  redis.call('EXPIRE', KEYS[1], ARGV[1])
+end
+return redis.call('HMGET', KEYS[1], 'n', 'epoch', 'run')
 """
 
 # Pauses before retrying an append that timed out. A loaded process can miss a short
@@ -168,25 +216,44 @@ APPEND_RETRY_PAUSES = (0.05, 0.25)
 
 
 class RedisEventLog(EventLog):
-    """A Redis Stream per session, shared by every process."""
+    """A Redis Stream per chat, shared by every process. ``origin`` names this process in
+    what it publishes, so that its own subscription can skip what it delivered itself."""
 
-    def __init__(self, redis: PerLoopRedis, *, max_events: int, ttl: int):
+    def __init__(self, redis: SharedRedis, *, max_events: int, ttl: int, origin: str = ""):
         super().__init__(max_events=max_events, ttl=ttl)
         self.redis = redis
-        self._script: Any = None
+        self.origin = origin
+        self._scripts: dict[str, Any] = {}
 
     def _keys(self, chat: ChatRef) -> list[str]:
         return [keys.session_event_counter(chat), keys.session_event_log(chat)]
 
-    async def append(self, chat: ChatRef, payloads: list[bytes]) -> int:
+    def _script(self, client: Any, source: str) -> Any:
+        script = self._scripts.get(source)
+        if script is None:
+            script = self._scripts[source] = client.register_script(source)
+        return script
+
+    async def append(self, chat: ChatRef, payloads: list[bytes], *, floor: int = 0, run_start: bool = False) -> Appended:
         client = self.redis.get()
-        if self._script is None:
-            self._script = client.register_script(_LUA_APPEND)
-        args = [self.ttl, self.max_events, secrets.token_hex(6), secrets.token_hex(8), *payloads]
+        script = self._script(client, _LUA_APPEND)
+        channel = keys.session_channel(chat) if self.origin else ""
+        args = [
+            self.ttl,
+            self.max_events,
+            secrets.token_hex(6),
+            secrets.token_hex(8),
+            floor,
+            int(run_start),
+            channel,
+            self.origin,
+            *payloads,
+        ]
         pauses = iter(APPEND_RETRY_PAUSES)
         while True:
             try:
-                return int(await self._script(keys=self._keys(chat), args=args, client=client))
+                last, epoch = await script(keys=self._keys(chat), args=args, client=client)
+                return Appended(int(last), epoch.decode())
             except (RedisTimeoutError, asyncio.TimeoutError):
                 # Timed out, not refused: the script may even have run; the batch token
                 # makes a retry add nothing twice.
@@ -205,9 +272,11 @@ class RedisEventLog(EventLog):
         found = [(int(entry_id.split(b"-")[1]), fields[b"e"]) for entry_id, fields in entries]
         return _replay(found, after, int(last or 0))
 
-    async def position(self, chat: ChatRef) -> tuple[int, str]:
-        last, epoch = await self.redis.get().hmget(keys.session_event_counter(chat), ["n", "epoch"])
-        return int(last or 0), (epoch or b"").decode()
+    async def position(self, chat: ChatRef) -> Position:
+        client = self.redis.get()
+        script = self._script(client, _LUA_POSITION)
+        last, epoch, run = await script(keys=self._keys(chat)[:1], args=[self.ttl, secrets.token_hex(6)], client=client)
+        return Position(int(last or 0), epoch.decode(), int(run or 0))
 
 
 def _replay(found: list[tuple[int, bytes]], after: int, last: int) -> Replay:
@@ -218,19 +287,3 @@ def _replay(found: list[tuple[int, bytes]], after: int, last: int) -> Replay:
     expected_first = after + 1
     gap = last > after and (not found or found[0][0] != expected_first)
     return Replay(events=found, last_id=last, gap=gap)
-
-
-_default: EventLog | None = None
-_default_lock = threading.Lock()
-
-
-def default_event_log() -> EventLog:
-    global _default
-    with _default_lock:
-        if _default is None:
-            options = {"max_events": settings.EVENT_LOG_MAX_EVENTS, "ttl": settings.EVENT_LOG_TTL}
-            if settings.REDIS_URL:
-                _default = RedisEventLog(PerLoopRedis.from_settings(), **options)
-            else:
-                _default = MemoryEventLog(**options)
-        return _default

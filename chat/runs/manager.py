@@ -1,13 +1,16 @@
-"""Agent runs: one per session at a time, detached from the sockets that asked for them.
+"""Agent runs: one per chat at a time, detached from the sockets that asked for them.
 
-A run is claimed in the database by the turn service (``chat.runs.turns``), so the rule
-holds across processes; it then runs as a task of the process that received the message, publishing
-its events to the session's log and group. Closing the tab does not stop it. While it runs
-it beats a heartbeat into its claim; a run whose process died stops beating, and any
-process (on the next connect to that session, or its periodic sweep) marks it failed, tells
-the sockets, and leaves the history as stored: valid, the cut-off reply kept unfinished.
+The run manager only schedules, cancels and watches runs. Whether an action starts a run
+is the turn service's decision (``chat.runs.turns``), which claims the chat in the
+database, so the rule holds across processes; the run then goes on as a task of the
+process that received the action, publishing its events through the process's publisher.
+Closing the tab does not stop it. While it runs it beats a heartbeat into its claim; a run
+whose process died stops beating, and any process (on the next connect to that chat, or
+its periodic sweep) marks it failed, tells the sockets, and leaves the history as stored:
+valid, the cut-off reply kept unfinished.
 
-Cancelling reaches a run in another process through a flag in Redis that the run checks.
+Cancelling a run that another process runs goes through the hub: a message on the Redis
+channel every process hears.
 """
 
 from __future__ import annotations
@@ -15,16 +18,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-import weakref
 from contextlib import suppress
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 
 from chat import services
 from chat.agent import events
 from chat.agent.loop import run_turn
-from chat.agent.providers import Provider, get_provider
+from chat.agent.providers import Provider
 from chat.agent.providers.base import usage
 from chat.agent.titles import schedule_title
 from chat.db import db_async
@@ -32,108 +35,123 @@ from chat.errors import UserError
 from chat.ids import ChatRef
 from chat.message_manager import MessageManager
 from chat.models import ChatSession
-from chat.redis_client import PerLoopRedis
 from chat.runs import turns
-from chat.runs.eventlog import EventLog, default_event_log
+from chat.runs.hub import Hub
 from chat.runs.publisher import Publisher, RunPublisher
-from chat.storage import get_storage, keys
-from tools.registry import ToolRegistry, builtin_tools
+from chat.storage import HybridStorage
+from tools.registry import ToolRegistry
 
 logger = logging.getLogger(__name__)
 
 State = ChatSession.State
 
-CANCEL_POLL_INTERVAL = 0.25
-
 INTERRUPTED = (
     "The reply was interrupted because the server running it stopped. What was said so far "
     "is kept; send a message to continue."
 )
+# Events that end a run, and the state the session is left in.
+_ENDINGS = {"complete": State.IDLE, "awaiting_user_input": State.AWAITING_INPUT, "error": State.FAILED}
+
+
+@dataclass
+class _Run:
+    run_id: uuid.UUID
+    task: asyncio.Task[None]
 
 
 class RunManager:
     """The runs of one process (one event loop)."""
 
-    def __init__(
-        self,
-        *,
-        provider_factory: Callable[[], Provider] = get_provider,
-        tools_factory: Callable[[], ToolRegistry] = builtin_tools,
-        log: EventLog | None = None,
-    ):
-        self.provider_factory = provider_factory
-        self.tools_factory = tools_factory
-        self.log = log if log is not None else default_event_log()
-        self._runs: dict[str, asyncio.Task[None]] = {}
+    def __init__(self, *, storage: HybridStorage, publisher: Publisher, hub: Hub, provider: Provider, tools: ToolRegistry):
+        self.storage = storage
+        self.publisher = publisher
+        self.hub = hub
+        self.provider = provider
+        self.tools = tools
+        self._runs: dict[uuid.UUID, _Run] = {}
         self._sweeper: asyncio.Task[None] | None = None
+        hub.runs_here = lambda chat: chat.session_id in self._runs
+        hub.on_cancel = self._cancel_run
 
-    # --- what sockets ask for ------------------------------------------------------------
+    # --- what users ask for --------------------------------------------------------------
 
-    async def start(self, user: Any, session_id: uuid.UUID, action: turns.Action) -> dict[str, Any] | None:
-        """Start the run ``action`` asks for (``chat.runs.turns`` decides whether it may).
+    async def start_turn(self, user: Any, session_id: uuid.UUID, action: turns.Action) -> dict[str, Any] | None:
+        """Start the run ``action`` asks for, if the turn service lets it start.
 
         Returns an event for the sender alone when nothing new starts: an action stored
         already is acknowledged again instead of being stored twice.
         """
-        try:
-            after = await self.log.last_id(ChatRef(user.pk, session_id))
-        except Exception:  # noqa: BLE001 - without the log a page opened mid-run shows less, nothing more
-            after = 0
-        begun = await turns.start_turn(user, session_id, action, storage=get_storage(), events_after=after)
+        begun = await turns.start_turn(user, session_id, action, storage=self.storage)
         if isinstance(begun, turns.Acknowledged):
             return begun.event
         task = asyncio.get_running_loop().create_task(self._run(user, begun))
-        key = str(session_id)
-        self._runs[key] = task
-        task.add_done_callback(lambda _: self._runs.pop(key, None))
+        self._runs[session_id] = _Run(begun.run_id, task)
+        task.add_done_callback(lambda _: self._runs.pop(session_id, None))
         return None
 
-    async def cancel(self, user: Any, session_id: str) -> None:
-        """Stop the session's run, wherever it runs; what it streamed is kept."""
+    async def cancel(self, user: Any, session_id: uuid.UUID) -> None:
+        """Stop the chat's run, wherever it runs; what it streamed is kept."""
         session = await db_async(services.get_session)(user, session_id)
         if session.state != State.RUNNING:
             raise UserError("not_running", "Nothing is running in this chat.")
-        local = self._runs.get(str(session.pk))
+        local = self._runs.get(session.pk)
         if local is not None:
-            local.cancel()
-        elif settings.REDIS_URL and session.run_id is not None:
-            # Another process runs it: leave it a flag it checks a few times a second.
-            await PerLoopRedis.from_settings().get().set(keys.run_cancel(str(session.run_id)), 1, ex=60)
+            local.task.cancel()
+        elif session.run_id is not None:
+            await self.hub.cancel_elsewhere(str(session.run_id))
 
     async def recover(self, session_id: uuid.UUID | None = None) -> list[ChatRef]:
-        """Fail runs whose process died (all, or one session's) and tell their sockets."""
+        """Fail runs whose process died (all, or one chat's) and tell their sockets."""
         failed = await db_async(services.fail_stale_runs)(settings.RUN_STALE_AFTER, session_id=session_id)
         for chat in failed:
             logger.warning("run of session %s stopped beating; marked failed", chat.session_id)
-            await Publisher(chat, log=self.log).publish([events.error("run_interrupted", INTERRUPTED, retryable=True)])
+            await self.publisher.publish(chat, [events.error("run_interrupted", INTERRUPTED, retryable=True)])
         return failed
 
-    def ensure_sweeper(self) -> None:
-        """Start this process's periodic search for dead runs (once)."""
-        if self._sweeper is None or self._sweeper.done():
+    # --- the process's background work ---------------------------------------------------
+
+    def start(self) -> None:
+        if self._sweeper is None:
             self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
+
+    async def aclose(self) -> None:
+        sweeper, self._sweeper = self._sweeper, None
+        if sweeper is not None:
+            sweeper.cancel()
+            await asyncio.gather(sweeper, return_exceptions=True)
+
+    def _cancel_run(self, run_id: str) -> None:
+        for run in list(self._runs.values()):
+            if str(run.run_id) == run_id:
+                run.task.cancel()
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            # Sleep first: at start-up, the sockets reconnecting find their own dead runs.
+            await asyncio.sleep(settings.RUN_STALE_AFTER / 2)
+            try:
+                await self.recover()
+            except Exception:  # noqa: BLE001 - try again at the next sweep
+                logger.warning("sweep for dead runs failed", exc_info=True)
 
     # --- running -------------------------------------------------------------------------
 
     async def _run(self, user: Any, turn: turns.Turn) -> None:
-        chat, run_id, session_id = turn.chat, turn.run_id, str(turn.chat.session_id)
-        publisher = RunPublisher(Publisher(chat, log=self.log))
+        chat, run_id, session_id = turn.chat, turn.run_id, turn.chat.session_id
+        publisher = RunPublisher(self.publisher, chat)
         this = asyncio.current_task()
         assert this is not None
-        loop = asyncio.get_running_loop()
         stop = asyncio.Event()
-        helpers = [loop.create_task(self._heartbeat(session_id, run_id, this, stop))]
-        if settings.REDIS_URL:
-            helpers.append(loop.create_task(self._watch_for_cancel(run_id, this, stop)))
-        provider = self.provider_factory()
-        stream = run_turn(MessageManager(session_id, user), provider, self.tools_factory(), step=turn.step)
+        heartbeat = asyncio.get_running_loop().create_task(self._heartbeat(session_id, run_id, this, stop))
+        stream = run_turn(MessageManager(session_id, user, self.storage), self.provider, self.tools, step=turn.step)
         state = State.IDLE
         last: dict[str, Any] | None = None  # the event that ends the run, sent last of all
         try:
-            for event in turn.events:
-                await publisher.put(event)
+            # What the turn stored, first: it marks where the run starts in the log, and
+            # the chat's title (written meanwhile) comes after it.
+            await self.publisher.publish(chat, turn.events, run_start=True)
             if turn.title_from is not None:
-                schedule_title(session_id, turn.title_from, self._publish_to(chat))
+                schedule_title(session_id, turn.title_from, self.provider, self._publish_to(chat))
             async for event in stream:
                 if event["type"] in _ENDINGS:
                     state, last = _ENDINGS[event["type"]], event
@@ -151,39 +169,33 @@ class RunManager:
             state = State.FAILED
             last = events.error("internal_error", "Something went wrong on our side. What was said so far is kept.", retryable=True)
         finally:
-            # Cancelled to cut short a call in flight, and told to stop: redis-py can turn
-            # a cancellation that meets one of its timeouts into an ordinary error, which
-            # the helpers survive by design.
             stop.set()
-            for helper in helpers:
-                helper.cancel()
-            await asyncio.gather(*helpers, return_exceptions=True)
+            heartbeat.cancel()
+            await asyncio.gather(heartbeat, return_exceptions=True)
             with suppress(Exception):
                 await stream.aclose()  # type: ignore[attr-defined]
-            with suppress(Exception):
-                await provider.aclose()
             await publisher.close()
             # The session's state changes before the clients hear the run ended, so that a
             # click on the answer that ending shows them can never find the run still busy.
             await db_async(services.end_run)(session_id, run_id, state)
             if last is not None:
-                await Publisher(chat, log=self.log).publish([last])
+                await self.publisher.publish(chat, [last])
 
-    async def _kept_reply(self, session_id: str) -> dict[str, Any] | None:
+    async def _kept_reply(self, session_id: uuid.UUID) -> dict[str, Any] | None:
         """The reply a cancelled run left unfinished, as stored (None if it left none)."""
         try:
-            [last] = await get_storage().load_recent_messages(session_id, 1)
+            [last] = await self.storage.load_recent_messages(session_id, 1)
         except Exception:  # noqa: BLE001 - the announcement is a courtesy; the reply is stored
             return None
         return last if last["role"] == "assistant" and not last["finished"] else None
 
-    def _publish_to(self, chat: ChatRef) -> Callable[[dict[str, Any]], Any]:
+    def _publish_to(self, chat: ChatRef) -> Any:
         async def publish(event: dict[str, Any]) -> None:
-            await Publisher(chat, log=self.log).publish([event])
+            await self.publisher.publish(chat, [event])
 
         return publish
 
-    async def _heartbeat(self, session_id: str, run_id: uuid.UUID, run: asyncio.Task[None], stop: asyncio.Event) -> None:
+    async def _heartbeat(self, session_id: uuid.UUID, run_id: uuid.UUID, run: asyncio.Task[None], stop: asyncio.Event) -> None:
         while not await _stopped(stop, settings.RUN_HEARTBEAT_INTERVAL):
             try:
                 alive = await db_async(services.heartbeat_run)(session_id, run_id)
@@ -195,48 +207,9 @@ class RunManager:
                 run.cancel()
                 return
 
-    async def _watch_for_cancel(self, run_id: uuid.UUID, run: asyncio.Task[None], stop: asyncio.Event) -> None:
-        """Cancel ``run`` when another process asks (a flag in Redis, checked a few times a
-        second). Only needed with Redis: in the embedded mode one process runs everything."""
-        redis = PerLoopRedis.from_settings()
-        key = keys.run_cancel(str(run_id))
-        while not await _stopped(stop, CANCEL_POLL_INTERVAL):
-            try:
-                requested = await redis.get().exists(key)
-            except Exception:  # noqa: BLE001 - Redis away: only remote cancel is lost meanwhile
-                continue
-            if requested:
-                run.cancel()
-                return
-
-    async def _sweep_forever(self) -> None:
-        while True:
-            # Sleep first: at start-up, the sockets reconnecting find their own dead runs.
-            await asyncio.sleep(settings.RUN_STALE_AFTER / 2)
-            try:
-                await self.recover()
-            except Exception:  # noqa: BLE001 - try again at the next sweep
-                logger.warning("sweep for dead runs failed", exc_info=True)
-
 
 async def _stopped(stop: asyncio.Event, interval: float) -> bool:
     """Wait ``interval`` seconds or until ``stop`` is set; True if it is."""
     with suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), interval)
     return stop.is_set()
-
-
-# Events that end a run, and the state the session is left in.
-_ENDINGS = {"complete": State.IDLE, "awaiting_user_input": State.AWAITING_INPUT, "error": State.FAILED}
-
-
-_managers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, RunManager] = weakref.WeakKeyDictionary()
-
-
-def get_run_manager() -> RunManager:
-    """This event loop's RunManager."""
-    loop = asyncio.get_running_loop()
-    manager = _managers.get(loop)
-    if manager is None:
-        manager = _managers[loop] = RunManager()
-    return manager

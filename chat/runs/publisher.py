@@ -1,14 +1,19 @@
-"""Publishing a session's events: number them in the event log, then send them to every
-socket open on the session, on any process, through the channel layer group.
+"""Publishing a chat's events: number them in the event log, then hand them to the
+sockets: this process's directly (``chat.runs.hub``), other processes' through the Redis
+channel the log's append script publishes on.
 
-The log comes first, so that an event a socket receives live can always also be read back
-from the log: a socket that sees a gap in ids fills it from there (channels-redis drops
-group messages silently when a channel is over capacity).
+The log comes first, so that an event a socket receives can always also be read back from
+the log: a socket that sees a gap in ids fills it from there.
 
-``RunPublisher`` puts a queue in front: the agent loop never waits on Redis for each
-delta, and whatever queued while one batch was being sent goes out as the next batch (one
-log write and one group message however many events it holds). Under light load batches
-hold one event and add no delay; under heavy load they grow, and the per-event cost falls.
+If the log cannot be reached (Redis away), the events still reach this process's sockets
+of the chat, numbered here after the newest id they know; the log's next append starts
+above those ids (its ``floor``), so no id is ever given to two events. The messages are in
+the durable store whatever happens: a client that missed events reloads them.
+
+``RunPublisher`` puts a queue in front for one run: the agent loop never waits on Redis for
+each delta, and whatever queued while one batch was being sent goes out as the next batch
+(one log write however many events it holds). Under light load batches hold one event and
+add no delay; under heavy load they grow, and the per-event cost falls.
 """
 
 from __future__ import annotations
@@ -17,73 +22,59 @@ import asyncio
 import logging
 from typing import Any
 
-from channels.layers import get_channel_layer
-
 from chat.ids import ChatRef
-from chat.runs.eventlog import EventLog, default_event_log, encode
-from chat.storage import keys
+from chat.redis_client import REDIS_ERRORS
+from chat.runs.eventlog import EventLog, encode
+from chat.runs.hub import Hub
 
 logger = logging.getLogger(__name__)
 
-Numbered = list[tuple[int, bytes]]
-
-try:
-    from redis.exceptions import RedisError
-
-    _UNAVAILABLE: tuple[type[BaseException], ...] = (RedisError, OSError, asyncio.TimeoutError)
-except ImportError:  # pragma: no cover
-    _UNAVAILABLE = (OSError, asyncio.TimeoutError)
-
 
 class Publisher:
-    """Publishes events of one chat. Failures are logged once, never raised: the
-    messages are in the durable store, and a client that missed events reloads them."""
+    """The process's publisher. Failures are logged once per outage, never raised."""
 
-    _warned = False
+    def __init__(self, log: EventLog, hub: Hub):
+        self.log = log
+        self.hub = hub
+        self._warned = False
 
-    def __init__(self, chat: ChatRef, *, log: EventLog | None = None, layer: Any = None):
-        self.chat = chat
-        self.log = log if log is not None else default_event_log()
-        self.layer = layer if layer is not None else get_channel_layer()
-
-    async def publish(self, events: list[dict[str, Any]]) -> Numbered:
+    async def publish(self, chat: ChatRef, events: list[dict[str, Any]], *, run_start: bool = False) -> None:
         if not events:
-            return []
+            return
         payloads = [encode(event) for event in events]
+        floor, epoch = self.hub.position(chat)
         try:
-            last = await self.log.append(self.chat, payloads)
-        except _UNAVAILABLE as exc:
-            self._warn("event log", exc)
-            return []
-        numbered = list(zip(range(last - len(payloads) + 1, last + 1), payloads))
-        try:
-            await self.layer.group_send(
-                keys.session_group(self.chat), {"type": "chat.events", "events": numbered}
-            )
-        except _UNAVAILABLE as exc:
-            self._warn("channel layer", exc)
+            appended = await self.log.append(chat, payloads, floor=floor, run_start=run_start)
+        except REDIS_ERRORS as exc:
+            self._warn(exc)
+            if not self.hub.has_sockets(chat):
+                return
+            last = floor + len(payloads)
         else:
-            if Publisher._warned:
-                Publisher._warned = False
-                logger.warning("Publishing events works again.")
-        return numbered
+            last, epoch = appended.last_id, appended.epoch
+            if self._warned:
+                self._warned = False
+                logger.warning("The event log is reachable again.")
+        await self.hub.deliver(chat, list(zip(range(last - len(payloads) + 1, last + 1), payloads)), epoch)
 
-    def _warn(self, what: str, exc: BaseException) -> None:
-        if not Publisher._warned:
-            Publisher._warned = True
+    def _warn(self, exc: BaseException) -> None:
+        if not self._warned:
+            self._warned = True
             logger.warning(
-                "Cannot publish events (%s: %s: %s); replies are still stored and shown on reload.",
-                what,
+                "Cannot write the event log (%s: %s); events reach this process's sockets only, "
+                "and replies are stored and shown on reload.",
                 type(exc).__name__,
                 exc,
             )
 
 
 class RunPublisher:
-    """A queue in front of a Publisher, drained in batches by one task (order is kept)."""
+    """A queue in front of the publisher for one run's events, drained in batches by one
+    task (order is kept)."""
 
-    def __init__(self, publisher: Publisher, *, max_batch: int = 500, max_queued: int = 10_000):
+    def __init__(self, publisher: Publisher, chat: ChatRef, *, max_batch: int = 500, max_queued: int = 10_000):
         self.publisher = publisher
+        self.chat = chat
         self.max_batch = max_batch
         self._queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(max_queued)
         self._task = asyncio.get_running_loop().create_task(self._drain())
@@ -110,7 +101,9 @@ class RunPublisher:
                 if len(batch) >= self.max_batch or self._queue.empty():
                     break
                 item = self._queue.get_nowait()
+            if not batch:
+                continue
             try:
-                await self.publisher.publish(batch)
+                await self.publisher.publish(self.chat, batch)
             except Exception:  # noqa: BLE001 - a bad event must not stop the ones after it
-                logger.exception("publishing events of chat %s failed", self.publisher.chat)
+                logger.exception("publishing events of chat %s failed", self.chat.session_id)

@@ -1,11 +1,11 @@
 """What one socket is sent: live events in id order, exactly once, with flow control.
 
 The relay remembers the last id this socket was sent. Live events at or below it are
-duplicates and are dropped; one beyond the next expected id means the channel layer lost
-some (channels-redis drops group messages when a channel is full), and the gap is read
-back from the event log before the event is sent. ``resume`` replays from the log; live
-events that arrive meanwhile then continue from where the replay ended. Plain class: no
-Channels, testable on its own.
+duplicates and are dropped; one beyond the next expected id means some were lost on the
+way (a Redis subscription that broke), and the gap is read back from the event log before
+the event is sent. ``resume`` replays from the log; live events that arrive meanwhile then
+continue from where the replay ended. Events of another epoch (the log started numbering
+again) make the client reload. Plain class: no Channels, testable on its own.
 
 Flow control (a protocol extension): daphne buffers without limit what a client does not
 read. A client that acknowledges (``{"type": "ack", "last": id}``) is sent at most
@@ -16,8 +16,11 @@ went unacknowledged; it may reconnect and resume.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
+from chat import protocol
+from chat.errors import UserError
 from chat.ids import ChatRef
 from chat.runs.eventlog import EventLog, Replay, frame
 
@@ -31,15 +34,20 @@ class TooSlow(Exception):
 @dataclass
 class Sent:
     frames: list[str]
-    # Set when the log could not fill a gap: the client must reload from the API.
-    resync_last_id: int | None = None
+
+    def resync(self, last_id: int, epoch: str) -> None:
+        """The log could not fill a gap, or its numbering started again: the client reloads
+        from the API and continues after ``last_id`` (of the log's epoch ``epoch``)."""
+        error = UserError("resync", "Some events are no longer available; reload the conversation.")
+        self.frames.append(json.dumps(protocol.error_frame(error, last_event_id=last_id, log_epoch=epoch)))
 
 
 class EventRelay:
-    def __init__(self, chat: ChatRef, log: EventLog, *, last_sent: int, window: int, unacked_limit: int):
+    def __init__(self, chat: ChatRef, log: EventLog, *, last_sent: int, epoch: str, window: int, unacked_limit: int):
         self.chat = chat
         self.log = log
         self.last_sent = last_sent
+        self.epoch = epoch
         self.window = window
         self.unacked_limit = unacked_limit
         self.acked: int | None = None  # None until the client first acknowledges
@@ -49,9 +57,15 @@ class EventRelay:
     def held_back(self) -> bool:
         return self.acked is not None and self.last_sent - self.acked >= self.window
 
-    async def live(self, events: list[tuple[int, bytes]]) -> Sent:
-        """Frames for events just published to the group."""
+    async def live(self, events: list[tuple[int, bytes]], epoch: str) -> Sent:
+        """Frames for events just published."""
         out = Sent(frames=[])
+        if epoch != self.epoch and events:
+            # The log numbers its events again (Redis lost it): ids this client holds mean
+            # nothing now. It reloads and continues with these.
+            self.epoch = epoch
+            self._restart_at(events[0][0] - 1)
+            out.resync(self.last_sent, epoch)
         for event_id, payload in events:
             if event_id <= self.last_sent or self.held_back:
                 continue  # a duplicate, or it waits in the log until the client catches up
@@ -66,19 +80,18 @@ class EventRelay:
 
     async def resume(self, after: int) -> Sent:
         """Replay every stored event after ``after``; live ones continue after the last."""
-        self.last_sent = after
-        if self.acked is not None:
-            self.acked = min(self.acked, after)
+        # Asking for what follows ``after`` says everything up to it arrived.
+        self._restart_at(after)
         out = Sent(frames=[])
         await self._catch_up(out, until=None)
         return out
 
     async def catch_up(self) -> Sent:
         """Whatever the log holds beyond what was sent. A gap is noticed when a later event
-        arrives; this finds the events a run published last when the channel layer dropped
-        them, with nothing after them to reveal it."""
+        arrives; this finds the events a run published last when they were lost on the way
+        (the hub's subscription broke), with nothing after them to reveal it."""
         out = Sent(frames=[])
-        last, _ = await self.log.position(self.chat)
+        last = (await self.log.position(self.chat)).last_id
         if last > self.last_sent:
             await self._catch_up(out, until=last)
             self._check_unacked()
@@ -102,10 +115,10 @@ class EventRelay:
                 limit = min(limit, until - self.last_sent)
             replay: Replay = await self.log.read_after(self.chat, self.last_sent, limit)
             if replay.gap:
-                # Older events are gone from the log: the client reloads from the API and
-                # continues live from the newest id.
-                out.resync_last_id = replay.last_id
-                self.last_sent = max(self.last_sent, replay.last_id if until is None else until)
+                # The events are gone from the log (trimmed, expired), or the client asked
+                # past its end: it reloads from the API and continues live from the newest.
+                self._restart_at(replay.last_id if until is None else max(self.last_sent, until))
+                out.resync(self.last_sent, self.epoch)
                 return
             if not replay.events:
                 return
@@ -114,6 +127,11 @@ class EventRelay:
                 self.last_sent = event_id
             if len(replay.events) < limit:
                 return
+
+    def _restart_at(self, last_sent: int) -> None:
+        self.last_sent = self._baseline = last_sent
+        if self.acked is not None:
+            self.acked = last_sent
 
     def _check_unacked(self) -> None:
         if self.acked is None and self.last_sent - self._baseline > self.unacked_limit:

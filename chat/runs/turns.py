@@ -19,13 +19,13 @@ from typing import Any, Union
 
 from django.db import IntegrityError, transaction
 
+from chat import ratelimit
 from chat.agent import events
 from chat.agent.events import Event
 from chat.db import db_async
 from chat.errors import NotFound, UserError
 from chat.ids import ChatRef
 from chat.models import ChatSession
-from chat.ratelimit import check_message_rate
 from chat.storage import HybridStorage, database
 from chat.storage.database import RunClaim, Saved, StoredMessage
 
@@ -82,17 +82,15 @@ class _Begun:
     title_from: str | None = None
 
 
-async def start_turn(
-    user: Any, session_id: uuid.UUID, action: Action, *, storage: HybridStorage, events_after: int
-) -> Turn | Acknowledged:
+async def start_turn(user: Any, session_id: uuid.UUID, action: Action, *, storage: HybridStorage) -> Turn | Acknowledged:
     """Decide whether ``action`` starts a run; store it and claim the chat if so.
 
     Raises UserError (nothing stored, no chat created) if it may not. ``session_id`` may
     be new: the chat is created for ``user`` by its first message.
     """
-    await check_message_rate(user.pk)
+    await ratelimit.check_message_rate(user.pk)
     run_id = uuid.uuid4()
-    begun = await db_async(_begin)(user.pk, session_id, action, RunClaim(run_id, events_after))
+    begun = await db_async(_begin)(user.pk, session_id, action, RunClaim(run_id))
     if isinstance(begun, Acknowledged):
         return begun
     if begun.saved is not None:

@@ -1,8 +1,9 @@
 """Conversation storage: L1 cache (``cache``) over the L2 database (``database``).
 
-Callers use ``HybridStorage``; ``keys`` builds every cache and event-log key.
+Callers use ``HybridStorage`` (the process's is ``chat.runtime.get().storage``); ``keys``
+builds every cache and event-log key.
 """
 
-from chat.storage.hybrid import HybridStorage, get_storage
+from chat.storage.hybrid import HybridStorage
 
-__all__ = ["HybridStorage", "get_storage"]
+__all__ = ["HybridStorage"]

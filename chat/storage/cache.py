@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import orjson
-from django.conf import settings
 
 from chat import history
 from chat.storage.database import Snapshot, StoredMessage, Updated
@@ -244,28 +243,3 @@ class LocalMessageCache(MessageCache):
 
     async def ping(self) -> bool:
         return True
-
-
-_default: MessageCache | None = None
-_default_lock = threading.Lock()
-
-
-def default_cache() -> MessageCache:
-    """The process's L1, chosen by settings: Redis when ``REDIS_URL`` is set."""
-    global _default
-    with _default_lock:
-        if _default is None:
-            if settings.REDIS_URL:
-                from chat.storage.redis_cache import RedisMessageCache
-
-                _default = RedisMessageCache(
-                    settings.REDIS_URL,
-                    ttl=settings.CHAT_CACHE_TTL,
-                    max_messages=settings.CHAT_CACHE_MAX_MESSAGES,
-                    socket_timeout=settings.REDIS_SOCKET_TIMEOUT,
-                    connect_timeout=settings.REDIS_CONNECT_TIMEOUT,
-                    retry_interval=settings.REDIS_RETRY_INTERVAL,
-                )
-            else:
-                _default = LocalMessageCache(ttl=settings.CHAT_CACHE_TTL, max_messages=settings.CHAT_CACHE_MAX_MESSAGES)
-        return _default

@@ -85,7 +85,6 @@ class RunClaim:
     """Claim the session for a run in the same statement that allocates the turn's messages."""
 
     run_id: uuid.UUID
-    events_after: int
 
 
 def _allocate(session_id: uuid.UUID, count: int, tokens: int, claim: RunClaim | None) -> tuple[int, int, int] | None:
@@ -99,8 +98,8 @@ def _allocate(session_id: uuid.UUID, count: int, tokens: int, claim: RunClaim | 
     now = _db_value("updated_at", ChatSession, timezone.now())
     claiming, params = "", []
     if claim is not None:
-        claiming = ", state = %s, run_id = %s, run_heartbeat_at = %s, run_events_after = %s"
-        params = [ChatSession.State.RUNNING, _db_value("run_id", ChatSession, claim.run_id), now, claim.events_after]
+        claiming = ", state = %s, run_id = %s, run_heartbeat_at = %s"
+        params = [ChatSession.State.RUNNING, _db_value("run_id", ChatSession, claim.run_id), now]
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {table} SET last_sequence = last_sequence + %s,"
@@ -120,7 +119,6 @@ def claim_run(session_id: uuid.UUID, claim: RunClaim) -> None:
         state=ChatSession.State.RUNNING,
         run_id=claim.run_id,
         run_heartbeat_at=timezone.now(),
-        run_events_after=claim.events_after,
         updated_at=timezone.now(),
     )
 

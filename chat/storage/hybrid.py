@@ -18,7 +18,7 @@ from chat import history
 from chat.db import db_async
 from chat.errors import NotFound
 from chat.storage import database
-from chat.storage.cache import MessageCache, default_cache
+from chat.storage.cache import MessageCache
 from chat.storage.database import Saved, Snapshot, StoredMessage
 
 
@@ -32,8 +32,8 @@ def _session_uuid(session_id: Any) -> uuid.UUID:
 
 
 class HybridStorage:
-    def __init__(self, cache: MessageCache | None = None):
-        self.cache = cache if cache is not None else default_cache()
+    def __init__(self, cache: MessageCache):
+        self.cache = cache
         # In-flight L2 loads, so that concurrent misses on one session share one query.
         self._loads: dict[tuple[Any, ...], asyncio.Task[Snapshot]] = {}
 
@@ -122,14 +122,3 @@ class HybridStorage:
     async def _l2(self, fn: Callable[..., Any], session_id: Any, *args: Any) -> Any:
         call: Callable[..., Awaitable[Any]] = db_async(fn)
         return await call(_session_uuid(session_id), *args)
-
-
-_default: HybridStorage | None = None
-
-
-def get_storage() -> HybridStorage:
-    """The process's storage, over the process's L1 cache."""
-    global _default
-    if _default is None or _default.cache is not default_cache():
-        _default = HybridStorage()
-    return _default

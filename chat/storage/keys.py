@@ -35,16 +35,16 @@ def session_event_counter(chat: ChatRef) -> str:
     return f"{_prefix()}:events:{{{chat}}}:id"
 
 
-def run_cancel(run_id: str) -> str:
-    """Set when a run should stop; the process running it checks for it."""
-    return f"{_prefix()}:run:{run_id}:cancel"
+def session_channel(chat: ChatRef) -> str:
+    """Redis pub/sub channel on which a chat's events reach the other processes."""
+    return f"{_prefix()}:events:{{{chat}}}:live"
+
+
+def run_control() -> str:
+    """Redis pub/sub channel every process hears: the id of a run to cancel."""
+    return f"{_prefix()}:runs:cancel"
 
 
 def rate_limit(user_id: int, window: int) -> str:
     """Django-cache key counting one user's messages in one rate-limit window."""
     return f"{_prefix()}:rate:{user_id}:{window}"
-
-
-def session_group(chat: ChatRef) -> str:
-    """Channel-layer group of every socket open on the chat (letters, digits, - . _ only)."""
-    return f"chat.{chat}"

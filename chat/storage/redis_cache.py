@@ -7,19 +7,13 @@ atomically in Redis, in one round trip. Failures are logged once and degrade to 
 from __future__ import annotations
 
 import asyncio
-import logging
-import time
 from typing import Any, Awaitable, Callable, TypeVar
 
-from redis.exceptions import RedisError
-
 from chat import history
-from chat.redis_client import PerLoopRedis
+from chat.redis_client import BREAKER, REDIS_ERRORS, RedisUnavailable, SharedRedis
 from chat.storage import keys
 from chat.storage.cache import MessageCache, cache_window, decode_members, encode_member
 from chat.storage.database import Snapshot, StoredMessage, Updated
-
-logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -144,7 +138,6 @@ touch(ttl)
 return 1
 """
 
-_REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, asyncio.TimeoutError)
 
 
 def _pairs(messages: list[StoredMessage]) -> list[Any]:
@@ -160,31 +153,20 @@ def _decode(reply: list[bytes]) -> list[StoredMessage]:
 
 
 class RedisMessageCache(MessageCache):
-    """The contract on Redis. Failures are logged once and degrade to misses.
+    """The contract on Redis. Failures degrade to misses.
 
-    After a failure the cache is bypassed for ``retry_interval`` seconds. Sessions written
-    while it was bypassed are remembered and their entries deleted first thing once Redis
-    answers again, so data cached before the outage is not served after it.
+    A failure opens the process's Redis breaker (``chat.redis_client``): the cache is
+    bypassed until it closes. Sessions written while it was bypassed are remembered and
+    their entries deleted first thing once Redis answers again, so data cached before the
+    outage is not served after it.
     """
 
     MAX_DIRTY = 100_000
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        ttl: int,
-        max_messages: int,
-        socket_timeout: float,
-        connect_timeout: float,
-        retry_interval: float,
-    ):
+    def __init__(self, redis: SharedRedis, *, ttl: int, max_messages: int):
         super().__init__(ttl=ttl, max_messages=max_messages)
-        self.redis = PerLoopRedis(url, socket_timeout=socket_timeout, connect_timeout=connect_timeout)
-        self.retry_interval = retry_interval
+        self.redis = redis
         self._scripts: dict[str, Any] = {}
-        self._down_until = 0.0
-        self._healthy = True
         self._dirty: set[str] = set()
 
     def _client(self) -> Any:
@@ -201,24 +183,18 @@ class RedisMessageCache(MessageCache):
         return await script(keys=keys_, args=args, client=client)
 
     async def _guard(self, session_id: str | None, write: bool, op: Callable[[], Awaitable[T]], default: T) -> T:
-        if time.monotonic() < self._down_until:
-            if write and session_id:
-                self._remember_dirty(session_id)
-            return default
         try:
             # A backstop in case a socket timeout does not fire (DNS, TLS handshakes).
             async with asyncio.timeout(self.redis.deadline):
                 if self._dirty:
                     await self._flush_dirty()
                 result = await op()
-        except _REDIS_ERRORS as exc:
+        except REDIS_ERRORS as exc:
             if write and session_id:
                 self._remember_dirty(session_id)
-            self._mark_down(exc)
+            if not isinstance(exc, RedisUnavailable):
+                BREAKER.failed(exc)  # a backstop timeout never reached the client's own check
             return default
-        if not self._healthy:
-            self._healthy = True
-            logger.warning("Redis cache is reachable again; cached conversations are used again.")
         return result
 
     def _remember_dirty(self, session_id: str) -> None:
@@ -231,17 +207,6 @@ class RedisMessageCache(MessageCache):
         for start in range(0, len(names), 1000):
             await self._client().delete(*names[start : start + 1000])
         self._dirty.difference_update(dirty)
-
-    def _mark_down(self, exc: BaseException) -> None:
-        self._down_until = time.monotonic() + self.retry_interval
-        if self._healthy:
-            self._healthy = False
-            logger.warning(
-                "Redis cache unavailable (%s: %s); serving conversations from the database "
-                "until it answers again.",
-                type(exc).__name__,
-                exc,
-            )
 
     async def read_recent(self, session_id: str, limit: int) -> list[StoredMessage] | None:
         async def op() -> list[StoredMessage] | None:

@@ -34,12 +34,11 @@ def test_readyz_is_503_naming_a_database_that_does_not_answer(client, monkeypatc
     assert response.json() == {"status": "unavailable", "checks": {"database": False, "cache": True}}
 
 
-def test_readyz_is_503_naming_a_cache_that_does_not_answer(client, monkeypatch):
-    class DownCache:
-        async def ping(self) -> bool:
-            return False
+def test_readyz_is_503_naming_a_cache_that_does_not_answer(client, monkeypatch, runtime):
+    async def down() -> bool:
+        return False
 
-    monkeypatch.setattr(health, "default_cache", DownCache)
+    monkeypatch.setattr(runtime.cache, "ping", down)
     response = client.get("/readyz")
 
     assert response.status_code == 503

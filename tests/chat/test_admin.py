@@ -212,9 +212,9 @@ def test_clear_loop_state_action_repairs_the_session(admin_client, paused, key_p
 def test_drop_cache_action_empties_the_entries(admin_client, chat, key_prefix):
     from asgiref.sync import async_to_sync
 
-    from chat.storage import get_storage
+    from chat import runtime
 
-    storage = get_storage()
+    storage = runtime.get().storage
     async_to_sync(storage.load_recent_messages)(chat.pk, 10)
 
     response = admin_client.post(

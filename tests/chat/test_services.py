@@ -5,10 +5,9 @@ from __future__ import annotations
 import pytest
 from asgiref.sync import async_to_sync
 
-from chat import history, services
+from chat import history, runtime, services
 from chat.errors import UserError
 from chat.models import ChatSession, LoopState, Message
-from chat.storage import get_storage
 from tests.factories import pause_on_question, seed_history, tool_turn
 
 # Repairs write through HybridStorage, whose database calls run in Django's sync thread.
@@ -77,7 +76,7 @@ def test_repair_of_a_healthy_idle_session_changes_nothing(owner):
 
 def test_repair_keeps_the_cache_right(owner):
     session = pause_on_question(owner)
-    storage = get_storage()
+    storage = runtime.get().storage
     before = async_to_sync(storage.load_recent_messages)(session.pk, 10)  # fills the cache
 
     services.repair_stuck_session(session.pk)
@@ -89,7 +88,7 @@ def test_repair_keeps_the_cache_right(owner):
 
 def test_drop_session_cache_empties_the_entry(owner):
     session = seed_history(owner, 3)
-    storage = get_storage()
+    storage = runtime.get().storage
     async_to_sync(storage.load_recent_messages)(session.pk, 10)
     assert async_to_sync(storage.cache.read_recent)(str(session.pk), 3) is not None
 

@@ -180,7 +180,12 @@ class OfflineProvider(Provider):
     model = "offline-demo"
 
     def __init__(self, *, word_delay: float | None = None):
-        self.word_delay = settings.OFFLINE_MODEL_WORD_DELAY if word_delay is None else word_delay
+        # None: the setting, read at each word (one provider serves the whole process).
+        self._word_delay = word_delay
+
+    @property
+    def word_delay(self) -> float:
+        return settings.OFFLINE_MODEL_WORD_DELAY if self._word_delay is None else self._word_delay
 
     async def stream(
         self, *, system: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]]

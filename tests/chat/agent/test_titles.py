@@ -98,7 +98,7 @@ async def test_the_title_never_holds_up_the_reply(manager, session_id, publish, 
     task = None
     async for event in turn(manager, model, builtin_tools(), FIRST):
         if event["type"] == "message" and event["sequence"] == 1:
-            task = titles.schedule_title(session_id, FIRST, publish, provider=SlowTitles(word_delay=0))
+            task = titles.schedule_title(session_id, FIRST, SlowTitles(word_delay=0), publish)
     assert event["type"] == "complete"  # the reply finished while the title was still pending
     assert not task.done() and published == []
 
@@ -107,8 +107,8 @@ async def test_the_title_never_holds_up_the_reply(manager, session_id, publish, 
     assert published == [{"type": "title", "title": "Slow title"}]
 
 
-async def test_a_scheduled_title_uses_a_provider_of_its_own(chat, publish, published):
-    assert await titles.schedule_title(chat.pk, FIRST, publish) == "How do I plan a week"
+async def test_a_scheduled_title_is_stored_and_published(chat, publish, published):
+    assert await titles.schedule_title(chat.pk, FIRST, OfflineProvider(word_delay=0), publish) == "How do I plan a week"
     assert published == [{"type": "title", "title": "How do I plan a week"}]
 
 

@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from chat.ids import ChatRef
-from chat.runs.eventlog import encode, frame
+from chat.runs.eventlog import Position, encode, frame
 from tests.chat.runs.conftest import make_log
 
 
@@ -21,9 +21,9 @@ async def test_ids_increase_per_session_and_replay_returns_what_followed(log_kin
     log = make_log(log_kind)
     a, b = ChatRef(1, uuid.uuid4()), ChatRef(1, uuid.uuid4())
     assert await log.last_id(a) == 0
-    assert await log.append(a, payloads("x", "y")) == 2
-    assert await log.append(b, payloads("other")) == 1
-    assert await log.append(a, payloads("z")) == 3
+    assert (await log.append(a, payloads("x", "y"))).last_id == 2
+    assert (await log.append(b, payloads("other"))).last_id == 1
+    assert (await log.append(a, payloads("z"))).last_id == 3
     replay = await log.read_after(a, 1)
     assert [(i, json.loads(p)["text"]) for i, p in replay.events] == [(2, "y"), (3, "z")]
     assert (replay.last_id, replay.gap) == (3, False)
@@ -34,7 +34,7 @@ async def test_concurrent_appends_get_distinct_consecutive_ids(log_kind):
     log = make_log(log_kind)
     sid = ChatRef(1, uuid.uuid4())
     lasts = await asyncio.gather(*(log.append(sid, payloads(f"{n}a", f"{n}b")) for n in range(50)))
-    assert sorted(lasts) == list(range(2, 101, 2))
+    assert sorted(a.last_id for a in lasts) == list(range(2, 101, 2))
     replay = await log.read_after(sid, 0, limit=1000)
     assert [i for i, _ in replay.events] == list(range(1, 101))
 
@@ -66,15 +66,37 @@ def test_an_event_too_big_for_one_websocket_message_goes_out_without_its_big_fie
 async def test_the_epoch_stays_while_the_numbering_lasts_and_changes_when_it_starts_again(log_kind):
     log = make_log(log_kind, ttl=1)
     sid = ChatRef(1, uuid.uuid4())
-    assert await log.position(sid) == (0, "")
-    await log.append(sid, payloads("a"))
-    first = await log.position(sid)
+    empty = await log.position(sid)
+    assert empty.last_id == 0 and empty.epoch  # a log with no events has its epoch already
+    appended = await log.append(sid, payloads("a"))
+    assert appended.epoch == empty.epoch
     await log.append(sid, payloads("b"))
-    assert await log.position(sid) == (2, first[1]) and first[1]
+    assert await log.position(sid) == Position(2, empty.epoch, 0)
     await asyncio.sleep(2.1)  # the log expires: numbering starts again, under a new epoch
-    await log.append(sid, payloads("c"))
-    last, epoch = await log.position(sid)
-    assert last == 1 and epoch != first[1]
+    again = await log.append(sid, payloads("c"))
+    assert again.last_id == 1 and again.epoch != empty.epoch
+    assert (await log.position(sid)).epoch == again.epoch
+
+
+async def test_ids_handed_out_while_the_log_was_away_are_never_given_again(log_kind):
+    log = make_log(log_kind)
+    sid = ChatRef(1, uuid.uuid4())
+    await log.append(sid, payloads("a", "b"))
+    # A process numbered 3..5 itself while the log was unreachable: the next append
+    # starts above them.
+    assert (await log.append(sid, payloads("c"), floor=5)).last_id == 6
+    assert (await log.append(sid, payloads("d"), floor=2)).last_id == 7  # a lower floor changes nothing
+    replay = await log.read_after(sid, 5)
+    assert [(i, json.loads(p)["text"]) for i, p in replay.events] == [(6, "c"), (7, "d")]
+
+
+async def test_a_run_start_is_where_a_page_opened_mid_run_replays_from(log_kind):
+    log = make_log(log_kind)
+    sid = ChatRef(1, uuid.uuid4())
+    await log.append(sid, payloads("earlier", "events"))
+    await log.append(sid, payloads("the run's first"), run_start=True)
+    await log.append(sid, payloads("and more"))
+    assert (await log.position(sid)).run_start == 2
 
 
 @pytest.mark.redis
@@ -87,7 +109,7 @@ async def test_an_append_that_timed_out_after_landing_is_retried_without_adding_
     log = make_log("redis")
     sid = ChatRef(1, uuid.uuid4())
     await log.append(sid, payloads("first"))
-    script = log._script
+    script = log._script(log.redis.get(), eventlog._LUA_APPEND)
     calls = []
 
     async def lands_then_times_out(**kwargs):
@@ -97,8 +119,8 @@ async def test_an_append_that_timed_out_after_landing_is_retried_without_adding_
             raise RedisTimeoutError("Timeout reading from socket")  # the reply was lost
         return result
 
-    log._script = lands_then_times_out
-    assert await log.append(sid, payloads("a", "b")) == 3
+    log._script = lambda client, source: lands_then_times_out
+    assert (await log.append(sid, payloads("a", "b"))).last_id == 3
     assert len(calls) == 2
     replay = await log.read_after(sid, 0)
     assert [json.loads(p)["text"] for _, p in replay.events] == ["first", "a", "b"]
@@ -120,8 +142,9 @@ async def test_an_append_that_keeps_timing_out_raises_after_its_retries(key_pref
         attempts.append(kwargs)
         raise RedisTimeoutError("Timeout connecting to server")
 
-    log._script = times_out
+    log._script = lambda client, source: times_out
     with pytest.raises(RedisTimeoutError):
         await log.append(sid, payloads("lost"))
     assert len(attempts) == 3
-    assert (await log.position(sid))[0] == 1  # nothing was added
+    log._script = type(log)._script.__get__(log)
+    assert (await log.position(sid)).last_id == 1  # nothing was added

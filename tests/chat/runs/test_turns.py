@@ -26,7 +26,7 @@ def storage(key_prefix):
 
 
 async def start(storage, user, sid, action):
-    return await turns.start_turn(user, sid, action, storage=storage, events_after=0)
+    return await turns.start_turn(user, sid, action, storage=storage)
 
 
 async def messages(sid):

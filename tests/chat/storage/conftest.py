@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 from django.conf import settings
 
+from chat.redis_client import SharedRedis
 from chat.storage import HybridStorage
 from chat.storage.cache import LocalMessageCache, MessageCache
 from chat.storage.redis_cache import RedisMessageCache
@@ -12,15 +13,8 @@ def make_cache(kind: str, **overrides) -> MessageCache:
     options = {"ttl": 60, "max_messages": 50, **overrides}
     if kind == "local":
         return LocalMessageCache(**options)
-    return RedisMessageCache(
-        overrides.pop("url", settings.REDIS_URL),
-        **{
-            "socket_timeout": 0.25,
-            "connect_timeout": 0.25,
-            "retry_interval": 0.2,
-            **{k: v for k, v in options.items() if k != "url"},
-        },
-    )
+    redis = SharedRedis(overrides.pop("url", settings.REDIS_URL), socket_timeout=0.25, connect_timeout=0.25)
+    return RedisMessageCache(redis, **{k: v for k, v in options.items() if k != "url"})
 
 
 class CountingCache(MessageCache):

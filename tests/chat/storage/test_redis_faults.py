@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from chat.redis_client import SharedRedis
 from chat.storage import HybridStorage
 from chat.storage.redis_cache import RedisMessageCache
 from tests.factories import new_chat
@@ -26,10 +27,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def cache_at(url: str, **overrides) -> RedisMessageCache:
-    options = dict(ttl=60, max_messages=50, socket_timeout=0.25, connect_timeout=0.25, retry_interval=0.2)
-    options.update(overrides)
-    return RedisMessageCache(url, **options)
+@pytest.fixture
+def cache_at(settings):
+    """A cache on the Redis at ``url``; ``retry_interval`` is the process's breaker's."""
+
+    def make(url: str, *, socket_timeout: float = 0.25, connect_timeout: float = 0.25, retry_interval: float = 0.2):
+        settings.REDIS_RETRY_INTERVAL = retry_interval
+        redis = SharedRedis(url, socket_timeout=socket_timeout, connect_timeout=connect_timeout)
+        return RedisMessageCache(redis, ttl=60, max_messages=50)
+
+    return make
 
 
 @pytest.fixture
@@ -85,10 +92,10 @@ def silent_server():
     listener.close()
 
 
-async def test_redis_unreachable_saves_and_loads_still_work_and_it_is_logged_once(owner, caplog):
+async def test_redis_unreachable_saves_and_loads_still_work_and_it_is_logged_once(owner, cache_at, caplog):
     storage = HybridStorage(cache=cache_at(f"redis://127.0.0.1:{free_port()}/0", retry_interval=0.01))
     sid = await new_chat(owner)
-    with caplog.at_level(logging.WARNING, logger="chat.storage.cache"):
+    with caplog.at_level(logging.WARNING, logger="chat.redis_client"):
         for i in range(6):
             await storage.save_messages(sid, [{"role": "user" if i % 2 == 0 else "assistant", "content": f"m{i}"}])
             time.sleep(0.02)  # past the retry interval: every call really tries Redis
@@ -96,11 +103,11 @@ async def test_redis_unreachable_saves_and_loads_still_work_and_it_is_logged_onc
         window = await storage.load_within_budget(sid, 1000)
     assert [m["content"] for m in recent] == [f"m{i}" for i in range(6)]
     assert [m["content"] for m in window] == [f"m{i}" for i in range(6)]
-    warnings = [r for r in caplog.records if "Redis cache unavailable" in r.getMessage()]
+    warnings = [r for r in caplog.records if "Redis unavailable" in r.getMessage()]
     assert len(warnings) == 1
 
 
-async def test_redis_that_never_answers_costs_one_timeout_and_requests_come_from_the_database(owner, silent_server):
+async def test_redis_that_never_answers_costs_one_timeout_and_requests_come_from_the_database(owner, cache_at, silent_server):
     url, accepted = silent_server
     storage = HybridStorage(cache=cache_at(url, socket_timeout=0.2, connect_timeout=0.2, retry_interval=30))
     sid = await new_chat(owner)
@@ -114,7 +121,7 @@ async def test_redis_that_never_answers_costs_one_timeout_and_requests_come_from
     assert elapsed < 5, elapsed
 
 
-async def test_redis_paused_and_resumed_never_serves_data_cached_before_the_outage(owner, redis_server):
+async def test_redis_paused_and_resumed_never_serves_data_cached_before_the_outage(owner, cache_at, redis_server):
     process, url = redis_server
     cache = cache_at(url, retry_interval=0.5)
     storage = HybridStorage(cache=cache)
@@ -143,7 +150,7 @@ async def test_redis_paused_and_resumed_never_serves_data_cached_before_the_outa
     assert [m["content"] for m in refilled] == expected
 
 
-async def test_redis_restarted_empty_refills_from_the_database(owner, redis_server):
+async def test_redis_restarted_empty_refills_from_the_database(owner, cache_at, redis_server):
     process, url = redis_server
     cache = cache_at(url, retry_interval=0.1)
     storage = HybridStorage(cache=cache)
@@ -161,7 +168,7 @@ async def test_redis_restarted_empty_refills_from_the_database(owner, redis_serv
     )
     try:
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and not await cache_at(url).ping():
+        while time.monotonic() < deadline and not await cache_at(url, retry_interval=0.1).ping():
             time.sleep(0.05)
         time.sleep(0.15)
         assert [m["content"] for m in await storage.load_recent_messages(sid)] == ["kept", "while down"]
