@@ -15,46 +15,10 @@ import pytest
 
 from chat import artifacts, services, ui
 from chat.models import ChatSession
-from tests.ui.conftest import SCREENSHOTS
-
-try:
-    from playwright.sync_api import expect
-except ImportError:  # the chromium_path fixture skips every test here (in CI: fails) with the reason
-    expect = None
+from tests.ui.conftest import NARROW
+from tests.ui.pages import chat_id_of, expect, last_reply, send, text_of, wait_until_idle, words
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("chromium_path")]
-
-
-def text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    return "".join(block["text"] for block in content if block.get("type") == "text")
-
-
-def words(text: str) -> str:
-    return " ".join(text.split())
-
-
-def chat_id_of(page: Any) -> str:
-    match = re.search(r"/c/([0-9a-f-]{36})/$", page.url)
-    assert match, f"not a chat URL: {page.url}"
-    return match.group(1)
-
-
-def send(page: Any, text: str) -> None:
-    page.get_by_label("Message", exact=True).fill(text)
-    page.keyboard.press("Enter")
-
-
-def last_reply(page: Any) -> Any:
-    return page.locator("#messages li.message.assistant:not(.orphan)").last
-
-
-def wait_until_idle(page: Any) -> None:
-    """The message sent last was stored and its run ended (or asks a question)."""
-    expect(page.locator("#messages li.outgoing")).to_have_count(0)
-    expect(page.locator("#chat-app")).to_have_attribute("data-run-state", re.compile("idle|awaiting_input"))
-    expect(page.locator("#messages li.message.assistant[data-state=streaming]")).to_have_count(0)
 
 
 def test_signing_up_then_a_reply_streams_and_the_title_reaches_the_sidebar(browser_page, server):
@@ -529,8 +493,7 @@ def test_a_narrow_screen_collapses_the_sidebar_behind_a_button(browser_page, own
     expect(toggle).to_have_attribute("aria-expanded", "true")
     expect(new_chat).to_be_visible()
     expect(new_chat).to_be_focused()
-    SCREENSHOTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "sidebar-open-375.png"))
+    browser_page.shoot("sidebar-open", widths=(NARROW,))
     page.keyboard.press("Escape")
     expect(new_chat).to_be_hidden()
     expect(toggle).to_be_focused()
