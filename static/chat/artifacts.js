@@ -258,6 +258,7 @@ export class ArtifactPanel {
     this.revokeBlobs(); // the view and the download link are made again below
     const shown = this.shown();
     this.el.heading.textContent = shown.title || "Untitled";
+    this.el.select.value = item.id; // the options are made on store changes, not on opening one
     this.root.dataset.artifactId = item.id;
     this.root.dataset.status = item.status;
 

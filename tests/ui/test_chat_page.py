@@ -40,7 +40,7 @@ def test_signing_up_then_a_reply_streams_and_the_title_reaches_the_sidebar(brows
     browser_page.shoot("new-chat")
 
     send(page, "Hello from the browser test")
-    expect(page.locator("#messages li.message.user .user-text")).to_have_text("Hello from the browser test")
+    expect(page.locator("#messages .message.user .user-text")).to_have_text("Hello from the browser test")
     reply = last_reply(page)
     # Mid-stream: part of the reply is on screen, the stop button with it.
     expect(reply).to_have_attribute("data-state", "streaming")
@@ -72,7 +72,7 @@ def test_signing_up_then_a_reply_streams_and_the_title_reaches_the_sidebar(brows
     box.press_sequentially("second line")
     expect(box).to_have_value("first line\nsecond line")
     box.press("Enter")
-    expect(page.locator("#messages li.message.user .user-text").last).to_have_text("first line\nsecond line")
+    expect(page.locator("#messages .message.user .user-text").last).to_have_text("first line\nsecond line")
     expect(box).to_have_value("")
     wait_until_idle(page)
     stored = browser_page.api(f"chats/{chat_id}/messages/")["results"]
@@ -218,7 +218,7 @@ def test_a_dropped_connection_mid_reply_resumes_without_duplicated_or_missing_te
     # on and its events pile up in the server's log), then reconnects and resumes.
     streamed_before = page.evaluate(
         """() => {
-            const streaming = document.querySelector('#messages li.assistant[data-state=streaming]');
+            const streaming = document.querySelector('#messages .message.assistant[data-state=streaming]');
             window.agentsite.dropConnection(800);
             return streaming ? streaming.innerText.length : -1;
         }"""
@@ -237,7 +237,7 @@ def test_a_dropped_connection_mid_reply_resumes_without_duplicated_or_missing_te
     stored = browser_page.api(f"chats/{chat_id_of(page)}/messages/")["results"]
     assert words(reply.locator(".markdown").inner_text()) == words(text_of(stored[-1]["content"]))
     assert len(reply.locator(".markdown").inner_text()) > streamed_before
-    assert page.locator("#messages li.message.assistant").count() == 1
+    assert page.locator("#messages .message.assistant").count() == 1
 
 
 class SocketTap:
@@ -328,7 +328,7 @@ def test_gaps_4408_oversize_events_and_resync_lose_nothing(browser_page, owner):
     assert stats()["loads"] == loads + 1
     wait_until_idle(page)
     stored = browser_page.api(f"chats/{chat_id_of(page)}/messages/")["results"]
-    shown = page.locator("#messages li.message").all()
+    shown = page.locator("#messages .message").all()
     assert [li.get_attribute("data-sequence") for li in shown] == [str(m["sequence"]) for m in stored]
     assert words(last_reply(page).locator(".markdown").inner_text()) == words(text_of(stored[-1]["content"]))
 
@@ -349,7 +349,7 @@ def test_a_page_opened_mid_reply_rebuilds_it_from_the_run_events(browser_page, o
     expect(reply).to_have_attribute("data-stream-check", "match")
     expect(last_reply(first)).to_have_attribute("data-state", "finished")
     assert words(reply.locator(".markdown").inner_text()) == words(last_reply(first).locator(".markdown").inner_text())
-    assert second.locator("#messages li.message.user:not(.tool-results)").count() == 1
+    assert second.locator("#messages .message.user:not(.tool-results)").count() == 1
 
 
 def test_stop_ends_the_reply_and_keeps_what_was_streamed(browser_page, owner):
@@ -362,7 +362,7 @@ def test_stop_ends_the_reply_and_keeps_what_was_streamed(browser_page, owner):
 
     page.get_by_role("button", name="Stop").click()
     expect(reply).to_have_attribute("data-state", "unfinished")
-    expect(reply).to_contain_text("You stopped this reply.")
+    expect(reply).to_contain_text("This reply did not finish.")
     expect(page.locator("#chat-app")).to_have_attribute("data-run-state", "idle")
     expect(page.get_by_role("button", name="Stop")).to_be_hidden()
     expect(page.get_by_role("button", name="Send")).to_be_enabled()
@@ -397,7 +397,7 @@ def test_a_server_crash_mid_reply_is_reported_after_reconnecting_and_retried(bro
     browser_page.shoot("error")
 
     notice.get_by_role("button", name="Retry").click()  # sends the last message again
-    expect(page.locator("#messages li.message.assistant[data-state=finished]")).to_have_count(1)
+    expect(page.locator("#messages .message.assistant[data-state=finished]")).to_have_count(1)
     wait_until_idle(page)
     expect(notice.get_by_role("button", name="Retry")).to_have_count(0)
     stored = browser_page.api(f"chats/{chat_id_of(page)}/messages/")["results"]
@@ -412,7 +412,7 @@ def test_markup_in_messages_is_shown_as_text_and_never_runs(browser_page, owner)
     attack = "<img src=x onerror=alert(1)> and <script>alert(2)</script> **not bold**"
     send(page, attack)
 
-    expect(page.locator("#messages li.message.user .user-text")).to_have_text(attack)
+    expect(page.locator("#messages .message.user .user-text")).to_have_text(attack)
     reply = last_reply(page)
     expect(reply).to_have_attribute("data-state", "finished")
     # The model quotes it back as Markdown: the markup is text there too.
@@ -430,7 +430,7 @@ def test_markup_in_messages_is_shown_as_text_and_never_runs(browser_page, owner)
     artifacts.finish(html.pk, "<p>hi</p><script>alert(5)</script><img src=x onerror=alert(6)>")
 
     page.reload()
-    expect(page.locator("#messages li.message.user .user-text")).to_have_text(attack)
+    expect(page.locator("#messages .message.user .user-text")).to_have_text(attack)
     page.get_by_role("button", name="Artifacts (2)").click()
     panel = page.locator("#artifact-panel")
     panel.get_by_label("Artifact", exact=True).select_option(label="Sneaky picture")
