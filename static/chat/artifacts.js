@@ -134,7 +134,10 @@ export class ArtifactPanel {
       setTimeout(() => (this.el.copy.textContent = "Copy"), 1500);
     });
     root.addEventListener("keydown", (event) => {
-      if (event.key === "Escape") this.close();
+      if (event.key === "Escape" && this.isOpen) {
+        event.preventDefault(); // Esc closes the panel, nothing else (shortcuts.js)
+        this.close();
+      }
     });
     store.subscribe((id) => this.changed(id));
   }

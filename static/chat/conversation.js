@@ -17,7 +17,6 @@ import { ToolSlots } from "./toolslots.js";
 import { Turn, turnOf } from "./turns.js";
 
 const ANNOUNCE_LIMIT = 1200;
-const NEAR_BOTTOM_PX = 120;
 // A stored reply says only that it did not finish (not why), so live and after a reload it
 // reads the same; the run's notice says why when it is known.
 export const UNFINISHED_NOTE = "This reply did not finish.";
@@ -64,13 +63,13 @@ function insertionIndex(order, sequence) {
 export class Conversation {
   /**
    * @param {HTMLOListElement} list
-   * @param {HTMLElement} scroller
+   * @param {FollowScroll} follow  the list's scrolling (scrolling.js)
    * @param {object} options  store (artifacts), onAnswer(id, choice), onOpenArtifact(id, opener),
    *   announce(text), onEmptyChange(empty)
    */
-  constructor(list, scroller, { store, onAnswer, onOpenArtifact, announce, onEmptyChange }) {
+  constructor(list, follow, { store, onAnswer, onOpenArtifact, announce, onEmptyChange }) {
     this.list = list;
-    this.scroller = scroller;
+    this.follow = follow;
     this.announce = announce;
     this.onEmptyChange = onEmptyChange;
     this.tools = new ToolSlots({ store, onAnswer, onOpenArtifact, placeOrphan: (slot) => this.placeOrphan(slot) });
@@ -448,11 +447,10 @@ export class Conversation {
   // --- scrolling ---------------------------------------------------------------------------
 
   nearBottom() {
-    const s = this.scroller;
-    return s.scrollHeight - s.scrollTop - s.clientHeight < NEAR_BOTTOM_PX;
+    return this.follow.nearBottom();
   }
 
   scrollToBottom() {
-    this.scroller.scrollTop = this.scroller.scrollHeight;
+    this.follow.toBottom();
   }
 }

@@ -7,10 +7,13 @@ model (docs/offline-model.md); screenshots in screenshots/.
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 
 import pytest
 
-from tests.ui.pages import expect, last_reply, question_card, send, turns, wait_until_idle
+from tests.factories import seed_history, seed_messages
+from tests.ui.conftest import NARROW, WIDE
+from tests.ui.pages import box, chat_id_of, expect, last_reply, question_card, send, turns, wait_until_idle
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("chromium_path")]
 
@@ -103,3 +106,103 @@ def test_the_artifact_selector_shows_the_artifact_that_was_opened(browser_page, 
     browser_page.shoot("artifact-selector")
     first.get_by_role("button", name=re.compile("^Open")).click()
     expect(selector).to_have_value(first.get_attribute("data-artifact-id"))
+
+
+def test_every_message_and_every_code_block_has_a_copy_button(browser_page, owner):
+    page = browser_page.page
+    browser_page.sign_in(owner)
+    reply = "Here it is:\n\n```python\nprint('hi')\n```\n\nRun it with Python 3."
+    chat = seed_messages(owner, [{"role": "user", "content": "show me python"}, {"role": "assistant", "content": reply}])
+    browser_page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=browser_page.server.url)
+    page.goto(f"/c/{chat.pk}/")
+    clipboard = lambda: page.evaluate("() => navigator.clipboard.readText()")  # noqa: E731
+    expect(turns(page)).to_have_count(2)
+    question, answer = turns(page).all()
+
+    question.get_by_role("button", name="Copy message").click()
+    expect(question.get_by_role("button", name="Copied")).to_be_visible()
+    assert clipboard() == "show me python"
+
+    answer.get_by_role("button", name="Copy code").click()
+    expect(answer.get_by_role("button", name="Copied")).to_be_visible()
+    assert clipboard().strip() == "print('hi')"
+
+    answer.get_by_role("button", name="Copy reply").click()
+    expect(answer.get_by_role("button", name="Copied")).to_have_count(2)
+    assert clipboard() == reply
+    browser_page.shoot("copied")
+
+
+def test_hovering_a_turn_shows_its_time_and_a_reply_its_token_usage(browser_page, owner):
+    page = browser_page.page
+    browser_page.sign_in(owner)
+    page.goto("/")
+    send(page, "hello there")
+    wait_until_idle(page)
+
+    for state in ("live", "reloaded"):
+        stored = browser_page.api(f"chats/{chat_id_of(page)}/messages/")["results"]
+        used = [m["usage"] for m in stored if m["role"] == "assistant"]
+        expect(turns(page)).to_have_count(2)
+        question, answer = turns(page).all()
+        page.mouse.move(0, 0)
+        for turn in (question, answer):
+            expect(turn.locator(".message-actions")).to_have_css("opacity", "0")
+        question.hover()
+        time = question.locator("time")
+        expect(question.locator(".message-actions")).to_have_css("opacity", "1")
+        expect(time).to_have_text(re.compile(r"^\d{1,2}:\d{2}"))
+        # The time it was stored (live, until the stored time is read: when it arrived).
+        shown_at = datetime.fromisoformat(time.get_attribute("datetime"))
+        assert abs(shown_at - datetime.fromisoformat(stored[0]["created_at"])) < timedelta(seconds=5)
+        answer.hover()
+        expect(answer.locator(".message-actions")).to_have_css("opacity", "1")
+        tokens_in = sum(u["input_tokens"] for u in used)
+        tokens_out = sum(u["output_tokens"] for u in used)
+        expect(answer.locator(".message-usage")).to_have_text(f"{tokens_in:,} tokens in · {tokens_out:,} out")
+        if state == "live":
+            page.reload()
+
+
+def test_jump_to_latest_appears_when_scrolled_up_and_takes_the_reader_down(browser_page, owner):
+    page = browser_page.page
+    browser_page.sign_in(owner)
+    chat = seed_history(owner, 30, content=lambda i: f"message {i}: " + "lorem ipsum " * 40)
+    page.goto(f"/c/{chat.pk}/")
+    conversation = page.locator("#conversation")
+    jump = page.get_by_role("button", name="Jump to latest")
+    expect(page.locator("#messages")).to_contain_text("message 30")
+    expect(jump).to_be_hidden()
+    at_bottom = "(el) => el.scrollHeight - el.scrollTop - el.clientHeight < 2"
+
+    send(page, " ".join(f"word{n}" for n in range(60)))
+    expect(last_reply(page)).to_contain_text("word2")
+    conversation.evaluate("(el) => el.scrollTo(0, 0)")  # reading back while the reply is written
+    expect(jump).to_be_visible()
+    browser_page.shoot("jump-to-latest")
+    wait_until_idle(page)
+    assert conversation.evaluate("(el) => el.scrollTop") == 0  # the reply did not pull the reader down
+
+    jump.click()
+    expect(jump).to_be_hidden()
+    assert conversation.evaluate(at_bottom)
+    expect(last_reply(page)).to_be_in_viewport()
+
+
+def test_chart_labels_keep_their_size_on_a_phone(browser_page, owner):
+    page = browser_page.page
+    browser_page.sign_in(owner)
+    page.goto("/")
+    send(page, "Show me a chart")
+    chart = page.locator("figure.chart-card svg")
+    expect(chart.locator("rect.bar")).to_have_count(4)
+    label = chart.locator("text.tick").filter(has_text="January")
+    for width in (NARROW, WIDE):
+        page.set_viewport_size({"width": width, "height": 800})
+        # 12 px text is at least 12 px tall on screen, however wide the chart is drawn.
+        page.wait_for_function(
+            "(el) => el.getBoundingClientRect().height >= 12", arg=label.element_handle(), polling="raf"
+        )
+        assert box(chart)["width"] <= width
+    wait_until_idle(page)
+    browser_page.shoot("chart-phone", widths=(NARROW,))
