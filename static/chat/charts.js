@@ -11,7 +11,7 @@ import { h, s } from "./dom.js";
 // Tableau 10: distinguishable, and readable on light and dark backgrounds.
 const COLORS = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"];
 const DEFAULT_WIDTH = 560; // until the chart is on the page and its width is known
-const MARGIN = { top: 20, right: 16, bottom: 64, left: 56 };
+const MARGIN = { top: 20, right: 16, left: 56 };
 const heightFor = (width) => Math.round(Math.min(300, Math.max(220, width * 0.55)));
 
 const formatNumber = (value) =>
@@ -58,31 +58,31 @@ function dataTable(data) {
   );
 }
 
-function axes(svg, data, ticks, y, { width, height }) {
-  const plotRight = width - MARGIN.right;
+function axes(svg, data, ticks, y, { width, height, margin }) {
+  const plotRight = width - margin.right;
   for (const tick of ticks) {
     svg.append(
-      s("line", { class: "grid", x1: MARGIN.left, x2: plotRight, y1: y(tick), y2: y(tick) }),
-      s("text", { class: "tick", x: MARGIN.left - 6, y: y(tick), "text-anchor": "end", "dominant-baseline": "middle" }, formatNumber(tick)),
+      s("line", { class: "grid", x1: margin.left, x2: plotRight, y1: y(tick), y2: y(tick) }),
+      s("text", { class: "tick", x: margin.left - 6, y: y(tick), "text-anchor": "end", "dominant-baseline": "middle" }, formatNumber(tick)),
     );
   }
-  svg.append(s("line", { class: "axis", x1: MARGIN.left, x2: plotRight, y1: y(Math.max(0, ticks[0])), y2: y(Math.max(0, ticks[0])) }));
+  svg.append(s("line", { class: "axis", x1: margin.left, x2: plotRight, y1: y(Math.max(0, ticks[0])), y2: y(Math.max(0, ticks[0])) }));
   if (data.y_label) {
     svg.append(
-      s("text", { class: "axis-label", transform: `translate(14 ${MARGIN.top + (height - MARGIN.top - MARGIN.bottom) / 2}) rotate(-90)`, "text-anchor": "middle" }, truncate(data.y_label, 40)),
+      s("text", { class: "axis-label", transform: `translate(14 ${margin.top + (height - margin.top - margin.bottom) / 2}) rotate(-90)`, "text-anchor": "middle" }, truncate(data.y_label, 40)),
     );
   }
   if (data.x_label) {
-    svg.append(s("text", { class: "axis-label", x: MARGIN.left + (plotRight - MARGIN.left) / 2, y: height - 6, "text-anchor": "middle" }, truncate(data.x_label, 60)));
+    svg.append(s("text", { class: "axis-label", x: margin.left + (plotRight - margin.left) / 2, y: height - 6, "text-anchor": "middle" }, truncate(data.x_label, 60)));
   }
 }
 
-function xLabels(svg, labels, center, band, { height }) {
-  const rotate = labels.length > 6 || band < 48;
+function xLabels(svg, labels, center, band, { height, margin }) {
+  const rotate = margin.rotated;
   const limit = rotate ? 14 : Math.max(3, Math.floor(band / 7));
   labels.forEach((label, i) => {
     const x = center(i);
-    const y = height - MARGIN.bottom + 16;
+    const y = height - margin.bottom + 16;
     svg.append(
       s(
         "text",
@@ -95,15 +95,15 @@ function xLabels(svg, labels, center, band, { height }) {
   });
 }
 
-function cartesian(data, { width, height }) {
+function cartesian(data, { width, height, margin }) {
   const values = data.values;
   const ticks = niceTicks(Math.min(0, ...values), Math.max(0, ...values));
   const low = ticks[0];
   const high = ticks[ticks.length - 1];
-  const plotHeight = height - MARGIN.top - MARGIN.bottom;
-  const y = (value) => MARGIN.top + plotHeight * (1 - (value - low) / (high - low));
-  const band = (width - MARGIN.left - MARGIN.right) / values.length;
-  const center = (i) => MARGIN.left + band * (i + 0.5);
+  const plotHeight = height - margin.top - margin.bottom;
+  const y = (value) => margin.top + plotHeight * (1 - (value - low) / (high - low));
+  const band = (width - margin.left - margin.right) / values.length;
+  const center = (i) => margin.left + band * (i + 0.5);
   return { ticks, y, band, center };
 }
 
@@ -183,9 +183,16 @@ function legend(data) {
   );
 }
 
+/** Room around the plot: labels turn when they would not fit side by side, and need more. */
+function marginFor(data, width) {
+  const band = (width - MARGIN.left - MARGIN.right) / data.values.length;
+  const rotated = data.values.length > 6 || band < 48;
+  return { ...MARGIN, rotated, bottom: (rotated ? 64 : 28) + (data.x_label ? 20 : 0) };
+}
+
 /** Draw (again) `data` into `svg`, `width` CSS pixels wide. */
 function draw(svg, data, width) {
-  const size = { width, height: heightFor(width) };
+  const size = { width, height: heightFor(width), margin: marginFor(data, width) };
   svg.replaceChildren();
   svg.setAttribute("viewBox", `0 0 ${size.width} ${size.height}`);
   svg.dataset.width = String(width);

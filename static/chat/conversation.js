@@ -336,23 +336,7 @@ export class Conversation {
     });
   }
 
-  // --- tool calls (toolslots.js) ------------------------------------------------------------
-
-  toolUse(event) {
-    this.tools.toolUse(event);
-  }
-
-  toolResult(event) {
-    this.tools.toolResult(event);
-  }
-
-  display(event) {
-    this.tools.display(event);
-  }
-
-  artifactChanged(toolUseId) {
-    this.tools.artifactChanged(toolUseId);
-  }
+  // --- tool calls: their cards are this.tools (toolslots.js) --------------------------------
 
   /** The open question (ready.pending, awaiting_user_input), or null. */
   setPending(pending, { announce = false } = {}) {

@@ -174,17 +174,17 @@ export class OpenChat {
         this.setState("running");
         break;
       case "tool_use":
-        this.view.toolUse(frame);
+        this.view.tools.toolUse(frame);
         break;
       case "tool_result":
-        this.view.toolResult(frame);
+        this.view.tools.toolResult(frame);
         break;
       case "display":
-        this.view.display(frame);
+        this.view.tools.display(frame);
         break;
       case "artifact":
         this.store.update(frame);
-        this.view.artifactChanged(frame.tool_use_id);
+        this.view.tools.artifactChanged(frame.tool_use_id);
         if (frame.status === "complete") this.ui.announce(`The artifact “${frame.title}” is ready.`);
         break;
       case "awaiting_user_input":
