@@ -27,6 +27,7 @@ def test_signing_up_then_a_reply_streams_and_the_title_reaches_the_sidebar(brows
     page.get_by_label("Username").fill("newcomer")
     page.get_by_label("Password:", exact=True).fill("a-long-pass-phrase-42")
     page.get_by_label("Password confirmation:").fill("a-long-pass-phrase-42")
+    browser_page.shoot("sign-up")
     page.get_by_role("button", name="Sign up").click()
 
     expect(page).to_have_url(f"{server.url}/")
