@@ -196,13 +196,15 @@ def test_chart_labels_keep_their_size_on_a_phone(browser_page, owner):
     send(page, "Show me a chart")
     chart = page.locator("figure.chart-card svg")
     expect(chart.locator("rect.bar")).to_have_count(4)
-    label = chart.locator("text.tick").filter(has_text="January")
+    # 12 px text is at least 12 px tall on screen, however wide the chart is drawn. (Looked
+    # up afresh each time: the chart is drawn again when its width changes.)
+    readable = """() => {
+        const label = [...document.querySelectorAll('figure.chart-card svg text.tick')].find((t) => t.textContent === 'January');
+        return Boolean(label) && label.getBoundingClientRect().height >= 12;
+    }"""
     for width in (NARROW, WIDE):
         page.set_viewport_size({"width": width, "height": 800})
-        # 12 px text is at least 12 px tall on screen, however wide the chart is drawn.
-        page.wait_for_function(
-            "(el) => el.getBoundingClientRect().height >= 12", arg=label.element_handle(), polling="raf"
-        )
+        page.wait_for_function(readable, polling="raf")
         assert box(chart)["width"] <= width
     wait_until_idle(page)
     browser_page.shoot("chart-phone", widths=(NARROW,))
