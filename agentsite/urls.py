@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from agentsite import accounts, health
+from agentsite import accounts, health, pages
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -9,8 +9,10 @@ urlpatterns = [
     path("api/v1/", include("chat.api.urls")),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("favicon.ico", pages.favicon, name="favicon"),
     path("", include("chat.urls")),
 ]
 
-# JSON in the API's error shape for unknown /api/ paths; Django's page elsewhere.
+# JSON in the API's error shape for unknown /api/ paths; the site's 404.html elsewhere.
+# 403 and 500 use Django's handlers, which render templates/403.html and 500.html.
 handler404 = "chat.api.exceptions.page_not_found"

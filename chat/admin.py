@@ -117,6 +117,9 @@ class MessageInline(ReadOnlyMixin, admin.TabularInline):
         "created_at",
     )
 
+    class Media:
+        css = {"all": ("site/admin.css",)}  # the table fits the page however long a value
+
     def get_formset(self, request: HttpRequest, obj: ChatSession | None = None, **kwargs: Any) -> Any:
         formset = super().get_formset(request, obj, **kwargs)
         total = obj.last_sequence if obj else 0
@@ -218,6 +221,9 @@ class ChatSessionAdmin(UUIDSearchMixin, RepairActionsMixin, ReadOnlyMixin, admin
 @admin.register(LoopState)
 class LoopStateAdmin(RepairActionsMixin, ReadOnlyMixin, admin.ModelAdmin):
     list_display = ("session_title", "owner", "tool_name", "question", "shown_options", "age")
+    # The question opens the loop state's page: the first column is a link to the session
+    # already, and a link inside the default row link came out empty.
+    list_display_links = ("question",)
     list_select_related = ("session__owner",)
     list_filter = ("tool_name",)
     search_fields = ("question", "tool_name")

@@ -29,11 +29,31 @@ MAX_LENGTH = 80
 _running: set[asyncio.Task[str | None]] = set()
 
 
+# Marks around the whole title that are the model's formatting, not part of the title.
+_WRAPPERS = (("**", "**"), ("__", "__"), ('"', '"'), ("'", "'"), ("“", "”"), ("‘", "’"), ("`", "`"), ("*", "*"), ("_", "_"))
+
+
+def _unwrap(title: str) -> str:
+    """Without quotes, backticks or emphasis around all of it, and without a final stop.
+    Marks inside the title are its own ("Say "hi" to Bob", "calculate 1/0") and stay."""
+    while True:
+        title = title.strip().rstrip(".!").strip()
+        for opening, closing in _WRAPPERS:
+            inner = title[len(opening) : len(title) - len(closing)]
+            if len(title) >= len(opening) + len(closing) and title.startswith(opening) and title.endswith(closing) and closing not in inner:
+                title = inner
+                break
+        else:
+            return title
+
+
 def clean(raw: str) -> str:
-    """The model's answer as a title: one line, no quotes or markdown, no final stop."""
+    """The model's answer as a title: one line, no heading mark, "Title:" or wrapping quotes,
+    no final stop; the punctuation inside it is kept."""
     line = next((line for line in raw.splitlines() if line.strip()), "")
     line = re.sub(r"^(title:\s*)", "", line.strip(), flags=re.IGNORECASE)
-    title = " ".join(line.strip(" \t\"'“”‘’`*#").rstrip(".!").split())
+    line = re.sub(r"^#{1,6}\s+", "", line)
+    title = " ".join(_unwrap(line).split())
     if len(title) > MAX_LENGTH:
         title = title[:MAX_LENGTH].rsplit(" ", 1)[0]
     return title

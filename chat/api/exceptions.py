@@ -56,7 +56,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 
 
 def page_not_found(request: HttpRequest, exception: Exception) -> Any:
-    """Django's 404 handler: JSON in the API's shape under /api/, the usual page elsewhere."""
+    """Django's 404 handler: JSON in the API's shape under /api/, the site's 404.html elsewhere."""
     if request.path.startswith(API_PREFIX):
         return JsonResponse({"code": "not_found", "message": "Not found."}, status=404)
     return defaults.page_not_found(request, exception)

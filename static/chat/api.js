@@ -74,6 +74,12 @@ export function createApi({ apiRoot, csrfToken, loginUrl }) {
       return page.results.find((m) => m.sequence === sequence) || null;
     },
 
+    /** Up to 500 messages after sequence `after`, in order. */
+    async messagesAfter(id, after) {
+      const page = await request("GET", `chats/${id}/messages/?after=${after}&limit=${PAGE}`);
+      return page.results;
+    },
+
     /** Every message of a chat, in order (a page of 500 at a time). */
     async allMessages(id) {
       const messages = [];

@@ -1,25 +1,25 @@
-// The chat page: wires the sidebar, the open chat, the composer and the artifact panel.
-// Configuration comes from the page (templates/chat/home.html, chat/views.py).
+// The chat page: wires the sidebar, the open chat, the composer, the header and the
+// artifact panel. Configuration comes from the page (templates/chat/home.html, chat/views.py).
 
 import { createApi } from "./api.js";
 import { ArtifactPanel, ArtifactStore } from "./artifacts.js";
+import { Composer } from "./composer.js";
 import { Conversation } from "./conversation.js";
 import { h, newId } from "./dom.js";
+import { Drawer, SMALL } from "./drawer.js";
+import { FollowScroll } from "./scrolling.js";
 import { OpenChat } from "./session.js";
+import { installShortcuts } from "./shortcuts.js";
 import { Sidebar } from "./sidebar.js";
+import { Toolbar } from "./toolbar.js";
 
 const config = JSON.parse(document.getElementById("chat-config").textContent);
 const api = createApi(config);
 const $ = (id) => document.getElementById(id);
 
 const app = $("chat-app");
-const input = $("composer-input");
-const sendButton = $("send-button");
-const stopButton = $("stop-button");
 const notices = $("notices");
 const announcer = $("announcer");
-const sidebarToggle = $("sidebar-toggle");
-const artifactsToggle = $("artifacts-toggle");
 const chatUrl = (id) => config.chatUrl.replace("{id}", id);
 const chatIdIn = (path) => {
   const match = /\/c\/([0-9a-f-]{36})\/?$/i.exec(path);
@@ -27,7 +27,6 @@ const chatIdIn = (path) => {
 };
 
 let current = null; // the OpenChat on screen
-const small = window.matchMedia("(max-width: 760px)"); // as in chat.css
 
 // --- announcements and notices --------------------------------------------------------------
 
@@ -42,7 +41,7 @@ function notify(message, retry = null) {
   const dismiss = h("button", { type: "button", class: "secondary icon-button dismiss", "aria-label": "Dismiss this notice" }, "✕");
   dismiss.addEventListener("click", () => {
     notice.remove();
-    input.focus();
+    composer.focus();
   });
   if (retry) {
     const button = h("button", { type: "button", class: "secondary retry" }, "Retry");
@@ -64,32 +63,61 @@ function clearNotices() {
 
 const store = new ArtifactStore();
 
+const toolbar = new Toolbar(
+  {
+    title: $("chat-title"),
+    model: $("model-value"),
+    artifacts: $("artifacts-toggle"),
+    artifactsCount: $("artifacts-count"),
+    menuRoot: $("chat-menu-root"),
+    menuButton: $("chat-menu-button"),
+    menu: $("chat-menu"),
+    exportMarkdown: $("export-markdown"),
+    exportJson: $("export-json"),
+  },
+  { exportUrl: (id, format) => `${config.apiRoot}chats/${id}/export/?format=${format}` },
+);
+
+const composer = new Composer(
+  { form: $("composer"), input: $("composer-input"), send: $("send-button"), stop: $("stop-button"), hint: $("composer-hint"), status: $("composer-status") },
+  {
+    submit(text) {
+      if (!current || !current.send(text)) return false;
+      clearNotices();
+      return true;
+    },
+    stop() {
+      if (current) current.cancel();
+    },
+  },
+);
+
 const panel = new ArtifactPanel($("artifact-panel"), {
   api,
   store,
   announce,
-  fallbackFocus: () => input,
+  fallbackFocus: () => $("composer-input"),
   onVisibility: (open) => {
     app.classList.toggle("panel-open", open);
-    artifactsToggle.setAttribute("aria-expanded", String(open));
+    toolbar.artifacts.setAttribute("aria-expanded", String(open));
   },
 });
 
-const view = new Conversation($("messages"), $("conversation"), {
+const view = new Conversation($("messages"), new FollowScroll($("conversation"), $("jump-latest")), {
   store,
   announce,
   onAnswer: (id, choice) => {
     if (current) current.answer(id, choice);
-    input.focus();
+    composer.focus();
   },
   onOpenArtifact: (id, opener) => panel.open(id, opener),
   onEmptyChange: (empty) => ($("empty-state").hidden = !empty),
 });
 
-store.subscribe(() => {
-  artifactsToggle.hidden = store.size === 0;
-  artifactsToggle.textContent = `Artifacts (${store.size})`;
-});
+store.subscribe(() => toolbar.setArtifactCount(store.size));
+toolbar.artifacts.addEventListener("click", () => panel.toggle());
+
+const drawer = new Drawer({ app, toggle: $("sidebar-toggle"), close: $("sidebar-close"), backdrop: $("sidebar-backdrop"), firstFocus: $("new-chat") });
 
 const sidebar = new Sidebar({
   list: $("chat-list"),
@@ -100,20 +128,15 @@ const sidebar = new Sidebar({
   notify,
   onOpen: (id) => {
     navigate(id);
-    closeSidebarOnSmallScreens();
+    drawer.closeOnSmallScreens();
   },
   onRenamed: (id, title) => {
-    if (current && current.id === id) setTitle(title);
+    if (current && current.id === id) toolbar.setTitle(title);
   },
   onDeleted: (id) => {
     if (current && current.id === id) navigate(null);
   },
 });
-
-function setTitle(title) {
-  $("chat-title").textContent = title || "New chat";
-  document.title = `${title || "New chat"} · agentsite`;
-}
 
 let refreshTimer = null;
 function refreshSidebarSoon() {
@@ -128,33 +151,28 @@ const ui = {
     if (state === "disconnected") $("connection-text").textContent = "Disconnected. Reconnecting…";
   },
   model(name) {
-    $("model-value").textContent = name;
+    toolbar.setModel(name);
   },
   runState(state, { outgoing }) {
     app.dataset.runState = state;
-    const running = state === "running";
-    stopButton.hidden = !running;
-    stopButton.disabled = false;
-    stopButton.textContent = "Stop";
-    sendButton.disabled = running || outgoing;
-    input.placeholder = state === "awaiting_input" ? "Or type your own answer" : "Message the assistant";
+    composer.setState(state, { outgoing });
   },
   title(id, title) {
     sidebar.setTitle(id, title);
-    if (current && current.id === id) setTitle(title);
+    if (current && current.id === id) toolbar.setTitle(title);
   },
   created(id) {
-    // The chat exists now: give it its own address and list it.
+    // The chat exists now: give it its own address, list it, and offer its export.
     if (chatIdIn(window.location.pathname) !== id) history.replaceState({ chatId: id }, "", chatUrl(id));
     sidebar.ensure(id);
     sidebar.setActive(id);
+    toolbar.setChat(id);
   },
   notify,
   clearNotices,
   announce,
   restoreDraft(text) {
-    if (!input.value) input.value = text;
-    autosize();
+    composer.restoreDraft(text);
   },
   fatal(reason) {
     if (reason === "unauthenticated") {
@@ -162,7 +180,7 @@ const ui = {
       return;
     }
     notify("This chat does not exist any more, or it is not yours.");
-    sendButton.disabled = true;
+    $("send-button").disabled = true;
   },
   runEnded() {
     refreshSidebarSoon();
@@ -179,9 +197,10 @@ function open(id) {
   view.reset();
   const isNew = id === null;
   const chatId = id || newId();
-  setTitle(isNew ? "" : sidebar.titleOf(chatId));
+  toolbar.setTitle(isNew ? "" : sidebar.titleOf(chatId));
+  toolbar.setChat(isNew ? null : chatId);
   sidebar.setActive(isNew ? null : chatId);
-  $("model-value").textContent = "connecting…";
+  toolbar.setModel("connecting…");
   const scheme = window.location.protocol === "https:" ? "wss" : "ws";
   current = new OpenChat({
     id: chatId,
@@ -194,7 +213,7 @@ function open(id) {
   });
   ui.runState("idle", { outgoing: false });
   current.start();
-  if (!small.matches) input.focus(); // on a phone that would pop the keyboard up
+  if (!SMALL.matches) composer.focus(); // on a phone that would pop the keyboard up
 }
 
 function navigate(id) {
@@ -205,74 +224,25 @@ function navigate(id) {
 
 window.addEventListener("popstate", () => open(chatIdIn(window.location.pathname)));
 
+function newChat() {
+  navigate(null);
+  drawer.closeOnSmallScreens();
+}
+
 $("new-chat").addEventListener("click", (event) => {
   event.preventDefault();
-  navigate(null);
-  closeSidebarOnSmallScreens();
+  newChat();
 });
 
-// --- the composer ---------------------------------------------------------------------------
-
-function autosize() {
-  input.style.height = "auto";
-  input.style.height = `${Math.min(input.scrollHeight, 240)}px`;
-}
-
-function submit() {
-  const text = input.value;
-  if (!text.trim() || !current) return;
-  if (current.state === "running") {
-    notify("The assistant is still answering. Wait for it, or stop it first.");
-    return;
-  }
-  if (current.send(text)) {
-    clearNotices();
-    input.value = "";
-    autosize();
-  }
-}
-
-$("composer").addEventListener("submit", (event) => {
-  event.preventDefault();
-  submit();
-});
-
-input.addEventListener("keydown", (event) => {
-  // Enter sends; Shift+Enter is a new line; Enter while composing (IME) is the IME's.
-  if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
-    event.preventDefault();
-    submit();
-  }
-});
-input.addEventListener("input", autosize);
-
-stopButton.addEventListener("click", () => {
-  if (!current) return;
-  current.cancel();
-  stopButton.disabled = true;
-  stopButton.textContent = "Stopping…";
-});
-
-// --- layout ---------------------------------------------------------------------------------
-
-function setSidebar(open) {
-  app.classList.toggle("sidebar-open", open);
-  sidebarToggle.setAttribute("aria-expanded", String(open));
-  if (open) $("new-chat").focus();
-}
-
-function closeSidebarOnSmallScreens() {
-  if (small.matches) setSidebar(false);
-}
-
-sidebarToggle.addEventListener("click", () => setSidebar(!app.classList.contains("sidebar-open")));
-document.addEventListener("keydown", (event) => {
-  if (event.key === "Escape" && small.matches && app.classList.contains("sidebar-open")) {
-    setSidebar(false);
-    sidebarToggle.focus();
-  }
-});
-artifactsToggle.addEventListener("click", () => panel.toggle());
+// Last: Esc goes to whatever it closes first (see shortcuts.js).
+installShortcuts(
+  { dialog: $("shortcuts-dialog"), list: $("shortcut-list"), opener: $("shortcuts-button"), closer: $("shortcuts-close") },
+  {
+    newChat,
+    stop: () => composer.stop(),
+    isRunning: () => Boolean(current && current.state === "running"),
+  },
+);
 
 // --- start ----------------------------------------------------------------------------------
 

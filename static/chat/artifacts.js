@@ -134,7 +134,10 @@ export class ArtifactPanel {
       setTimeout(() => (this.el.copy.textContent = "Copy"), 1500);
     });
     root.addEventListener("keydown", (event) => {
-      if (event.key === "Escape") this.close();
+      if (event.key === "Escape" && this.isOpen) {
+        event.preventDefault(); // Esc closes the panel, nothing else (shortcuts.js)
+        this.close();
+      }
     });
     store.subscribe((id) => this.changed(id));
   }
@@ -258,6 +261,7 @@ export class ArtifactPanel {
     this.revokeBlobs(); // the view and the download link are made again below
     const shown = this.shown();
     this.el.heading.textContent = shown.title || "Untitled";
+    this.el.select.value = item.id; // the options are made on store changes, not on opening one
     this.root.dataset.artifactId = item.id;
     this.root.dataset.status = item.status;
 

@@ -51,13 +51,13 @@ export function answerOf(content) {
 
 /**
  * A question with one button per option.
- * state: { question, options, answer: {choice|reply|other}|null, sending: choice|null, isError }
+ * state: { question, options, answer: {choice|reply|other}|null, sending: {choice}|{reply}|null, isError }
  */
 export function questionCard(id, state, onChoose) {
   const headingId = `question-${id}`;
   const answered = Boolean(state.answer);
   const locked = answered || Boolean(state.sending);
-  const chosen = state.answer ? state.answer.choice : state.sending;
+  const chosen = (state.answer || state.sending || {}).choice;
   const card = h("div", {
     class: `card question-card${answered ? " answered" : ""}`,
     role: "group",
@@ -84,12 +84,17 @@ export function questionCard(id, state, onChoose) {
       ),
     ),
   );
+  // An answer typed instead of an option is shown where a chosen option would be.
+  const reply = (state.answer || state.sending || {}).reply;
+  if (reply !== undefined) {
+    card.append(h("p", { class: "question-reply" }, h("span", { class: "visually-hidden" }, "You replied: "), reply));
+  }
   let note = "Pick an option, or type your own answer below.";
-  if (state.sending) note = `Sending “${state.sending}”…`;
+  if (state.sending) note = state.sending.choice !== undefined ? `Sending “${state.sending.choice}”…` : "Sending your answer…";
   if (state.answer && state.answer.choice !== undefined) note = `You chose ${state.answer.choice}.`;
-  if (state.answer && state.answer.reply !== undefined) note = `You replied: ${state.answer.reply}`;
+  if (state.answer && state.answer.reply !== undefined) note = null; // the reply above says it
   if (state.answer && state.answer.other !== undefined) note = state.answer.other || "This question was closed.";
-  card.append(h("p", { class: `question-note muted${state.isError ? " error-text" : ""}` }, note));
+  if (note) card.append(h("p", { class: `question-note muted${state.isError ? " error-text" : ""}` }, note));
   return card;
 }
 

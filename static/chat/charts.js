@@ -1,14 +1,18 @@
 // Charts from display_chart's data (tools/display_chart.py: chart_type bar|line|pie, labels,
 // values, title, x_label, y_label), drawn as SVG with DOM calls: labels are text nodes,
 // never markup. Each chart has a text alternative and its figures in a table.
+//
+// A chart is drawn at the width it is shown at (one SVG unit is one CSS pixel) and drawn
+// again when that width changes: scaling one drawing down to a phone would shrink its
+// labels with it (12 px became 6).
 
 import { h, s } from "./dom.js";
 
 // Tableau 10: distinguishable, and readable on light and dark backgrounds.
 const COLORS = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"];
-const WIDTH = 560;
-const HEIGHT = 300;
-const MARGIN = { top: 20, right: 16, bottom: 64, left: 56 };
+const DEFAULT_WIDTH = 560; // until the chart is on the page and its width is known
+const MARGIN = { top: 20, right: 16, left: 56 };
+const heightFor = (width) => Math.round(Math.min(300, Math.max(220, width * 0.55)));
 
 const formatNumber = (value) =>
   Number.isInteger(value) ? value.toLocaleString() : value.toLocaleString(undefined, { maximumFractionDigits: 2 });
@@ -54,31 +58,31 @@ function dataTable(data) {
   );
 }
 
-function axes(svg, data, ticks, y) {
-  const plotRight = WIDTH - MARGIN.right;
+function axes(svg, data, ticks, y, { width, height, margin }) {
+  const plotRight = width - margin.right;
   for (const tick of ticks) {
     svg.append(
-      s("line", { class: "grid", x1: MARGIN.left, x2: plotRight, y1: y(tick), y2: y(tick) }),
-      s("text", { class: "tick", x: MARGIN.left - 6, y: y(tick), "text-anchor": "end", "dominant-baseline": "middle" }, formatNumber(tick)),
+      s("line", { class: "grid", x1: margin.left, x2: plotRight, y1: y(tick), y2: y(tick) }),
+      s("text", { class: "tick", x: margin.left - 6, y: y(tick), "text-anchor": "end", "dominant-baseline": "middle" }, formatNumber(tick)),
     );
   }
-  svg.append(s("line", { class: "axis", x1: MARGIN.left, x2: plotRight, y1: y(Math.max(0, ticks[0])), y2: y(Math.max(0, ticks[0])) }));
+  svg.append(s("line", { class: "axis", x1: margin.left, x2: plotRight, y1: y(Math.max(0, ticks[0])), y2: y(Math.max(0, ticks[0])) }));
   if (data.y_label) {
     svg.append(
-      s("text", { class: "axis-label", transform: `translate(14 ${MARGIN.top + (HEIGHT - MARGIN.top - MARGIN.bottom) / 2}) rotate(-90)`, "text-anchor": "middle" }, truncate(data.y_label, 40)),
+      s("text", { class: "axis-label", transform: `translate(14 ${margin.top + (height - margin.top - margin.bottom) / 2}) rotate(-90)`, "text-anchor": "middle" }, truncate(data.y_label, 40)),
     );
   }
   if (data.x_label) {
-    svg.append(s("text", { class: "axis-label", x: MARGIN.left + (plotRight - MARGIN.left) / 2, y: HEIGHT - 6, "text-anchor": "middle" }, truncate(data.x_label, 60)));
+    svg.append(s("text", { class: "axis-label", x: margin.left + (plotRight - margin.left) / 2, y: height - 6, "text-anchor": "middle" }, truncate(data.x_label, 60)));
   }
 }
 
-function xLabels(svg, labels, center, band) {
-  const rotate = labels.length > 6;
+function xLabels(svg, labels, center, band, { height, margin }) {
+  const rotate = margin.rotated;
   const limit = rotate ? 14 : Math.max(3, Math.floor(band / 7));
   labels.forEach((label, i) => {
     const x = center(i);
-    const y = HEIGHT - MARGIN.bottom + 16;
+    const y = height - margin.bottom + 16;
     svg.append(
       s(
         "text",
@@ -91,21 +95,21 @@ function xLabels(svg, labels, center, band) {
   });
 }
 
-function cartesian(data) {
+function cartesian(data, { width, height, margin }) {
   const values = data.values;
   const ticks = niceTicks(Math.min(0, ...values), Math.max(0, ...values));
   const low = ticks[0];
   const high = ticks[ticks.length - 1];
-  const plotHeight = HEIGHT - MARGIN.top - MARGIN.bottom;
-  const y = (value) => MARGIN.top + plotHeight * (1 - (value - low) / (high - low));
-  const band = (WIDTH - MARGIN.left - MARGIN.right) / values.length;
-  const center = (i) => MARGIN.left + band * (i + 0.5);
+  const plotHeight = height - margin.top - margin.bottom;
+  const y = (value) => margin.top + plotHeight * (1 - (value - low) / (high - low));
+  const band = (width - margin.left - margin.right) / values.length;
+  const center = (i) => margin.left + band * (i + 0.5);
   return { ticks, y, band, center };
 }
 
-function barChart(svg, data) {
-  const { ticks, y, band, center } = cartesian(data);
-  axes(svg, data, ticks, y);
+function barChart(svg, data, size) {
+  const { ticks, y, band, center } = cartesian(data, size);
+  axes(svg, data, ticks, y, size);
   const width = Math.max(2, band * 0.64);
   data.values.forEach((value, i) => {
     const top = y(Math.max(0, value));
@@ -121,12 +125,12 @@ function barChart(svg, data) {
       svg.append(s("text", { class: "value", x: center(i), y: value >= 0 ? top - 4 : bottom + 12, "text-anchor": "middle" }, formatNumber(value)));
     }
   });
-  xLabels(svg, data.labels, center, band);
+  xLabels(svg, data.labels, center, band, size);
 }
 
-function lineChart(svg, data) {
-  const { ticks, y, band, center } = cartesian(data);
-  axes(svg, data, ticks, y);
+function lineChart(svg, data, size) {
+  const { ticks, y, band, center } = cartesian(data, size);
+  axes(svg, data, ticks, y, size);
   const points = data.values.map((value, i) => `${center(i)},${y(value)}`).join(" ");
   svg.append(s("polyline", { class: "line", points, fill: "none", stroke: COLORS[0] }));
   data.values.forEach((value, i) => {
@@ -134,14 +138,14 @@ function lineChart(svg, data) {
       s("circle", { class: "point", cx: center(i), cy: y(value), r: 4, fill: COLORS[0] }, s("title", {}, `${data.labels[i]}: ${formatNumber(value)}`)),
     );
   });
-  xLabels(svg, data.labels, center, band);
+  xLabels(svg, data.labels, center, band, size);
 }
 
-function pieChart(svg, data) {
+function pieChart(svg, data, { width, height }) {
   const total = data.values.reduce((sum, value) => sum + value, 0);
-  const radius = (HEIGHT - 24) / 2;
-  const cx = WIDTH / 2;
-  const cy = HEIGHT / 2;
+  const radius = (Math.min(width, height) - 24) / 2;
+  const cx = width / 2;
+  const cy = height / 2;
   let angle = -Math.PI / 2;
   data.values.forEach((value, i) => {
     const share = value / total;
@@ -161,6 +165,10 @@ function pieChart(svg, data) {
     );
     angle = end;
   });
+}
+
+function legend(data) {
+  const total = data.values.reduce((sum, value) => sum + value, 0);
   return h(
     "ul",
     { class: "chart-legend" },
@@ -175,19 +183,55 @@ function pieChart(svg, data) {
   );
 }
 
+/** Room around the plot: labels turn when they would not fit side by side, and need more. */
+function marginFor(data, width) {
+  const band = (width - MARGIN.left - MARGIN.right) / data.values.length;
+  const rotated = data.values.length > 6 || band < 48;
+  return { ...MARGIN, rotated, bottom: (rotated ? 64 : 28) + (data.x_label ? 20 : 0) };
+}
+
+/** Draw (again) `data` into `svg`, `width` CSS pixels wide. */
+function draw(svg, data, width) {
+  const size = { width, height: heightFor(width), margin: marginFor(data, width) };
+  svg.replaceChildren();
+  svg.setAttribute("viewBox", `0 0 ${size.width} ${size.height}`);
+  svg.dataset.width = String(width);
+  if (data.chart_type === "pie") pieChart(svg, data, size);
+  else if (data.chart_type === "line") lineChart(svg, data, size);
+  else barChart(svg, data, size);
+}
+
+// One observer for every chart: each is drawn again at its new width; one taken off the
+// page (its size becomes 0) is let go.
+const shown = new WeakMap(); // figure -> its data
+const resized = new ResizeObserver((entries) => {
+  for (const { target } of entries) {
+    const svg = target.querySelector(":scope > svg.chart");
+    const width = Math.round(svg ? svg.getBoundingClientRect().width : 0);
+    if (!target.isConnected || !width) resized.unobserve(target);
+    else if (Math.abs(width - Number(svg.dataset.width)) >= 2) draw(svg, shown.get(target), width);
+  }
+});
+
 /** A <figure> with the chart, its caption and its figures. */
 export function chartFigure(data) {
   const title = data.title || "Chart";
   const svg = s("svg", {
     class: `chart chart-${data.chart_type}`,
-    viewBox: `0 0 ${WIDTH} ${HEIGHT}`,
     role: "img",
     "aria-label": describe(data),
     preserveAspectRatio: "xMidYMid meet",
   });
-  let legend = null;
-  if (data.chart_type === "pie") legend = pieChart(svg, data);
-  else if (data.chart_type === "line") lineChart(svg, data);
-  else barChart(svg, data);
-  return h("figure", { class: "card chart-card", dataset: { chartType: data.chart_type } }, h("figcaption", {}, title), svg, legend, dataTable(data));
+  draw(svg, data, DEFAULT_WIDTH);
+  const figure = h(
+    "figure",
+    { class: "card chart-card", dataset: { chartType: data.chart_type } },
+    h("figcaption", {}, title),
+    svg,
+    data.chart_type === "pie" ? legend(data) : null,
+    dataTable(data),
+  );
+  shown.set(figure, data);
+  resized.observe(figure);
+  return figure;
 }

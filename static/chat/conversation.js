@@ -1,5 +1,5 @@
-// The conversation on screen: messages by sequence, the reply being streamed, and under
-// each tool call its card (chart, analysis, question, artifact) or result line.
+// The conversation on screen: messages by sequence, grouped into turns (turns.js), the reply
+// being streamed, and the cards of tool calls (toolslots.js).
 //
 // Messages are keyed by sequence and replaced whole when a newer copy arrives, so applying
 // the same stored message twice (history, then a replayed event) changes nothing. A reply
@@ -7,17 +7,19 @@
 // with the stored content, and data-stream-check records whether the streamed text was the
 // same (a duplicated or missing delta would show as "mismatch").
 //
-// Tool calls (tool_use blocks of a reply) get a slot each. What fills it comes from the
-// tool-results message (history) or from live events (tool_use, artifact, display,
-// tool_result, awaiting_user_input), whichever arrives; the results message itself has no
-// bubble of its own.
+// A tool-results message has no block of its own: its results fill the cards of the calls
+// above it, in the same assistant turn.
 
+import { addCodeCopyButtons } from "./copy.js";
 import { h, textOf } from "./dom.js";
 import { renderMarkdown } from "./markdown.js";
-import { answerOf, artifactCard, displayCard, questionCard, toolLine } from "./cards.js";
+import { ToolSlots } from "./toolslots.js";
+import { Turn, turnOf } from "./turns.js";
 
 const ANNOUNCE_LIMIT = 1200;
-const NEAR_BOTTOM_PX = 120;
+// A stored reply says only that it did not finish (not why), so live and after a reload it
+// reads the same; the run's notice says why when it is known.
+export const UNFINISHED_NOTE = "This reply did not finish.";
 
 function isToolResults(content) {
   return Array.isArray(content) && content.some((block) => block && block.type === "tool_result");
@@ -46,32 +48,39 @@ function cursorHost(root) {
   }
 }
 
+/** Where `sequence` goes in the ascending list `order`. */
+function insertionIndex(order, sequence) {
+  let low = 0;
+  let high = order.length;
+  while (low < high) {
+    const middle = (low + high) >> 1;
+    if (order[middle] < sequence) low = middle + 1;
+    else high = middle;
+  }
+  return low;
+}
+
 export class Conversation {
   /**
    * @param {HTMLOListElement} list
-   * @param {HTMLElement} scroller
-   * @param {object} options  store (artifacts), onAnswer(id, choice), onOpenArtifact(id, opener), announce(text)
+   * @param {FollowScroll} follow  the list's scrolling (scrolling.js)
+   * @param {object} options  store (artifacts), onAnswer(id, choice), onOpenArtifact(id, opener),
+   *   announce(text), onEmptyChange(empty)
    */
-  constructor(list, scroller, { store, onAnswer, onOpenArtifact, announce, onEmptyChange }) {
+  constructor(list, follow, { store, onAnswer, onOpenArtifact, announce, onEmptyChange }) {
     this.list = list;
-    this.scroller = scroller;
-    this.store = store;
-    this.onAnswer = onAnswer;
-    this.onOpenArtifact = onOpenArtifact;
+    this.follow = follow;
     this.announce = announce;
     this.onEmptyChange = onEmptyChange;
+    this.tools = new ToolSlots({ store, onAnswer, onOpenArtifact, placeOrphan: (slot) => this.placeOrphan(slot) });
     this.reset();
   }
 
   reset() {
     this.list.replaceChildren();
     this.messages = new Map(); // sequence -> entry
-    this.slots = new Map(); // tool_use_id -> slot element
-    this.uses = new Map(); // tool_use_id -> tool_use block
-    this.results = new Map(); // tool_use_id -> tool_result block (with display_data …)
-    this.running = new Set(); // tool_use_ids announced by tool_use, no result yet
-    this.sending = new Map(); // tool_use_id -> the choice sent, not yet confirmed
-    this.pending = null; // the open question
+    this.order = []; // the sequences, ascending
+    this.tools.reset();
     this.outgoing = null; // the user's message not yet stored
     this.renderQueue = new Set();
     this.frame = null;
@@ -87,7 +96,7 @@ export class Conversation {
   release(sequence) {
     this.held.delete(sequence);
     const entry = this.messages.get(sequence);
-    if (entry && entry.streaming && this.stoppedWhileHeld) this.stopStreaming(this.stoppedWhileHeld);
+    if (entry && entry.streaming && this.stoppedWhileHeld) this.stopStreaming();
   }
 
   /** Rebuild from stored messages (the API), with the open question if there is one. */
@@ -115,18 +124,17 @@ export class Conversation {
   /** A message as stored (API) or announced (`message` event). */
   upsert(message, { live }) {
     const follow = this.nearBottom();
-    let entry = this.messages.get(message.sequence);
-    if (!entry) entry = this.createEntry(message.sequence, message.role);
+    const entry = this.messages.get(message.sequence) || this.createEntry(message.sequence, message.role, message.content);
     const wasStreaming = entry.streaming;
     entry.content = message.content;
     entry.finished = message.finished !== false;
+    this.noteMeta(entry, message);
     if (message.role === "assistant") {
       if (live && !entry.finished) {
         // A reply starting: its text follows as deltas.
         entry.streaming = true;
         entry.streamText = textOf(message.content);
         entry.fromStart = entry.streamText === "";
-        entry.note = null;
         if (!wasStreaming) this.announce("The assistant is replying.");
       } else {
         if (wasStreaming && entry.finished) this.finishStream(entry);
@@ -136,8 +144,28 @@ export class Conversation {
     } else {
       this.renderUser(entry);
     }
+    entry.turn.refresh();
     this.changed();
     if (follow) this.scrollToBottom();
+  }
+
+  /** When a message was stored and what its model call used (API fields; an event has none). */
+  noteMeta(entry, message) {
+    if (message.created_at) entry.createdAt = new Date(message.created_at);
+    else if (!entry.createdAt) entry.createdAt = new Date();
+    if (message.usage !== undefined) entry.usage = message.usage;
+  }
+
+  /** Stored copies of messages already shown (API): their time and usage. */
+  setMeta(messages) {
+    const touched = new Set();
+    for (const message of messages) {
+      const entry = this.messages.get(message.sequence);
+      if (!entry) continue;
+      this.noteMeta(entry, message);
+      touched.add(entry.turn);
+    }
+    for (const turn of touched) turn.refresh();
   }
 
   finishStream(entry) {
@@ -158,7 +186,7 @@ export class Conversation {
     let entry = this.messages.get(sequence);
     if (!entry) {
       // Its start was never seen (a resync mid-reply): show what arrives from here.
-      entry = this.createEntry(sequence, "assistant");
+      entry = this.createEntry(sequence, "assistant", []);
       entry.content = [];
       entry.finished = false;
     }
@@ -167,51 +195,67 @@ export class Conversation {
       entry.streaming = true;
       entry.streamText = textOf(entry.content);
       entry.fromStart = false;
+      entry.turn.refresh();
     }
     entry.streamText += text;
     this.scheduleRender(entry);
   }
 
   /** The run ended (complete or error): replies still streaming keep what they have. */
-  stopStreaming(reason) {
-    this.stoppedWhileHeld = this.held.size ? reason : null;
+  stopStreaming() {
+    this.stoppedWhileHeld = this.held.size > 0;
     for (const entry of this.messages.values()) {
       if (!entry.streaming || this.held.has(entry.sequence)) continue;
       entry.streaming = false;
       entry.finished = false;
       entry.content = [{ type: "text", text: entry.streamText }];
-      entry.note = reason === "cancelled" ? "You stopped this reply." : "This reply was interrupted.";
       this.renderAssistant(entry);
+      entry.turn.refresh();
     }
-    const stale = [...this.running];
-    this.running.clear();
-    for (const id of stale) this.renderSlot(id);
-    if (this.pending === null) {
-      for (const id of [...this.sending.keys()]) this.unlockQuestion(id);
-    }
+    this.tools.stopRunning();
   }
 
-  createEntry(sequence, role) {
-    const el = h("li", { class: `message ${role}`, dataset: { sequence: String(sequence), role } });
-    el.append(h("p", { class: "message-author" }, role === "user" ? "You" : "Assistant"), h("div", { class: "message-body" }));
-    const entry = { sequence, role, el, body: el.lastElementChild, content: "", finished: true, streaming: false, streamText: "", fromStart: false, note: null };
+  createEntry(sequence, role, content) {
+    const kind = role === "assistant" ? "assistant" : isToolResults(content) ? "results" : "typed";
+    const el = h("div", { class: `message ${role}`, dataset: { sequence: String(sequence), role } }, h("div", { class: "message-body" }));
+    const entry = { sequence, role, kind, el, body: el.lastElementChild, content: "", finished: true, streaming: false, streamText: "", fromStart: false, createdAt: null, usage: null, turn: null };
     this.messages.set(sequence, entry);
-    this.insert(el, sequence);
+    this.place(entry);
     return entry;
   }
 
-  /** Insert in sequence order, before the message still being sent. */
-  insert(el, sequence) {
-    let before = null;
-    for (let node = this.list.lastElementChild; node; node = node.previousElementSibling) {
-      const other = node.dataset.sequence === undefined ? NaN : Number(node.dataset.sequence);
-      if (node === this.outgoing || other > sequence) {
-        before = node;
-        continue;
-      }
-      break;
+  /** Put a new entry in its turn: a typed message starts one; the rest joins its neighbours'. */
+  place(entry) {
+    const at = insertionIndex(this.order, entry.sequence);
+    const prev = at > 0 ? this.messages.get(this.order[at - 1]) : null;
+    const next = at < this.order.length ? this.messages.get(this.order[at]) : null;
+    this.order.splice(at, 0, entry.sequence);
+    const joinable = (other) => other && other.kind !== "typed";
+    if (entry.kind !== "typed" && joinable(prev)) return prev.turn.add(entry);
+    if (entry.kind !== "typed" && joinable(next)) return next.turn.add(entry);
+    const turn = new Turn(entry.kind === "typed" ? "user" : "assistant");
+    let before = next ? next.turn.el : this.outgoing;
+    if (prev && next && prev.turn === next.turn) {
+      // A typed message that arrived late, between two parts of one reply: split the reply.
+      const rest = prev.turn.splitAt(next);
+      this.list.insertBefore(rest.el, prev.turn.el.nextSibling);
+      before = rest.el;
     }
-    this.list.insertBefore(el, before);
+    this.list.insertBefore(turn.el, before);
+    turn.add(entry);
+  }
+
+  /** A card whose call is not on screen yet: at the end of the newest assistant turn. */
+  placeOrphan(slot) {
+    const part = h("div", { class: "message assistant orphan" }, h("div", { class: "message-body" }, slot));
+    let last = this.outgoing ? this.outgoing.previousElementSibling : this.list.lastElementChild;
+    while (last && !last.classList.contains("turn")) last = last.previousElementSibling;
+    let turn = last && last.classList.contains("assistant") ? turnOf(last) : null;
+    if (!turn) {
+      turn = new Turn("assistant");
+      this.list.insertBefore(turn.el, this.outgoing);
+    }
+    turn.addOrphan(part);
   }
 
   renderUser(entry) {
@@ -224,19 +268,14 @@ export class Conversation {
     let orphans = 0;
     for (const block of results) {
       const id = block.tool_use_id;
-      this.results.set(id, block);
-      this.running.delete(id);
-      this.sending.delete(id);
-      if (this.pending && this.pending.tool_use_id === id) this.pending = null;
-      const slot = this.slots.get(id);
+      this.tools.settle(block);
+      const slot = this.tools.slots.get(id);
       if (!slot || !slot.isConnected) {
         // Its call is not on screen (history cut short): show the result here.
-        const own = slot || h("div", { class: "tool-slot", dataset: { toolUseId: id } });
-        this.slots.set(id, own);
-        entry.body.append(own);
+        entry.body.append(slot || this.tools.newSlot(id));
         orphans += 1;
       }
-      this.renderSlot(id);
+      this.tools.render(id);
     }
     entry.el.hidden = results.length > 0 && !text && orphans === 0;
   }
@@ -260,22 +299,29 @@ export class Conversation {
       if (block.type === "text" && block.text) {
         const markdown = h("div", { class: "markdown" });
         renderMarkdown(markdown, block.text);
+        addCodeCopyButtons(markdown);
         body.append(markdown);
       } else if (block.type === "tool_use") {
-        this.uses.set(block.id, block);
-        const slot = kept.get(block.id) || this.slots.get(block.id) || h("div", { class: "tool-slot", dataset: { toolUseId: block.id } });
-        const orphanHolder = slot.closest("li.orphan, li.tool-results");
-        this.slots.set(block.id, slot);
+        this.tools.use(block);
+        const slot = kept.get(block.id) || this.tools.slots.get(block.id) || this.tools.newSlot(block.id);
+        const standIn = slot.closest(".message.orphan, .message.tool-results");
+        this.tools.slots.set(block.id, slot);
         body.append(slot);
-        if (orphanHolder && !orphanHolder.querySelector(".tool-slot, .user-text")) {
+        if (standIn && !standIn.querySelector(".tool-slot, .user-text")) {
           // The call it was waiting for is on screen now: its stand-in goes.
-          if (orphanHolder.classList.contains("orphan")) orphanHolder.remove();
-          else orphanHolder.hidden = true;
+          if (standIn.classList.contains("orphan")) this.removeOrphan(standIn);
+          else standIn.hidden = true;
         }
-        this.renderSlot(block.id);
+        this.tools.render(block.id);
       }
     }
-    if (!entry.finished) body.append(h("p", { class: "message-note muted" }, entry.note || "This reply was interrupted."));
+    if (!entry.finished) body.append(h("p", { class: "message-note muted" }, UNFINISHED_NOTE));
+  }
+
+  removeOrphan(part) {
+    const turn = turnOf(part.parentElement);
+    if (turn) turn.removePart(part);
+    else part.remove();
   }
 
   scheduleRender(entry) {
@@ -290,103 +336,27 @@ export class Conversation {
     });
   }
 
-  // --- tool calls --------------------------------------------------------------------------
-
-  toolUse(event) {
-    // An input too big for a frame is omitted from the event; the stored reply has it.
-    const known = this.uses.get(event.tool_use_id);
-    this.uses.set(event.tool_use_id, { id: event.tool_use_id, name: event.name, input: event.input ?? (known && known.input) });
-    if (!this.results.has(event.tool_use_id)) this.running.add(event.tool_use_id);
-    this.ensureSlot(event.tool_use_id);
-    this.renderSlot(event.tool_use_id);
-  }
-
-  toolResult(event) {
-    const id = event.tool_use_id;
-    const result = { ...(this.results.get(id) || {}), type: "tool_result", tool_use_id: id, is_error: event.is_error };
-    if (event.content !== undefined) result.content = event.content; // else omitted: too big
-    this.results.set(id, result);
-    this.running.delete(id);
-    this.ensureSlot(id);
-    this.renderSlot(id);
-  }
-
-  display(event) {
-    const id = event.tool_use_id;
-    if (event.data === undefined) return; // omitted (too big); the stored results message has it
-    this.results.set(id, { ...(this.results.get(id) || { type: "tool_result", tool_use_id: id }), display_data: event.data });
-    this.ensureSlot(id);
-    this.renderSlot(id);
-  }
-
-  /** An artifact changed (the store holds it): redraw the card of the call that makes it. */
-  artifactChanged(toolUseId) {
-    if (!toolUseId) return;
-    this.ensureSlot(toolUseId);
-    this.renderSlot(toolUseId);
-  }
+  // --- tool calls: their cards are this.tools (toolslots.js) --------------------------------
 
   /** The open question (ready.pending, awaiting_user_input), or null. */
   setPending(pending, { announce = false } = {}) {
-    this.pending = pending || null;
-    if (!this.pending) return;
-    const id = this.pending.tool_use_id;
-    this.running.delete(id);
-    this.sending.delete(id);
-    this.ensureSlot(id);
-    this.renderSlot(id);
-    if (announce) {
-      this.announce(`Question: ${this.pending.question} Options: ${this.pending.options.join(", ")}.`);
-    }
+    this.tools.setPending(pending);
+    if (!pending) return;
+    if (announce) this.announce(`Question: ${pending.question} Options: ${pending.options.join(", ")}.`);
     this.scrollToBottom();
   }
 
-  lockQuestion(id, choice) {
-    this.sending.set(id, choice);
-    this.renderSlot(id);
+  get pending() {
+    return this.tools.pending;
+  }
+
+  /** An answer to question `id` is on its way: {choice} clicked, or {reply} typed. */
+  lockQuestion(id, answer) {
+    this.tools.lock(id, answer);
   }
 
   unlockQuestion(id) {
-    this.sending.delete(id);
-    this.renderSlot(id);
-  }
-
-  ensureSlot(id) {
-    if (this.slots.has(id)) return;
-    const slot = h("div", { class: "tool-slot", dataset: { toolUseId: id } });
-    this.slots.set(id, slot);
-    const holder = h("li", { class: "message assistant orphan" }, h("div", { class: "message-body" }, slot));
-    this.list.insertBefore(holder, this.outgoing);
-  }
-
-  renderSlot(id) {
-    const slot = this.slots.get(id);
-    if (!slot) return;
-    const use = this.uses.get(id);
-    const result = this.results.get(id);
-    const pending = this.pending && this.pending.tool_use_id === id ? this.pending : null;
-    let card = null;
-    if (result && result.display_data) card = displayCard(result.display_data);
-    if (!card && (pending || (result && result.interactive_data))) {
-      const data = pending || result.interactive_data;
-      card = questionCard(
-        id,
-        {
-          question: data.question,
-          options: Array.isArray(data.options) ? data.options : [],
-          answer: pending || !result ? null : answerOf(result.content),
-          sending: this.sending.get(id) || null,
-          isError: Boolean(result && result.is_error),
-        },
-        (choice) => this.onAnswer(id, choice),
-      );
-    }
-    if (!card) {
-      const artifact = this.store.byToolUse(id) || (result && result.artifact_data && this.store.fromData(result.artifact_data));
-      if (artifact) card = artifactCard(artifact, this.onOpenArtifact);
-    }
-    if (!card) card = toolLine(use, result, this.running.has(id));
-    slot.replaceChildren(card);
+    this.tools.unlock(id);
   }
 
   // --- the user's message on its way -------------------------------------------------------
@@ -395,9 +365,9 @@ export class Conversation {
     this.removeOutgoing();
     this.outgoing = h(
       "li",
-      { class: "message user outgoing", dataset: { state: "sending" } },
+      { class: "turn user outgoing", dataset: { state: "sending" } },
       h("p", { class: "message-author" }, "You"),
-      h("div", { class: "message-body" }, h("p", { class: "user-text" }, text)),
+      h("div", { class: "message user" }, h("div", { class: "message-body" }, h("p", { class: "user-text" }, text))),
       h("p", { class: "message-note muted outgoing-state" }, "Sending…"),
     );
     this.list.append(this.outgoing);
@@ -449,24 +419,22 @@ export class Conversation {
     for (const button of this.list.querySelectorAll(".notice .retry")) button.remove();
   }
 
-  /** The text of the user's newest typed message (for Retry). */
-  lastTypedText() {
-    const sequences = [...this.messages.keys()].sort((a, b) => b - a);
-    for (const sequence of sequences) {
-      const entry = this.messages.get(sequence);
-      if (entry.role === "user" && !isToolResults(entry.content)) return typedText(entry.content);
+  /** The user's newest typed message: its text (for Retry) and sequence. */
+  lastTyped() {
+    for (let i = this.order.length - 1; i >= 0; i -= 1) {
+      const entry = this.messages.get(this.order[i]);
+      if (entry.kind === "typed") return { sequence: entry.sequence, text: typedText(entry.content) };
     }
-    return "";
+    return null;
   }
 
   // --- scrolling ---------------------------------------------------------------------------
 
   nearBottom() {
-    const s = this.scroller;
-    return s.scrollHeight - s.scrollTop - s.clientHeight < NEAR_BOTTOM_PX;
+    return this.follow.nearBottom();
   }
 
   scrollToBottom() {
-    this.scroller.scrollTop = this.scroller.scrollHeight;
+    this.follow.toBottom();
   }
 }

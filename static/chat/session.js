@@ -4,6 +4,8 @@
 // server's `message` event for it arrives (the durable acknowledgement). If the socket is
 // down it waits; after a reconnect (and resume) it is sent again with the same client_id,
 // which the server never stores twice (a resent id is answered by a `message` without id).
+// Text typed while a question is open answers it: it is shown on the question's card, and
+// the stored tool-results message carrying our client_id is its acknowledgement.
 
 import { ChatConnection } from "./connection.js";
 import { newId, textOf } from "./dom.js";
@@ -56,14 +58,22 @@ export class OpenChat {
 
   // --- what the user does ------------------------------------------------------------------
 
-  /** Send a message; false if one is still on its way. */
+  /** Send a message (or, while a question is open, a typed answer); false if one is still on its way. */
   send(text) {
     if (this.outgoing) return false;
-    this.outgoing = { text, clientId: newId(), state: "waiting" };
-    this.view.showOutgoing(text);
+    const question = this.state === "awaiting_input" ? this.view.pending : null;
+    this.outgoing = { text, clientId: newId(), state: "waiting", answers: question ? question.tool_use_id : null };
+    this.showOutgoing();
     this.ui.runState(this.state, { outgoing: true });
     this.transmit();
     return true;
+  }
+
+  /** Where the message on its way is shown: its own bubble, or the card of the question it answers. */
+  showOutgoing() {
+    const { answers, text } = this.outgoing;
+    if (!answers) this.view.showOutgoing(text);
+    else if (this.view.pending && this.view.pending.tool_use_id === answers) this.view.lockQuestion(answers, { reply: text });
   }
 
   transmit() {
@@ -86,14 +96,14 @@ export class OpenChat {
       return;
     }
     this.lastCommand = { kind: "answer", toolUseId, choice, busyRetries };
-    this.view.lockQuestion(toolUseId, choice);
+    this.view.lockQuestion(toolUseId, { choice });
     if (!busyRetries) this.ui.announce(`Sent your choice: ${choice}.`);
   }
 
   /** Retry after a failed run: send the last message typed again. */
   retryRun() {
-    const text = this.view.lastTypedText();
-    if (text) this.send(text);
+    const last = this.view.lastTyped();
+    if (last && last.text) this.send(last.text);
   }
 
   // --- the connection ----------------------------------------------------------------------
@@ -150,7 +160,7 @@ export class OpenChat {
       // The run's own error event, if still in the log, replaces this general notice.
       this.view.runError({ code: "failed", message: "The last reply did not finish." }, () => this.retryRun(), { general: true });
     }
-    if (this.outgoing) this.view.showOutgoing(this.outgoing.text);
+    if (this.outgoing) this.showOutgoing();
   }
 
   onEvent(frame) {
@@ -164,43 +174,56 @@ export class OpenChat {
         this.setState("running");
         break;
       case "tool_use":
-        this.view.toolUse(frame);
+        this.view.tools.toolUse(frame);
         break;
       case "tool_result":
-        this.view.toolResult(frame);
+        this.view.tools.toolResult(frame);
         break;
       case "display":
-        this.view.display(frame);
+        this.view.tools.display(frame);
         break;
       case "artifact":
         this.store.update(frame);
-        this.view.artifactChanged(frame.tool_use_id);
+        this.view.tools.artifactChanged(frame.tool_use_id);
         if (frame.status === "complete") this.ui.announce(`The artifact “${frame.title}” is ready.`);
         break;
       case "awaiting_user_input":
         this.view.setPending(frame, { announce: true });
         this.setState("awaiting_input");
-        this.ui.runEnded();
+        this.runEnded();
         break;
       case "title":
         this.ui.title(this.id, frame.title);
         break;
       case "complete":
         this.restoreDropped();
-        this.view.stopStreaming(frame.stop_reason);
+        this.view.stopStreaming();
         if (frame.stop_reason === "cancelled") this.ui.announce("The reply was stopped.");
         this.setState("idle");
-        this.ui.runEnded();
+        this.runEnded();
         break;
       case "error":
         this.restoreDropped();
-        this.view.stopStreaming("error");
+        this.view.stopStreaming();
         this.view.runError(frame, frame.retryable ? () => this.retryRun() : null);
         this.setState("failed");
-        this.ui.runEnded();
+        this.runEnded();
         break;
       default:
         break; // a newer server's event this page does not know
+    }
+  }
+
+  /** A run ended or paused: the sidebar may reorder, and the turn's time and usage are stored now. */
+  async runEnded() {
+    this.ui.runEnded();
+    const last = this.view.lastTyped();
+    if (!last) return;
+    try {
+      const stored = await this.api.messagesAfter(this.id, last.sequence - 1);
+      if (!this.connection.stopped) this.view.setMeta(stored);
+    } catch (error) {
+      console.warn("the reply's usage could not be read", error);
     }
   }
 
@@ -228,14 +251,15 @@ export class OpenChat {
   onMessage(frame) {
     if (this.dropped && frame.sequence === this.dropped.sequence) this.dropped = null;
     const typed = frame.role === "user" && isTyped(frame.content);
-    // Ours is the user message with our client_id. An older server's event carries none:
-    // then our text decides, and should the stored text differ, the stored message's
-    // client_id (from the API) settles it.
-    if (typed && this.outgoing) {
+    // Ours is the user message with our client_id: a typed message, or the tool results
+    // that a typed answer completed. An older server's event carries none: then our text
+    // decides, and should the stored text differ, the stored message's client_id (from
+    // the API) settles it.
+    if (frame.role === "user" && this.outgoing) {
       if (frame.client_id) {
         if (frame.client_id === this.outgoing.clientId) this.acknowledge();
-      } else if (textOf(frame.content) === this.outgoing.text) this.acknowledge();
-      else this.checkOutgoing(frame.sequence, this.outgoing);
+      } else if (typed && textOf(frame.content) === this.outgoing.text) this.acknowledge();
+      else if (typed) this.checkOutgoing(frame.sequence, this.outgoing);
     }
     this.view.upsert(frame, { live: true });
     if (frame.role === "user" || !frame.finished) this.setState("running");
@@ -282,7 +306,14 @@ export class OpenChat {
         setTimeout(() => this.outgoing === outgoing && this.transmit(), BUSY_RETRY_MS * outgoing.busyRetries);
         return;
       }
-      if (frame.retryable) {
+      if (outgoing.answers) {
+        // A typed answer that was refused: the question is open again, the text back in the box.
+        this.outgoing = null;
+        this.view.unlockQuestion(outgoing.answers);
+        this.ui.runState(this.state, { outgoing: false });
+        this.ui.restoreDraft(outgoing.text);
+        this.ui.notify(frame.message);
+      } else if (frame.retryable) {
         this.outgoing.state = "failed";
         this.view.outgoingState("failed");
         this.ui.notify(frame.message, () => this.transmit());

@@ -144,6 +144,12 @@ def test_loop_state_list_shows_session_tool_question_options_and_age(admin_clien
     assert "minute" in html  # the age, as "0 minutes"
 
 
+def test_a_loop_states_question_links_to_its_page(admin_client, paused):
+    loop = LoopState.objects.get(session=paused)
+    html = admin_client.get(changelist("loopstate")).content.decode()
+    assert f'<a href="{change("loopstate", loop.pk)}">Which colour?</a>' in html
+
+
 def test_loop_state_page_renders(admin_client, paused):
     loop = LoopState.objects.get(session=paused)
     html = admin_client.get(reverse("admin:chat_loopstate_change", args=[loop.pk])).content.decode()

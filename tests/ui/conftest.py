@@ -130,21 +130,27 @@ class Page:
         assert response.ok, f"{path}: {response.status} {response.text()}"
         return response.json()
 
-    def shoot(self, name: str) -> None:
-        """Screenshots of this state at 1280 and 375 px wide, in screenshots/."""
+    def shoot(self, name: str, widths: tuple[int, ...] = (WIDE, NARROW)) -> None:
+        """Screenshots of this state at 1280 and 375 px wide, light and dark, in screenshots/
+        (``<name>-<width>-<scheme>.png``); the page is left as it was."""
         SCREENSHOTS.mkdir(exist_ok=True)
-        for width in (WIDE, NARROW):
+        size = self.page.viewport_size
+        for width in widths:
             self.page.set_viewport_size({"width": width, "height": HEIGHT})
-            self.page.wait_for_timeout(100)  # one frame for the layout to settle
-            self.page.screenshot(path=str(SCREENSHOTS / f"{name}-{width}.png"))
-        self.page.set_viewport_size({"width": WIDE, "height": HEIGHT})
+            for scheme in ("light", "dark"):
+                self.page.emulate_media(color_scheme=scheme)
+                self.page.wait_for_timeout(100)  # one frame for the layout to settle
+                self.page.screenshot(path=str(SCREENSHOTS / f"{name}-{width}-{scheme}.png"))
+        self.page.emulate_media(color_scheme="light")
+        self.page.set_viewport_size(size)
 
 
 @pytest.fixture
 def browser_page(browser: Any, server: DaphneServer) -> Iterator[Page]:
     # Reduced motion: no sliding sidebar or blinking cursor, so screenshots show settled states.
     context = browser.new_context(
-        viewport={"width": WIDE, "height": HEIGHT}, base_url=server.url, accept_downloads=True, reduced_motion="reduce"
+        viewport={"width": WIDE, "height": HEIGHT}, base_url=server.url, accept_downloads=True, reduced_motion="reduce",
+        color_scheme="light"
     )
     wrapped = Page(context, server)
     yield wrapped

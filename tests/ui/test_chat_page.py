@@ -15,46 +15,10 @@ import pytest
 
 from chat import artifacts, services, ui
 from chat.models import ChatSession
-from tests.ui.conftest import SCREENSHOTS
-
-try:
-    from playwright.sync_api import expect
-except ImportError:  # the chromium_path fixture skips every test here (in CI: fails) with the reason
-    expect = None
+from tests.ui.conftest import NARROW
+from tests.ui.pages import chat_id_of, expect, last_reply, send, text_of, wait_until_idle, words
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("chromium_path")]
-
-
-def text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    return "".join(block["text"] for block in content if block.get("type") == "text")
-
-
-def words(text: str) -> str:
-    return " ".join(text.split())
-
-
-def chat_id_of(page: Any) -> str:
-    match = re.search(r"/c/([0-9a-f-]{36})/$", page.url)
-    assert match, f"not a chat URL: {page.url}"
-    return match.group(1)
-
-
-def send(page: Any, text: str) -> None:
-    page.get_by_label("Message", exact=True).fill(text)
-    page.keyboard.press("Enter")
-
-
-def last_reply(page: Any) -> Any:
-    return page.locator("#messages li.message.assistant:not(.orphan)").last
-
-
-def wait_until_idle(page: Any) -> None:
-    """The message sent last was stored and its run ended (or asks a question)."""
-    expect(page.locator("#messages li.outgoing")).to_have_count(0)
-    expect(page.locator("#chat-app")).to_have_attribute("data-run-state", re.compile("idle|awaiting_input"))
-    expect(page.locator("#messages li.message.assistant[data-state=streaming]")).to_have_count(0)
 
 
 def test_signing_up_then_a_reply_streams_and_the_title_reaches_the_sidebar(browser_page, server):
@@ -63,6 +27,7 @@ def test_signing_up_then_a_reply_streams_and_the_title_reaches_the_sidebar(brows
     page.get_by_label("Username").fill("newcomer")
     page.get_by_label("Password:", exact=True).fill("a-long-pass-phrase-42")
     page.get_by_label("Password confirmation:").fill("a-long-pass-phrase-42")
+    browser_page.shoot("sign-up")
     page.get_by_role("button", name="Sign up").click()
 
     expect(page).to_have_url(f"{server.url}/")
@@ -71,12 +36,13 @@ def test_signing_up_then_a_reply_streams_and_the_title_reaches_the_sidebar(brows
     scripts = page.evaluate(
         "() => performance.getEntriesByType('resource').map(e => new URL(e.name).pathname).filter(p => /\\.m?js$/.test(p))"
     )
-    assert len(scripts) == len(ui.MODULES) and all(re.search(r"\.[0-9a-f]{12}\.m?js$", path) for path in scripts), scripts
+    # (and the site's theme script, a classic one in <head> so the theme applies before paint).
+    assert len(scripts) == len(ui.MODULES) + 1 and all(re.search(r"\.[0-9a-f]{12}\.m?js$", path) for path in scripts), scripts
     expect(page.locator("#empty-state")).to_be_visible()
     browser_page.shoot("new-chat")
 
     send(page, "Hello from the browser test")
-    expect(page.locator("#messages li.message.user .user-text")).to_have_text("Hello from the browser test")
+    expect(page.locator("#messages .message.user .user-text")).to_have_text("Hello from the browser test")
     reply = last_reply(page)
     # Mid-stream: part of the reply is on screen, the stop button with it.
     expect(reply).to_have_attribute("data-state", "streaming")
@@ -108,7 +74,7 @@ def test_signing_up_then_a_reply_streams_and_the_title_reaches_the_sidebar(brows
     box.press_sequentially("second line")
     expect(box).to_have_value("first line\nsecond line")
     box.press("Enter")
-    expect(page.locator("#messages li.message.user .user-text").last).to_have_text("first line\nsecond line")
+    expect(page.locator("#messages .message.user .user-text").last).to_have_text("first line\nsecond line")
     expect(box).to_have_value("")
     wait_until_idle(page)
     stored = browser_page.api(f"chats/{chat_id}/messages/")["results"]
@@ -254,7 +220,7 @@ def test_a_dropped_connection_mid_reply_resumes_without_duplicated_or_missing_te
     # on and its events pile up in the server's log), then reconnects and resumes.
     streamed_before = page.evaluate(
         """() => {
-            const streaming = document.querySelector('#messages li.assistant[data-state=streaming]');
+            const streaming = document.querySelector('#messages .message.assistant[data-state=streaming]');
             window.agentsite.dropConnection(800);
             return streaming ? streaming.innerText.length : -1;
         }"""
@@ -273,7 +239,7 @@ def test_a_dropped_connection_mid_reply_resumes_without_duplicated_or_missing_te
     stored = browser_page.api(f"chats/{chat_id_of(page)}/messages/")["results"]
     assert words(reply.locator(".markdown").inner_text()) == words(text_of(stored[-1]["content"]))
     assert len(reply.locator(".markdown").inner_text()) > streamed_before
-    assert page.locator("#messages li.message.assistant").count() == 1
+    assert page.locator("#messages .message.assistant").count() == 1
 
 
 class SocketTap:
@@ -364,7 +330,7 @@ def test_gaps_4408_oversize_events_and_resync_lose_nothing(browser_page, owner):
     assert stats()["loads"] == loads + 1
     wait_until_idle(page)
     stored = browser_page.api(f"chats/{chat_id_of(page)}/messages/")["results"]
-    shown = page.locator("#messages li.message").all()
+    shown = page.locator("#messages .message").all()
     assert [li.get_attribute("data-sequence") for li in shown] == [str(m["sequence"]) for m in stored]
     assert words(last_reply(page).locator(".markdown").inner_text()) == words(text_of(stored[-1]["content"]))
 
@@ -385,7 +351,7 @@ def test_a_page_opened_mid_reply_rebuilds_it_from_the_run_events(browser_page, o
     expect(reply).to_have_attribute("data-stream-check", "match")
     expect(last_reply(first)).to_have_attribute("data-state", "finished")
     assert words(reply.locator(".markdown").inner_text()) == words(last_reply(first).locator(".markdown").inner_text())
-    assert second.locator("#messages li.message.user:not(.tool-results)").count() == 1
+    assert second.locator("#messages .message.user:not(.tool-results)").count() == 1
 
 
 def test_stop_ends_the_reply_and_keeps_what_was_streamed(browser_page, owner):
@@ -398,7 +364,7 @@ def test_stop_ends_the_reply_and_keeps_what_was_streamed(browser_page, owner):
 
     page.get_by_role("button", name="Stop").click()
     expect(reply).to_have_attribute("data-state", "unfinished")
-    expect(reply).to_contain_text("You stopped this reply.")
+    expect(reply).to_contain_text("This reply did not finish.")
     expect(page.locator("#chat-app")).to_have_attribute("data-run-state", "idle")
     expect(page.get_by_role("button", name="Stop")).to_be_hidden()
     expect(page.get_by_role("button", name="Send")).to_be_enabled()
@@ -433,7 +399,7 @@ def test_a_server_crash_mid_reply_is_reported_after_reconnecting_and_retried(bro
     browser_page.shoot("error")
 
     notice.get_by_role("button", name="Retry").click()  # sends the last message again
-    expect(page.locator("#messages li.message.assistant[data-state=finished]")).to_have_count(1)
+    expect(page.locator("#messages .message.assistant[data-state=finished]")).to_have_count(1)
     wait_until_idle(page)
     expect(notice.get_by_role("button", name="Retry")).to_have_count(0)
     stored = browser_page.api(f"chats/{chat_id_of(page)}/messages/")["results"]
@@ -448,7 +414,7 @@ def test_markup_in_messages_is_shown_as_text_and_never_runs(browser_page, owner)
     attack = "<img src=x onerror=alert(1)> and <script>alert(2)</script> **not bold**"
     send(page, attack)
 
-    expect(page.locator("#messages li.message.user .user-text")).to_have_text(attack)
+    expect(page.locator("#messages .message.user .user-text")).to_have_text(attack)
     reply = last_reply(page)
     expect(reply).to_have_attribute("data-state", "finished")
     # The model quotes it back as Markdown: the markup is text there too.
@@ -466,7 +432,7 @@ def test_markup_in_messages_is_shown_as_text_and_never_runs(browser_page, owner)
     artifacts.finish(html.pk, "<p>hi</p><script>alert(5)</script><img src=x onerror=alert(6)>")
 
     page.reload()
-    expect(page.locator("#messages li.message.user .user-text")).to_have_text(attack)
+    expect(page.locator("#messages .message.user .user-text")).to_have_text(attack)
     page.get_by_role("button", name="Artifacts (2)").click()
     panel = page.locator("#artifact-panel")
     panel.get_by_label("Artifact", exact=True).select_option(label="Sneaky picture")
@@ -478,7 +444,8 @@ def test_markup_in_messages_is_shown_as_text_and_never_runs(browser_page, owner)
 
     page.wait_for_timeout(300)  # time for anything that was going to run
     assert browser_page.dialogs == []
-    assert page.evaluate("() => document.querySelectorAll('script:not([type=importmap]):not([type=module]):not([type=\"application/json\"])').length") == 0
+    ours = 'script:not([type=importmap]):not([type=module]):not([type="application/json"]):not([src*="/static/site/theme."])'
+    assert page.evaluate(f"() => document.querySelectorAll('{ours}').length") == 0
 
 
 def test_chats_are_renamed_and_deleted_from_the_sidebar(browser_page, owner):
@@ -529,8 +496,7 @@ def test_a_narrow_screen_collapses_the_sidebar_behind_a_button(browser_page, own
     expect(toggle).to_have_attribute("aria-expanded", "true")
     expect(new_chat).to_be_visible()
     expect(new_chat).to_be_focused()
-    SCREENSHOTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "sidebar-open-375.png"))
+    browser_page.shoot("sidebar-open", widths=(NARROW,))
     page.keyboard.press("Escape")
     expect(new_chat).to_be_hidden()
     expect(toggle).to_be_focused()

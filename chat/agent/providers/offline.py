@@ -30,8 +30,8 @@ from chat import history
 from chat.agent.providers.base import ModelEvent, ModelReply, Provider, TextDelta, usage
 
 QUOTE_LIMIT = 200
-TITLE_WORDS = 6
-TITLE_MAX_LENGTH = 60
+TITLE_MAX_LENGTH = 60  # a longer message is cut to TITLE_HEAD_LENGTH and tagged
+TITLE_HEAD_LENGTH = 48
 
 SAMPLE_CHART = {
     "title": "Visitors per month (sample data)",
@@ -218,8 +218,14 @@ class OfflineProvider(Provider):
         )
 
     async def title(self, text: str) -> str:
-        words = re.findall(r"\w[\w'’-]*", text)[:TITLE_WORDS]
-        title = " ".join(words)
-        if len(title) > TITLE_MAX_LENGTH:
-            title = title[:TITLE_MAX_LENGTH].rsplit(" ", 1)[0]
-        return title[:1].upper() + title[1:] if title else "New chat"
+        """The message as typed, on one line, punctuation and all ("Calculate 1/0"). A
+        message too long for a title keeps its beginning and ends in a tag made from all of
+        it, so messages that begin alike still get different titles."""
+        line = " ".join(text.split())
+        if not re.search(r"\w", line):
+            return "New chat"
+        if len(line) > TITLE_MAX_LENGTH:
+            head = line[:TITLE_HEAD_LENGTH]
+            head = head.rsplit(" ", 1)[0] if " " in head else head
+            line = f"{head}… ({hashlib.sha256(line.encode()).hexdigest()[:4]})"
+        return line[:1].upper() + line[1:]

@@ -136,10 +136,27 @@ async def test_the_offline_model_produces_an_artifact_with_progress(manager, ses
     assert artifact.content == updates[-1]["content"]
 
 
-async def test_titles_are_the_first_words_of_the_message():
+async def test_titles_are_the_message_as_typed_punctuation_and_all():
     model = OfflineProvider(word_delay=0)
-    assert await model.title("how do I bake sourdough bread at home without a scale?") == "How do I bake sourdough bread"
+    assert await model.title("calculate 1/0") == "Calculate 1/0"
+    assert await model.title("  what is   2+2?\n") == "What is 2+2?"
     assert await model.title("?!") == "New chat"
+
+
+async def test_different_first_messages_never_share_a_title():
+    model = OfflineProvider(word_delay=0)
+    messages = [
+        "calculate 2+2",
+        "calculate 2*2",
+        "calculate 2-2",
+        "how do I bake sourdough bread at home without a scale, and how long does it take?",
+        "how do I bake sourdough bread at home without a scale, and what flour should I use?",
+    ]
+    titles = [await model.title(text) for text in messages]
+    assert len(set(titles)) == len(messages), titles
+    long_title = titles[3]
+    assert long_title.startswith("How do I bake sourdough bread at home without a…") and len(long_title) <= 60
+    assert await model.title(messages[3]) == long_title  # the same message, the same title
 
 
 def test_without_an_api_key_the_offline_model_answers_and_says_so(settings):

@@ -51,7 +51,7 @@ async def title_of(chat) -> str:
 async def test_the_offline_model_titles_a_chat_from_its_first_message(chat, publish, published):
     title = await titles.generate_title(chat.pk, FIRST, OfflineProvider(word_delay=0), publish)
 
-    assert title == "How do I plan a week"
+    assert title == "How do I plan a week of hiking in the Alps?"
     assert await title_of(chat) == title
     assert published == [{"type": "title", "title": title}]
 
@@ -108,8 +108,9 @@ async def test_the_title_never_holds_up_the_reply(manager, session_id, publish, 
 
 
 async def test_a_scheduled_title_is_stored_and_published(chat, publish, published):
-    assert await titles.schedule_title(chat.pk, FIRST, OfflineProvider(word_delay=0), publish) == "How do I plan a week"
-    assert published == [{"type": "title", "title": "How do I plan a week"}]
+    title = "How do I plan a week of hiking in the Alps?"
+    assert await titles.schedule_title(chat.pk, FIRST, OfflineProvider(word_delay=0), publish) == title
+    assert published == [{"type": "title", "title": title}]
 
 
 @pytest.mark.parametrize(
@@ -120,6 +121,13 @@ async def test_a_scheduled_title_is_stored_and_published(chat, publish, publishe
         ("  # A   week  in the   mountains!  ", "A week in the mountains"),
         ("word " * 40, ("word " * 16).strip()),
         ("", ""),
+        # Punctuation of the title itself stays; only marks around all of it go.
+        ("Calculate 1/0", "Calculate 1/0"),
+        ('Say "hi" to Bob.', 'Say "hi" to Bob'),
+        ('"Quoted" and "more"', '"Quoted" and "more"'),
+        ("`ls -la` explained", "`ls -la` explained"),
+        ("*What is 2+2?*", "What is 2+2?"),
+        ("## C++ vs. C#", "C++ vs. C#"),
     ],
 )
 def test_the_models_answer_is_cleaned_into_a_title(raw, clean):
