@@ -87,6 +87,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, so it sees the views' exceptions first: an outage is a 503, not a 500.
+    "agentsite.outages.OutageMiddleware",
 ]
 
 ROOT_URLCONF = "agentsite.urls"
@@ -111,14 +113,22 @@ TEMPLATES = [
 if env.str("DATABASE_URL", default=""):
     DATABASES = {"default": env.db("DATABASE_URL")}
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
+    # A persistent connection PostgreSQL closed (it restarted) is found out and replaced at
+    # the start of the next request, instead of failing it.
+    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": VAR_DIR / "agentsite.sqlite3",
             # IMMEDIATE takes the write lock at BEGIN, so concurrent writers queue on the
-            # busy timeout instead of failing with "database is locked" mid-transaction.
-            "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
+            # busy timeout instead of failing with "database is locked" mid-transaction;
+            # WAL lets readers go on while one of them writes.
+            "OPTIONS": {
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 20,
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
             # Tests use a file too: an in-memory shared-cache database fails concurrent
             # writers at once instead of waiting.
             "TEST": {"NAME": str(VAR_DIR / "test-agentsite.sqlite3")},
@@ -272,10 +282,10 @@ ARTIFACT_CHUNK_DELAY = _non_negative("ARTIFACT_CHUNK_DELAY", env.float("ARTIFACT
 # many seconds after the last one.
 EVENT_LOG_MAX_EVENTS = _positive_int("EVENT_LOG_MAX_EVENTS", 5000)
 EVENT_LOG_TTL = _positive_int("EVENT_LOG_TTL", 24 * 3600)
-# A running agent proves it is alive this often; a run silent for RUN_STALE_AFTER seconds
-# is taken to have died with its process and is marked failed.
-RUN_HEARTBEAT_INTERVAL = _positive_float("RUN_HEARTBEAT_INTERVAL", 5.0)
-RUN_STALE_AFTER = _positive_float("RUN_STALE_AFTER", 30.0)
+# Each serving process proves it is alive this often (one UPDATE from a thread of its own);
+# the runs of a process silent for RUN_STALE_AFTER seconds died with it and are failed.
+RUN_HEARTBEAT_INTERVAL = _positive_float("RUN_HEARTBEAT_INTERVAL", 1.0)
+RUN_STALE_AFTER = _positive_float("RUN_STALE_AFTER", 5.0)
 if RUN_STALE_AFTER <= 2 * RUN_HEARTBEAT_INTERVAL:
     raise ImproperlyConfigured("RUN_STALE_AFTER must be more than twice RUN_HEARTBEAT_INTERVAL")
 # Limits on what a client may send.

@@ -14,12 +14,10 @@ from typing import Any, Awaitable, Callable
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
-from django.db import DatabaseError
-from redis.exceptions import RedisError
 
 from chat import protocol, runtime, services
 from chat.db import db_async
-from chat.errors import NotFound, UserError
+from chat.errors import OUTAGES, NotFound, UserError
 from chat.ids import ChatRef, parse_chat_id
 from chat.models import ChatSession
 from chat.runs.relay import EventRelay, Sent, TooSlow
@@ -33,8 +31,7 @@ CLOSE_TOO_SLOW = 4408
 CLOSE_UNAVAILABLE = 4503
 
 UNAVAILABLE = UserError("unavailable", "The service is briefly unavailable; nothing was lost. Try again in a moment.")
-# What "the database or Redis is away" looks like from here.
-OUTAGES: tuple[type[BaseException], ...] = (DatabaseError, RedisError, OSError)
+
 
 
 class ChatConsumer(AsyncWebsocketConsumer):

@@ -34,6 +34,7 @@ from chat.agent.events import Event
 from chat.agent.prompts import SYSTEM_PROMPT
 from chat.agent.providers.base import ModelReply, Provider, add_usage, usage
 from chat.agent.reply import StreamingReply, stream_reply
+from chat.errors import OUTAGES
 from chat.message_manager import MessageManager
 from tools.executor import error_result, execute_tools
 from tools.registry import ToolRegistry
@@ -127,6 +128,8 @@ async def _steps(
                     yield event
                     if event["type"] == "awaiting_user_input":
                         return
+    except OUTAGES:
+        raise  # the run says the service is away: not a failure of the loop
     except Exception:
         logger.exception("agent loop failed (session %s)", mm.session_id)
         yield events.error(

@@ -13,6 +13,7 @@ from any process, are decided one after the other.
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from dataclasses import dataclass
 from typing import Any, Union
@@ -25,7 +26,7 @@ from chat.agent.events import Event
 from chat.db import db_async
 from chat.errors import NotFound, UserError
 from chat.ids import ChatRef
-from chat.models import ChatSession
+from chat.models import ChatSession, Worker
 from chat.storage import HybridStorage, database
 from chat.storage.database import RunClaim, Saved, StoredMessage
 
@@ -65,6 +66,8 @@ class Turn:
     step: int
     # The chat's first message: the chat's title is written from it.
     title_from: str | None
+    # The chat's previous run had died with its process: this turn failed it.
+    interrupted: bool = False
 
 
 @dataclass(frozen=True)
@@ -80,17 +83,28 @@ class _Begun:
     events: list[Event]
     step: int = 0
     title_from: str | None = None
+    interrupted: bool = False
 
 
-async def start_turn(user: Any, session_id: uuid.UUID, action: Action, *, storage: HybridStorage) -> Turn | Acknowledged:
-    """Decide whether ``action`` starts a run; store it and claim the chat if so.
+async def start_turn(
+    user: Any,
+    session_id: uuid.UUID,
+    action: Action,
+    *,
+    storage: HybridStorage,
+    worker_id: uuid.UUID,
+    dead_before: dt.datetime | None = None,
+) -> Turn | Acknowledged:
+    """Decide whether ``action`` starts a run; store it and claim the chat for a run on
+    worker ``worker_id`` if so. A run going on whose worker last beat before
+    ``dead_before`` died with its process: the action fails it and goes ahead.
 
     Raises UserError (nothing stored, no chat created) if it may not. ``session_id`` may
     be new: the chat is created for ``user`` by its first message.
     """
     await ratelimit.check_message_rate(user.pk)
     run_id = uuid.uuid4()
-    begun = await db_async(_begin)(user.pk, session_id, action, RunClaim(run_id))
+    begun = await db_async(_begin)(user.pk, session_id, action, RunClaim(run_id, worker_id), dead_before)
     if isinstance(begun, Acknowledged):
         return begun
     if begun.saved is not None:
@@ -101,13 +115,16 @@ async def start_turn(user: Any, session_id: uuid.UUID, action: Action, *, storag
         events=begun.events,
         step=begun.step,
         title_from=begun.title_from,
+        interrupted=begun.interrupted,
     )
 
 
-def _begin(owner_id: int, session_id: uuid.UUID, action: Action, claim: RunClaim) -> _Begun | Acknowledged:
+def _begin(
+    owner_id: int, session_id: uuid.UUID, action: Action, claim: RunClaim, dead_before: dt.datetime | None
+) -> _Begun | Acknowledged:
     try:
         with transaction.atomic():
-            return _claim_and_store(owner_id, session_id, action, claim)
+            return _claim_and_store(owner_id, session_id, action, claim, dead_before)
     except IntegrityError:
         # Nothing was written. Either the client_id is stored already (a resend, or two
         # sends racing), or two first messages raced to create the chat.
@@ -124,8 +141,13 @@ def _client_id(action: Action) -> str | None:
     return action.client_id if isinstance(action, SendMessage) else None
 
 
-def _claim_and_store(owner_id: int, session_id: uuid.UUID, action: Action, claim: RunClaim) -> _Begun | Acknowledged:
-    session = ChatSession.objects.select_for_update().filter(id=session_id).values("owner_id", "state").first()
+def _claim_and_store(
+    owner_id: int, session_id: uuid.UUID, action: Action, claim: RunClaim, dead_before: dt.datetime | None
+) -> _Begun | Acknowledged:
+    session = (
+        ChatSession.objects.select_for_update().filter(id=session_id).values("owner_id", "state", "run_worker").first()
+    )
+    interrupted = False
     if session is None:
         if isinstance(action, Choose):
             raise NOT_AWAITING
@@ -135,6 +157,10 @@ def _claim_and_store(owner_id: int, session_id: uuid.UUID, action: Action, claim
         raise NotFound("No such chat.")
     else:
         state = session["state"]
+    if state == State.RUNNING and dead_before is not None and _died(session["run_worker"], dead_before):
+        # Its process died mid-run: the run is failed here rather than by a later sweep, so
+        # the user can go on at once.
+        state, interrupted = State.FAILED, True
     if state == State.RUNNING:
         # A resend of what this run is answering is acknowledged (the sender missed it).
         stored = database.message_by_client_id(session_id, action.client_id) if _client_id(action) else None
@@ -150,7 +176,12 @@ def _claim_and_store(owner_id: int, session_id: uuid.UUID, action: Action, claim
         saved=saved,
         events=[events.message(stored)],
         title_from=action.text if stored["sequence"] == 1 else None,
+        interrupted=interrupted,
     )
+
+
+def _died(worker_id: uuid.UUID | None, dead_before: dt.datetime) -> bool:
+    return not Worker.objects.filter(id=worker_id, beat_at__gte=dead_before).exists()
 
 
 def _answer(session_id: uuid.UUID, action: Action, claim: RunClaim, state: str) -> _Begun:

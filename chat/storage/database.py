@@ -85,6 +85,7 @@ class RunClaim:
     """Claim the session for a run in the same statement that allocates the turn's messages."""
 
     run_id: uuid.UUID
+    worker_id: uuid.UUID
 
 
 def _allocate(session_id: uuid.UUID, count: int, tokens: int, claim: RunClaim | None) -> tuple[int, int, int] | None:
@@ -98,8 +99,12 @@ def _allocate(session_id: uuid.UUID, count: int, tokens: int, claim: RunClaim | 
     now = _db_value("updated_at", ChatSession, timezone.now())
     claiming, params = "", []
     if claim is not None:
-        claiming = ", state = %s, run_id = %s, run_heartbeat_at = %s"
-        params = [ChatSession.State.RUNNING, _db_value("run_id", ChatSession, claim.run_id), now]
+        claiming = ", state = %s, run_id = %s, run_worker = %s"
+        params = [
+            ChatSession.State.RUNNING,
+            _db_value("run_id", ChatSession, claim.run_id),
+            _db_value("run_worker", ChatSession, claim.worker_id),
+        ]
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {table} SET last_sequence = last_sequence + %s,"
@@ -118,7 +123,7 @@ def claim_run(session_id: uuid.UUID, claim: RunClaim) -> None:
     ChatSession.objects.filter(id=session_id).update(
         state=ChatSession.State.RUNNING,
         run_id=claim.run_id,
-        run_heartbeat_at=timezone.now(),
+        run_worker=claim.worker_id,
         updated_at=timezone.now(),
     )
 

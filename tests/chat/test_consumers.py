@@ -15,7 +15,8 @@ from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 from django.utils import timezone
 
-from chat.models import ChatSession, LoopState, Message
+from chat import runtime
+from chat.models import ChatSession, LoopState, Message, Worker
 from chat.routing import websocket_urlpatterns
 from chat.runs import manager as run_manager
 from tests.factories import seed_history
@@ -28,6 +29,18 @@ TIMEOUT = 10
 
 
 _open: list[WebsocketCommunicator] = []
+
+
+@pytest.fixture
+async def judging(settings, runtime):
+    """A process whose beats have lasted RUN_STALE_AFTER: it may fail dead runs."""
+    settings.RUN_HEARTBEAT_INTERVAL, settings.RUN_STALE_AFTER = 0.05, 0.3
+    await runtime.start()
+    for _ in range(200):
+        if runtime.liveness.stale_cutoff() is not None:
+            return runtime
+        await asyncio.sleep(0.05)
+    raise AssertionError("the worker never beat")
 
 
 @pytest.fixture(autouse=True)
@@ -434,24 +447,55 @@ async def test_too_many_messages_are_rate_limited(owner, settings):
     assert "three" not in [m["content"] for m in await stored(sid)]
 
 
-async def test_a_run_whose_process_died_is_marked_failed_on_connect_and_the_user_can_go_on(owner):
+async def died_mid_run(sid):
+    """What a process killed mid-run leaves behind: the claim, a worker that stopped
+    beating, and the reply stored unfinished."""
+    dead = await Worker.objects.acreate(host="gone", pid=1, beat_at=timezone.now() - dt.timedelta(minutes=5))
+    await ChatSession.objects.filter(pk=sid).aupdate(state="running", run_id=uuid.uuid4(), run_worker=dead.pk)
+    await Message.objects.filter(session_id=sid, role="assistant").aupdate(finished=False)
+
+
+async def test_a_run_whose_process_died_is_marked_failed_on_connect_and_the_user_can_go_on(owner, judging):
     sid = uuid.uuid4()
     communicator, _ = await connect(owner, sid)
     await send(communicator, type="user_message", text="hello")
     await until(communicator, "complete")
     await communicator.disconnect()
-    # What a process killed mid-run leaves behind: the claim, a silent heartbeat, and the
-    # reply stored unfinished.
-    await ChatSession.objects.filter(pk=sid).aupdate(
-        state="running", run_id=uuid.uuid4(), run_heartbeat_at=timezone.now() - dt.timedelta(minutes=5)
-    )
-    await Message.objects.filter(session_id=sid, role="assistant").aupdate(finished=False)
+    await died_mid_run(sid)
     communicator, ready = await connect(owner, sid)
     assert ready["state"] == "failed"
     error = await communicator.receive_json_from(timeout=TIMEOUT)
     assert (error["type"], error["code"], error["retryable"]) == ("error", "run_interrupted", True)
     await send(communicator, type="user_message", text="are you back?")
     assert (await until(communicator, "complete"))[-1]["type"] == "complete"
+
+
+async def test_a_message_on_a_chat_whose_run_died_is_answered_at_once_not_busy(owner, judging):
+    sid = uuid.uuid4()
+    communicator, _ = await connect(owner, sid)
+    await send(communicator, type="user_message", text="hello")
+    await until(communicator, "complete")
+    await died_mid_run(sid)  # while this socket stays open: no connect finds it
+    await send(communicator, type="user_message", text="are you still there?")
+    frames = await until(communicator, "complete")
+    interrupted = [f for f in frames if f.get("code") == "run_interrupted"]
+    assert interrupted and frames.index(interrupted[0]) == 0  # told first, then answered
+    assert frames[1]["type"] == "message" and frames[1]["content"] == "are you still there?"
+    assert frames[-1]["type"] == "complete"
+    assert not [f for f in frames if f.get("code") == "busy"]
+
+
+async def test_a_run_on_a_live_process_is_not_failed_however_long_it_runs(owner, judging):
+    sid = uuid.uuid4()
+    communicator, _ = await connect(owner, sid)
+    await send(communicator, type="user_message", text="hello")
+    await until(communicator, "complete")
+    alive = await Worker.objects.acreate(host="busy", pid=2, beat_at=timezone.now() + dt.timedelta(minutes=5))
+    await ChatSession.objects.filter(pk=sid).aupdate(state="running", run_id=uuid.uuid4(), run_worker=alive.pk)
+    await send(communicator, type="user_message", text="hurry up")
+    assert (await reply(communicator))["code"] == "busy"
+    assert await runtime.get().runs.recover() == []
+    assert (await ChatSession.objects.aget(pk=sid)).state == "running"
 
 
 async def test_an_exception_in_a_handler_is_reported_and_the_socket_stays_usable(owner, monkeypatch):
@@ -530,6 +574,7 @@ async def test_redis_unreachable_closes_a_new_socket_with_4503_and_the_chat_is_i
 
     settings.REDIS_URL = working
     BREAKER.reset()
+    runtime.get().liveness.stop()
     runtime.install(runtime.Runtime())
     communicator, ready = await connect(owner, sid)
     assert ready["state"] == "idle"

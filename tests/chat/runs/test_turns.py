@@ -19,6 +19,8 @@ from tests.queries import counting_queries
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+WORKER = uuid.uuid4()
+
 
 @pytest.fixture
 def storage(key_prefix):
@@ -26,7 +28,7 @@ def storage(key_prefix):
 
 
 async def start(storage, user, sid, action):
-    return await turns.start_turn(user, sid, action, storage=storage)
+    return await turns.start_turn(user, sid, action, storage=storage, worker_id=WORKER)
 
 
 async def messages(sid):
