@@ -1,9 +1,12 @@
 """MessageManager: one agent run's view of a conversation.
 
-It loads the history that fits the context budget, saves every new message through
+It loads the history that fits the context budget (HybridStorage fits the budget; here
+the cut is moved to a step boundary and to a turn's start), saves every new message through
 ``HybridStorage`` as it is added, and turns the history into what the model is sent:
-valid (``chat.history.to_api_messages``), stripped of our extra keys, then shaped by
-injections. Injections change only what is sent, never what is stored.
+valid (``chat.history.to_api_messages``) and stripped of our extra keys. Injections add
+blocks about this call only (the current time): the provider sends them after the
+history and its prompt-cache breakpoint, so they never disturb the cached prefix. They
+change only what is sent, never what is stored.
 """
 
 from __future__ import annotations
@@ -17,21 +20,15 @@ from chat import history
 from chat.storage import HybridStorage
 from chat.storage.database import StoredMessage
 
-ApiMessages = list[dict[str, Any]]
-Injection = Callable[[ApiMessages], ApiMessages]
+Blocks = list[dict[str, Any]]
+# Blocks about one model call, sent after the history.
+Injection = Callable[[], Blocks]
 
 
-def current_time(messages: ApiMessages, *, now: dt.datetime | None = None) -> ApiMessages:
-    """Tell the model the current time, on the newest user turn only.
-
-    Older turns are sent as stored, so the prompt-cache prefix is not disturbed.
-    """
-    if not messages or messages[-1]["role"] != "user":
-        return messages
+def current_time(*, now: dt.datetime | None = None) -> Blocks:
+    """Tell the model the current time."""
     stamp = (now or dt.datetime.now(dt.timezone.utc)).strftime("%Y-%m-%d %H:%M UTC")
-    last = messages[-1]
-    note = {"type": "text", "text": f"<context>Current time: {stamp}</context>"}
-    return [*messages[:-1], {**last, "content": [*last["content"], note]}]
+    return [{"type": "text", "text": f"<context>Current time: {stamp}</context>"}]
 
 
 DEFAULT_INJECTIONS: tuple[Injection, ...] = (current_time,)
@@ -123,20 +120,13 @@ class MessageManager:
         self._messages = [stored if m["sequence"] == sequence else m for m in self._messages]
         return stored
 
-    def to_api_messages(self, *, cache_breakpoint: bool = False) -> list[dict[str, Any]]:
-        """The history as the model must receive it: valid, API keys only, injections applied.
+    def to_api_messages(self) -> list[dict[str, Any]]:
+        """The history as the model must receive it: valid, API keys only."""
+        return history.to_api_messages(self._messages)
 
-        With ``cache_breakpoint`` the last stored block is marked for prompt caching. It is
-        marked before the injections: they differ on every call (the time), so a breakpoint
-        after them would write a cache entry that no later call could read.
-        """
-        messages = history.to_api_messages(self._messages)
-        if cache_breakpoint and messages:
-            content = messages[-1]["content"]
-            content[-1] = {**content[-1], "cache_control": {"type": "ephemeral"}}
-        for inject in self.injections:
-            messages = inject(messages)
-        return messages
+    def call_context(self) -> Blocks:
+        """The injections' blocks for the next call (sent after the history)."""
+        return [block for inject in self.injections for block in inject()]
 
     def context_record(self) -> dict[str, int | None]:
         """Which stored messages the next prompt is built from, for the reply to record."""

@@ -110,8 +110,9 @@ async def _steps(
                 reply,
                 provider,
                 system=config.system,
-                messages=mm.to_api_messages(cache_breakpoint=True),
+                messages=mm.to_api_messages(),
                 tools=tools.api_schemas(),
+                context=mm.call_context(),
             )
             async with aclosing(streamed):
                 async for event in streamed:

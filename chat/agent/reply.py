@@ -74,7 +74,13 @@ class StreamingReply:
 
 
 async def stream_reply(
-    reply: StreamingReply, provider: Provider, *, system: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]]
+    reply: StreamingReply,
+    provider: Provider,
+    *,
+    system: str,
+    messages: list[dict[str, Any]],
+    tools: list[dict[str, Any]],
+    context: list[dict[str, Any]],
 ) -> AsyncIterator[Event]:
     """Call the model and yield ``message`` (the reply started), ``text_delta``s and
     ``message`` (the reply finished), or an ``error`` if the call failed.
@@ -82,7 +88,7 @@ async def stream_reply(
     Afterwards ``reply.final`` holds the model's reply, or None after an error.
     """
     final: ModelReply | None = None
-    stream = provider.stream(system=system, messages=messages, tools=tools)
+    stream = provider.stream(system=system, messages=messages, tools=tools, context=context)
     try:
         # aclosing: leaving early (cancelled, closed) must close the HTTP stream now, not
         # whenever the generator is garbage-collected.

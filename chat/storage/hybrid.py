@@ -65,10 +65,10 @@ class HybridStorage:
         return list(snapshot.messages)
 
     async def load_within_budget(self, session_id: Any, token_budget: int) -> list[StoredMessage]:
-        """The longest run of newest messages that fits ``token_budget`` and may start a history.
+        """The longest run of newest messages whose tokens fit ``token_budget``, exactly.
 
-        Exact in tokens; then moved forward past any message that cannot be first (a reply,
-        or tool results whose tool_use was cut off).
+        Both L1 and L2 answer with that run plus at most the message before it (which
+        proves they cover the budget); fitting it is done here, for both.
         """
         if token_budget <= 0:
             raise ValueError("token_budget must be positive")
@@ -78,8 +78,8 @@ class HybridStorage:
             snapshot = await self._load(
                 ("budget", sid, token_budget), sid, lambda: database.load_within_budget(sid, token_budget)
             )
-            messages = history.fit_budget(snapshot.messages, token_budget)
-        return history.drop_to_turn_start(messages)
+            messages = snapshot.messages
+        return history.fit_budget(messages, token_budget)
 
     async def save_messages(self, session_id: Any, messages: Iterable[dict[str, Any]]) -> list[StoredMessage]:
         """Append messages to an existing session; returns them as stored.
