@@ -12,9 +12,11 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable
 
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
+from chat.db import database_failed
 from chat.errors import OUTAGES
 
 logger = logging.getLogger(__name__)
@@ -35,6 +37,8 @@ class OutageMiddleware:
         if not isinstance(exception, OUTAGES):
             return None
         logger.warning("%s %s: service unavailable (%s)", request.method, request.path, exception)
+        if isinstance(exception, DatabaseError):
+            database_failed()
         if request.path.startswith("/api/"):
             response: HttpResponse = JsonResponse({"code": "unavailable", "message": MESSAGE}, status=503)
         else:

@@ -113,9 +113,6 @@ TEMPLATES = [
 if env.str("DATABASE_URL", default=""):
     DATABASES = {"default": env.db("DATABASE_URL")}
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
-    # A persistent connection PostgreSQL closed (it restarted) is found out and replaced at
-    # the start of the next request, instead of failing it.
-    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 else:
     DATABASES = {
         "default": {
@@ -144,9 +141,11 @@ DB_THREADS = _positive_int("DB_THREADS", 8)
 # --- Cache (L1) and channel layer ---------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
 # A hung Redis must not hang a request: every socket operation gives up after this long
-# and the request is answered from the database.
-REDIS_SOCKET_TIMEOUT = _positive_float("REDIS_SOCKET_TIMEOUT", 0.25)
-REDIS_CONNECT_TIMEOUT = _positive_float("REDIS_CONNECT_TIMEOUT", 0.25)
+# and the request is answered from the database. After one such failure Redis is bypassed
+# for REDIS_RETRY_INTERVAL, so a hang costs one timeout per process per interval; the
+# timeouts leave room for a busy process's own event loop to get round to the answer.
+REDIS_SOCKET_TIMEOUT = _positive_float("REDIS_SOCKET_TIMEOUT", 1.0)
+REDIS_CONNECT_TIMEOUT = _positive_float("REDIS_CONNECT_TIMEOUT", 1.0)
 # After a Redis failure the cache is bypassed for this long before it is tried again, so
 # an outage costs one timeout per interval rather than one per request.
 REDIS_RETRY_INTERVAL = _positive_float("REDIS_RETRY_INTERVAL", 2.0)

@@ -33,15 +33,24 @@ def _pool() -> ThreadPoolExecutor:
         return _executor
 
 
-# When a pool thread last saw the database fail (monotonic; 0: never). Each thread's
-# connection is checked once after that, before its next call: a connection PostgreSQL
-# closed when it went away would otherwise fail the first call made on it once it is back.
+# When this process last saw the database fail (monotonic; 0: never): a call on a pool
+# thread, an HTTP request, or the worker's heartbeat, which notices any outage longer than
+# a beat. Each thread's connection is then checked once, before its next use: a connection
+# PostgreSQL closed when it went away would otherwise fail the first query made on it once
+# it is back. (Django's CONN_HEALTH_CHECKS would cost a query on every use instead.)
 _failed_at = 0.0
 _checked = threading.local()
 
 
-def _replace_broken_connection() -> None:
-    if getattr(_checked, "at", 0.0) >= _failed_at:
+def database_failed() -> None:
+    global _failed_at
+    _failed_at = time.monotonic()
+
+
+def replace_broken_connection(**_: Any) -> None:
+    """Close this thread's connection if it broke since the database last failed (also a
+    ``request_started`` receiver: HTTP requests run on threads of their own)."""
+    if not _failed_at or getattr(_checked, "at", 0.0) >= _failed_at:
         return
     _checked.at = time.monotonic()
     connection = connections[DEFAULT_DB_ALIAS]
@@ -54,13 +63,11 @@ def db_async(fn: Callable[..., R]) -> Callable[..., Awaitable[R]]:
 
     @functools.wraps(fn)
     def call(*args: Any, **kwargs: Any) -> R:
-        global _failed_at
-        if _failed_at:
-            _replace_broken_connection()
+        replace_broken_connection()
         try:
             return fn(*args, **kwargs)
         except (OperationalError, InterfaceError):
-            _failed_at = time.monotonic()
+            database_failed()
             raise
 
     return DatabaseSyncToAsync(call, thread_sensitive=False, executor=_pool())

@@ -58,14 +58,17 @@ class MessageManager:
         # Every message is saved as it is added; nothing is buffered to flush here.
         return None
 
-    async def load(self, token_budget: int | None = None) -> list[StoredMessage]:
-        """Load the newest history that fits ``token_budget`` (default: the configured one).
+    async def load(self, token_budget: int | None = None, *, before: int | None = None) -> list[StoredMessage]:
+        """Load the newest history that fits ``token_budget`` (default: the configured one),
+        up to (not including) message ``before`` if given: the reply being written.
 
         The cut moves in steps of ``cut_step`` tokens (see ``history.coarse_cut``) and never
         starts on a message that cannot begin a history.
         """
         budget = token_budget or settings.CHAT_CONTEXT_TOKENS
         exact = await self.storage.load_within_budget(self.session_id, budget)
+        if before is not None:
+            exact = [m for m in exact if m["sequence"] < before]
         self._messages = history.drop_to_turn_start(history.coarse_cut(exact, budget, self.cut_step))
         return self.messages
 
@@ -110,15 +113,23 @@ class MessageManager:
             raise ValueError("add_tool_results takes a non-empty list of tool_result blocks")
         return await self._add({"role": "user", "content": list(results)})
 
-    async def update_message(self, sequence: int, **changes: Any) -> StoredMessage:
-        """Change a stored message (a streamed reply completing); the local copy follows."""
+    async def update_message(self, sequence: int, *, known: StoredMessage | None = None, **changes: Any) -> StoredMessage:
+        """Change a stored message (a streamed reply completing); the local copy follows.
+        ``known``: the caller's copy of it, if this manager did not load it."""
         if "usage" in changes and changes["usage"] and changes.get("tokens") is None:
             output_tokens = changes["usage"].get("output_tokens")
             if output_tokens:
                 changes["tokens"] = output_tokens
-        stored = await self.storage.update_message(self.session_id, sequence, **changes)
+        if known is None:
+            known = next((m for m in self._messages if m["sequence"] == sequence), None)
+        stored = await self.storage.update_message(self.session_id, sequence, known=known, **changes)
         self._messages = [stored if m["sequence"] == sequence else m for m in self._messages]
         return stored
+
+    async def remove_last(self, sequence: int) -> None:
+        """Take back message ``sequence``, the newest (a reply that never began)."""
+        await self.storage.remove_last(self.session_id, sequence)
+        self._messages = [m for m in self._messages if m["sequence"] != sequence]
 
     def to_api_messages(self) -> list[dict[str, Any]]:
         """The history as the model must receive it: valid, API keys only."""

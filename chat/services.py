@@ -108,16 +108,18 @@ def end_run(session_id: Any, run_id: uuid.UUID, state: str) -> bool:
     )
 
 
-def dead_runs(cutoff: dt.datetime) -> QuerySet[ChatSession]:
-    """Sessions running for a worker whose last beat is older than ``cutoff`` (or gone)."""
+def dead_runs(cutoff: dt.datetime, *, judge: uuid.UUID | None = None) -> QuerySet[ChatSession]:
+    """Sessions running for a worker whose last beat is older than ``cutoff`` (or gone);
+    never those of ``judge``, the worker asking, which knows it is alive."""
     alive = Worker.objects.filter(beat_at__gte=cutoff).values("id")
-    return ChatSession.objects.filter(state=ChatSession.State.RUNNING).exclude(run_worker__in=alive)
+    stale = ChatSession.objects.filter(state=ChatSession.State.RUNNING).exclude(run_worker__in=alive)
+    return stale.exclude(run_worker=judge) if judge is not None else stale
 
 
-def fail_stale_runs(cutoff: dt.datetime, *, session_id: Any = None) -> list[ChatRef]:
+def fail_stale_runs(cutoff: dt.datetime, *, judge: uuid.UUID | None = None, session_id: Any = None) -> list[ChatRef]:
     """Mark runs whose process died failed; returns their chats. The dead workers' rows go:
     a worker that was only slow finds its row gone at its next beat and stops its runs."""
-    stale = dead_runs(cutoff)
+    stale = dead_runs(cutoff, judge=judge)
     if session_id is not None:
         stale = stale.filter(id=session_id)
     failed = []
@@ -128,7 +130,7 @@ def fail_stale_runs(cutoff: dt.datetime, *, session_id: Any = None) -> list[Chat
         ):
             failed.append(ChatRef(owner_id, sid))
     if session_id is None:
-        Worker.objects.filter(beat_at__lt=cutoff).delete()
+        Worker.objects.filter(beat_at__lt=cutoff).exclude(id=judge).delete()
     return failed
 
 

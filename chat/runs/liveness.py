@@ -31,6 +31,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 from django.utils import timezone
 
+from chat.db import database_failed
 from chat.models import Worker
 
 logger = logging.getLogger(__name__)
@@ -97,6 +98,7 @@ class Liveness:
         try:
             alive = self.beat()
         except DatabaseError:
+            database_failed()
             if self._up_since is not None:
                 logger.warning("worker heartbeat failed: the database is unreachable", exc_info=True)
             self._up_since = None

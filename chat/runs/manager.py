@@ -138,7 +138,7 @@ class RunManager:
         cutoff = self.liveness.stale_cutoff()
         if cutoff is None:
             return []  # this process cannot tell yet (it just started, or the database was away)
-        failed = await db_async(services.fail_stale_runs)(cutoff, session_id=session_id)
+        failed = await db_async(services.fail_stale_runs)(cutoff, judge=self.liveness.worker_id, session_id=session_id)
         for chat in failed:
             logger.warning("run of session %s died with its process; marked failed", chat.session_id)
             await self.publisher.publish(chat, [INTERRUPTED_EVENT])
@@ -195,7 +195,9 @@ class RunManager:
         publisher = RunPublisher(self.publisher, chat)
         this = asyncio.current_task()
         assert this is not None
-        stream = run_turn(MessageManager(session_id, user, self.storage), self.provider, self.tools, step=turn.step)
+        stream = run_turn(
+            MessageManager(session_id, user, self.storage), self.provider, self.tools, step=turn.step, reply=turn.reply
+        )
         state = State.IDLE
         last: dict[str, Any] | None = None  # the event that ends the run, sent last of all
         try:

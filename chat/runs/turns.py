@@ -23,6 +23,7 @@ from django.db import IntegrityError, transaction
 from chat import ratelimit
 from chat.agent import events
 from chat.agent.events import Event
+from chat.agent.reply import EMPTY_TEXT
 from chat.db import db_async
 from chat.errors import NotFound, UserError
 from chat.ids import ChatRef
@@ -64,6 +65,8 @@ class Turn:
     events: list[Event]
     # Model calls the turn made before it paused on the question this action answers.
     step: int
+    # The empty reply stored for the run's first model call to write into.
+    reply: StoredMessage | None
     # The chat's first message: the chat's title is written from it.
     title_from: str | None
     # The chat's previous run had died with its process: this turn failed it.
@@ -77,10 +80,18 @@ class Acknowledged:
     event: Event
 
 
+# The turn's reply, stored empty and unfinished with what the user sent, so that the model's
+# first word goes out without a write (it is announced with that word; a call that fails
+# before it takes the reply back).
+REPLY = {"role": "assistant", "content": EMPTY_TEXT, "finished": False}
+
+
 @dataclass(frozen=True)
 class _Begun:
     saved: Saved | None
     events: list[Event]
+    # The empty reply stored for the run's first model call.
+    reply: StoredMessage | None = None
     step: int = 0
     title_from: str | None = None
     interrupted: bool = False
@@ -116,6 +127,7 @@ async def start_turn(
         step=begun.step,
         title_from=begun.title_from,
         interrupted=begun.interrupted,
+        reply=begun.reply,
     )
 
 
@@ -157,7 +169,12 @@ def _claim_and_store(
         raise NotFound("No such chat.")
     else:
         state = session["state"]
-    if state == State.RUNNING and dead_before is not None and _died(session["run_worker"], dead_before):
+    if (
+        state == State.RUNNING
+        and dead_before is not None
+        and session["run_worker"] != claim.worker_id  # this process knows its own runs live
+        and _died(session["run_worker"], dead_before)
+    ):
         # Its process died mid-run: the run is failed here rather than by a later sweep, so
         # the user can go on at once.
         state, interrupted = State.FAILED, True
@@ -170,10 +187,11 @@ def _claim_and_store(
     if isinstance(action, Choose) or state == State.AWAITING_INPUT:
         return _answer(session_id, action, claim, state)
     message = {"role": "user", "content": action.text, "client_id": action.client_id}
-    saved = database.save_messages(session_id, [message], claim=claim)
-    [stored] = saved.messages
+    saved = database.save_messages(session_id, [message, REPLY], claim=claim)
+    stored, reply = saved.messages
     return _Begun(
         saved=saved,
+        reply=reply,
         events=[events.message(stored)],
         title_from=action.text if stored["sequence"] == 1 else None,
         interrupted=interrupted,
@@ -206,20 +224,33 @@ def _answer(session_id: uuid.UUID, action: Action, claim: RunClaim, state: str) 
             block = {k: v for k, v in block.items() if k != "requires_user_input"}
             answered = block = {**block, "content": answer}
         results.append(block)
-    saved = database.save_messages(session_id, [{"role": "user", "content": results, "client_id": client_id}], claim=claim)
+    saved = database.save_messages(session_id, [{"role": "user", "content": results, "client_id": client_id}, REPLY], claim=claim)
     database.clear_loop_state(session_id)
-    return _Begun(saved=saved, events=[events.message(saved.messages[0]), events.tool_result(answered)], step=pending["step"])
+    stored, reply = saved.messages
+    return _Begun(
+        saved=saved,
+        reply=reply,
+        events=[events.message(stored), events.tool_result(answered)],
+        step=pending["step"],
+    )
 
 
 def _resend(owner_id: int, session_id: uuid.UUID, client_id: str, claim: RunClaim) -> _Begun | Acknowledged | None:
-    """A message sent again with its client_id: acknowledge what is stored. If it is still
-    the newest message and nothing is running (the run that took it died before it
-    answered), answer it now."""
+    """A message sent again with its client_id: acknowledge what is stored. If nothing is
+    running and nothing answered it (the run that took it died before its first word, and
+    left only the empty reply stored for it), answer it now, in that reply."""
     session = ChatSession.objects.select_for_update().filter(id=session_id, owner_id=owner_id).first()
     stored: StoredMessage | None = database.message_by_client_id(session_id, client_id) if session else None
     if session is None or stored is None:
         return None
-    if stored["sequence"] != session.last_sequence or session.state not in (State.IDLE, State.FAILED):
+    after = session.last_sequence - stored["sequence"]
+    if session.state not in (State.IDLE, State.FAILED) or after > 1:
         return Acknowledged(events.message(stored))
-    database.claim_run(session_id, claim)
-    return _Begun(saved=None, events=[events.message(stored)])
+    if after == 1:
+        [reply] = database.load_recent(session_id, 1).messages
+        if reply["role"] != "assistant" or reply["finished"] or reply["content"] != EMPTY_TEXT:
+            return Acknowledged(events.message(stored))
+        database.claim_run(session_id, claim)
+        return _Begun(saved=None, events=[events.message(stored)], reply=reply)
+    saved = database.save_messages(session_id, [REPLY], claim=claim)
+    return _Begun(saved=saved, reply=saved.messages[0], events=[events.message(stored)])

@@ -100,12 +100,22 @@ class HybridStorage:
         else:
             await self.cache.append(str(session_id), saved.revision, saved.messages)
 
-    async def update_message(self, session_id: Any, sequence: int, **changes: Any) -> StoredMessage:
-        """Change one stored message (content, tokens, finished, usage, context)."""
+    async def update_message(
+        self, session_id: Any, sequence: int, *, known: StoredMessage | None = None, **changes: Any
+    ) -> StoredMessage:
+        """Change one stored message (content, tokens, finished, usage, context); ``known``
+        is the caller's copy of it, if it has one (it saves a read)."""
         sid = _session_uuid(session_id)
-        updated = await db_async(database.update_message)(sid, sequence, **changes)
+        updated = await db_async(database.update_message)(sid, sequence, known=known, **changes)
         await self.cache.replace(str(sid), updated)
         return updated.message
+
+    async def remove_last(self, session_id: Any, sequence: int) -> None:
+        """Delete message ``sequence`` if it is the session's newest (a reply that never
+        began); the cached tail is dropped (rare: the next read refills it)."""
+        sid = _session_uuid(session_id)
+        if await db_async(database.remove_last)(sid, sequence):
+            await self.cache.drop(str(sid))
 
     async def drop_cache(self, session_id: Any) -> None:
         await self.cache.drop(str(_session_uuid(session_id)))

@@ -34,7 +34,7 @@ _open: list[WebsocketCommunicator] = []
 @pytest.fixture
 async def judging(settings, runtime):
     """A process whose beats have lasted RUN_STALE_AFTER: it may fail dead runs."""
-    settings.RUN_HEARTBEAT_INTERVAL, settings.RUN_STALE_AFTER = 0.05, 0.3
+    settings.RUN_HEARTBEAT_INTERVAL, settings.RUN_STALE_AFTER = 0.1, 1.0
     await runtime.start()
     for _ in range(200):
         if runtime.liveness.stale_cutoff() is not None:
@@ -363,9 +363,9 @@ async def test_cancel_stops_the_run_and_keeps_what_was_streamed(owner, settings)
 
 
 async def test_a_turn_runs_the_same_sql_however_long_the_history(owner, settings):
-    # The turn: lock the chat (1), claim it and store the message (2); one history read
-    # (within the context budget, from the index); reply row (2), its completion (4);
-    # release (1): the same 11 statements at any length, the cache cold.
+    # The turn: lock the chat, claim it, store the message with its (empty) reply (3); one
+    # history read (within the context budget, from the index); the reply's completion (2);
+    # the run's release (1): the same 7 statements at any length, the cache cold.
     settings.OFFLINE_MODEL_WORD_DELAY = 0
     counts = []
     for size in (2, 300, 5000):
@@ -375,7 +375,7 @@ async def test_a_turn_runs_the_same_sql_however_long_the_history(owner, settings
             await send(communicator, type="user_message", text="hello again")
             assert (await until(communicator, "complete", "error"))[-1]["type"] == "complete"
         counts.append(len(queries))
-    assert counts == [11, 11, 11], counts
+    assert counts == [7, 7, 7], counts
 
 
 async def test_closing_the_socket_does_not_stop_the_run(owner, settings):

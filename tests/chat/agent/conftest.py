@@ -81,7 +81,7 @@ async def turn(manager, model, tools, text=None, *, client_id=None, tool_use_id=
     try:
         for event in begun.events:
             yield event
-        async with aclosing(run_turn(manager, model, tools, step=begun.step, **options)) as loop_events:
+        async with aclosing(run_turn(manager, model, tools, step=begun.step, reply=begun.reply, **options)) as loop_events:
             async for event in loop_events:
                 state = _ENDINGS.get(event["type"], state)
                 yield event
