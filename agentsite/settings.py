@@ -8,6 +8,7 @@ message naming the variable.
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from pathlib import Path
 
@@ -298,6 +299,21 @@ CHAT_RATE_LIMIT_PER_MINUTE = _positive_int("CHAT_RATE_LIMIT_PER_MINUTE", 30)
 # so a client that stopped reading cannot grow our memory without bound.
 WS_ACK_WINDOW = _positive_int("WS_ACK_WINDOW", 500)
 WS_UNACKED_LIMIT = _positive_int("WS_UNACKED_LIMIT", 10_000)
+# --- Metrics -------------------------------------------------------------------------------
+# /metrics (Prometheus) answers requests from these networks, or carrying
+# "Authorization: Bearer <METRICS_TOKEN>". Behind a proxy the address is the proxy's.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+
+
+def _networks(name: str, default: list[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    try:
+        return [ipaddress.ip_network(value.strip()) for value in env.list(name, default=default) if value.strip()]
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be a comma-separated list of networks (CIDR): {exc}") from None
+
+
+METRICS_ALLOWED_NETWORKS = _networks("METRICS_ALLOWED_NETWORKS", ["127.0.0.0/8", "::1/128"])
+
 # --- Accounts and the HTTP API ------------------------------------------------------------
 # Open sign-up suits the embedded mode (one command, then a new user signs up and chats).
 # With DATABASE_URL set (production) it is off unless asked for, so a public deployment

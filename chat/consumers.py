@@ -15,7 +15,7 @@ from typing import Any, Awaitable, Callable
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from chat import protocol, runtime, services
+from chat import metrics, protocol, runtime, services
 from chat.db import db_async
 from chat.errors import OUTAGES, NotFound, UserError
 from chat.ids import ChatRef, parse_chat_id
@@ -77,6 +77,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await rt.hub.join(self.chat, self)
         position = await rt.log.position(self.chat)
         rt.hub.note(self.chat, position.last_id, position.epoch)
+        metrics.SOCKETS_OPEN.inc()
         self.relay = EventRelay(
             self.chat,
             rt.log,
@@ -179,6 +180,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=json.dumps(frame, allow_nan=False))
 
     def _leave(self) -> None:
-        chat, self.chat, self.relay = self.chat, None, None
+        chat, relay, self.chat, self.relay = self.chat, self.relay, None, None
+        if relay is not None:
+            metrics.SOCKETS_OPEN.dec()
         if chat is not None:
             runtime.get().hub.leave(chat, self)

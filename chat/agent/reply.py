@@ -10,9 +10,11 @@ or fails keeps the text streamed so far and stays ``finished=False``.
 from __future__ import annotations
 
 import asyncio
+import time
 from contextlib import aclosing
 from typing import Any, AsyncIterator
 
+from chat import metrics
 from chat.agent import events
 from chat.agent.events import Event
 from chat.agent.providers.base import ModelReply, Provider, ProviderError, TextDelta
@@ -112,6 +114,7 @@ async def stream_reply(
     Afterwards ``reply.final`` holds the model's reply, or None after an error.
     """
     final: ModelReply | None = None
+    started_at = time.perf_counter()
     stream = provider.stream(system=system, messages=messages, tools=tools, context=context)
     try:
         # aclosing: leaving early (cancelled, closed) must close the HTTP stream now, not
@@ -127,8 +130,10 @@ async def stream_reply(
                 yield events.text_delta(item.text, reply.sequence)  # type: ignore[arg-type]
         if final is None:
             raise ProviderError("model_error", "The model ended its reply without finishing it.", retryable=True)
+        metrics.model_call(provider.name, time.perf_counter() - started_at, final.usage)
         stored = await reply.finish(final)
     except ProviderError as exc:
+        metrics.MODEL_ERRORS.labels(provider.name, exc.code).inc()
         kept = await reply.keep_partial()
         if kept is not None:
             yield events.message(kept)  # what the user saw stream is what is stored

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from contextlib import suppress
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from typing import Any
 
 from django.conf import settings
 
-from chat import services
+from chat import metrics, services
 from chat.agent import events
 from chat.agent.loop import run_turn
 from chat.agent.providers import Provider
@@ -107,6 +108,7 @@ class RunManager:
         Returns an event for the sender alone when nothing new starts: an action stored
         already is acknowledged again instead of being stored twice.
         """
+        received_at = time.perf_counter()
         begun = await turns.start_turn(
             user,
             session_id,
@@ -117,7 +119,8 @@ class RunManager:
         )
         if isinstance(begun, turns.Acknowledged):
             return begun.event
-        task = asyncio.get_running_loop().create_task(self._run(user, begun))
+        metrics.TURNS.labels("answer" if begun.step else "message").inc()
+        task = asyncio.get_running_loop().create_task(self._run(user, begun, received_at))
         self._runs[session_id] = _Run(begun.run_id, task)
         task.add_done_callback(lambda _: self._runs.pop(session_id, None))
         return None
@@ -190,8 +193,13 @@ class RunManager:
 
     # --- running -------------------------------------------------------------------------
 
-    async def _run(self, user: Any, turn: turns.Turn) -> None:
+    async def _run(self, user: Any, turn: turns.Turn, received_at: float) -> None:
+        with metrics.RUNS_ACTIVE.track_inprogress():
+            await self._run_turn(user, turn, received_at)
+
+    async def _run_turn(self, user: Any, turn: turns.Turn, received_at: float) -> None:
         chat, run_id, session_id = turn.chat, turn.run_id, turn.chat.session_id
+        waiting_for_first_word = True
         publisher = RunPublisher(self.publisher, chat)
         this = asyncio.current_task()
         assert this is not None
@@ -213,6 +221,9 @@ class RunManager:
                     state, last = _ENDINGS[event["type"]], event
                 else:
                     await publisher.put(event)
+                    if waiting_for_first_word and event["type"] == "text_delta":
+                        waiting_for_first_word = False
+                        metrics.FIRST_DELTA.observe(time.perf_counter() - received_at)
         except asyncio.CancelledError:
             # Cancelled on request (or our claim was lost): wind down normally from here.
             this.uncancel()

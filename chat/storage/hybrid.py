@@ -14,7 +14,7 @@ import asyncio
 import uuid
 from typing import Any, Awaitable, Callable, Iterable
 
-from chat import history
+from chat import history, metrics
 from chat.db import db_async
 from chat.errors import NotFound
 from chat.storage import database
@@ -59,6 +59,7 @@ class HybridStorage:
             raise ValueError("limit must be positive")
         sid = _session_uuid(session_id)
         cached = await self.cache.read_recent(str(sid), limit)
+        metrics.CACHE_READS.labels("hit" if cached is not None else "miss").inc()
         if cached is not None:
             return cached
         snapshot = await self._load(("recent", sid, limit), sid, lambda: database.load_recent(sid, limit))
@@ -74,6 +75,7 @@ class HybridStorage:
             raise ValueError("token_budget must be positive")
         sid = _session_uuid(session_id)
         messages = await self.cache.read_budget(str(sid), token_budget)
+        metrics.CACHE_READS.labels("hit" if messages is not None else "miss").inc()
         if messages is None:
             snapshot = await self._load(
                 ("budget", sid, token_budget), sid, lambda: database.load_within_budget(sid, token_budget)

@@ -378,6 +378,24 @@ async def test_a_turn_runs_the_same_sql_however_long_the_history(owner, settings
     assert counts == [7, 7, 7], counts
 
 
+@pytest.mark.redis
+async def test_a_turn_sends_at_most_ten_redis_commands_before_its_first_word(owner):
+    from tests.queries import counting_redis_commands
+
+    sid = uuid.uuid4()
+    communicator, _ = await connect(owner, sid)
+    await send(communicator, type="user_message", text="hello")
+    await until(communicator, "complete")
+    with counting_redis_commands() as commands:
+        await send(communicator, type="user_message", text="hello again")
+        await until(communicator, "text_delta")
+        before_first_word = list(commands)
+    # Rate limit, the cache extended with the stored message and its reply, the history
+    # read, the turn's events and the first word in the log (each a script: one round trip).
+    assert len(before_first_word) <= 10, before_first_word
+    await until(communicator, "complete")
+
+
 async def test_closing_the_socket_does_not_stop_the_run(owner, settings):
     settings.OFFLINE_MODEL_WORD_DELAY = 0.02
     sid = uuid.uuid4()
