@@ -139,7 +139,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # (websocket runs), so that many sessions' queries do not queue behind one another.
 DB_THREADS = _positive_int("DB_THREADS", 8)
 
-# --- Cache (L1) and channel layer ---------------------------------------------------------
+# --- Cache (L1) ----------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
 # A hung Redis must not hang a request: every socket operation gives up after this long
 # and the request is answered from the database. After one such failure Redis is bypassed

@@ -57,8 +57,8 @@ async def _isolated(key_prefix):
 
 
 def opened(app, path, **options) -> WebsocketCommunicator:
-    """A communicator the test's teardown will disconnect: a consumer task left running
-    when the event loop closes can hang in channels-redis's receive."""
+    """A communicator the test's teardown will disconnect: a consumer left running when the
+    event loop closes stays in the process's hub."""
     communicator = WebsocketCommunicator(app, path, **options)
     _open.append(communicator)
     return communicator
