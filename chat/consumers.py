@@ -20,6 +20,7 @@ from chat.db import db_async
 from chat.errors import OUTAGES, NotFound, UserError
 from chat.ids import ChatRef, parse_chat_id
 from chat.models import ChatSession
+from chat.runs import turns
 from chat.runs.relay import EventRelay, Sent, TooSlow
 
 logger = logging.getLogger(__name__)
@@ -134,9 +135,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         assert self.chat is not None
         runs = runtime.get().runs
         if isinstance(command, (protocol.SendMessage, protocol.Choose)):
-            acknowledgement = await runs.start_turn(self.user, self.chat.session_id, command)
-            if acknowledgement is not None:
-                await self._send(acknowledgement)
+            begun = await runs.start_turn(self.user, self.chat.session_id, command)
+            if isinstance(begun, turns.Acknowledged):
+                await self._send(begun.event)
         elif isinstance(command, protocol.Cancel):
             await runs.cancel(self.user, self.chat.session_id)
         elif isinstance(command, protocol.Resume):

@@ -48,4 +48,5 @@ async def check_message_rate(user_id: int) -> None:
         raise UserError(
             "rate_limited",
             f"You can send {settings.CHAT_RATE_LIMIT_PER_MINUTE} messages a minute; wait a moment and try again.",
+            status=429,
         )

@@ -14,6 +14,7 @@ _ERRORS = {
     401: "Not signed in, or the token is not valid.",
     403: "Signed in, but not allowed (a session request without its CSRF token).",
     404: "No such object, or it belongs to someone else.",
+    409: "Not now: the chat is busy with a reply (try again when it ends), or not in the state this needs.",
     429: "Too many requests; retry after the `Retry-After` header's seconds.",
 }
 # What any authenticated operation may answer besides its own errors.

@@ -21,6 +21,7 @@ from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
 from chat import downloads, export, selectors, services
+from chat.api import turns as api_turns
 from chat.api.files import FileNegotiation, file_response, streamed_file_response
 from chat.api.pagination import MAX_SEQUENCE, ArtifactPagination, ChatPagination, parse_whole_number
 from chat.api.schema import AUTH_ERRORS, errors, file_responses
@@ -146,6 +147,26 @@ class MessageList(APIView):
         return Response(
             {"results": MessageSerializer(page, many=True).data, "next": next_url, "next_after": next_after}
         )
+
+    @extend_schema(
+        summary="Send a message, or answer the open question: a run answers it",
+        description=(
+            "Taken exactly as a websocket `user_message` (a `text`; while a question is open it "
+            "answers it) or `interactive_response` (`tool_use_id` and `choice`). The run goes on "
+            "in the background: 202 with the stored message; read the reply from this list when "
+            "the chat's `state` is idle again (or watch the chat's websocket). A repeated "
+            "`client_id` is answered 200 with what was stored. 409 `busy` while a reply is being "
+            "written, 429 `rate_limited` past the per-user message rate."
+        ),
+        request=api_turns.TurnRequestSerializer,
+        responses={
+            202: api_turns.TurnSerializer,
+            200: api_turns.TurnSerializer,
+            **errors(400, 404, 409, *AUTH_ERRORS),
+        },
+    )
+    def post(self, request: Request, chat_id: Any) -> Response:
+        return api_turns.start_turn(request, chat_id)
 
 
 # --- artifacts ------------------------------------------------------------------------------

@@ -102,12 +102,10 @@ class RunManager:
 
     # --- what users ask for --------------------------------------------------------------
 
-    async def start_turn(self, user: Any, session_id: uuid.UUID, action: turns.Action) -> dict[str, Any] | None:
-        """Start the run ``action`` asks for, if the turn service lets it start.
-
-        Returns an event for the sender alone when nothing new starts: an action stored
-        already is acknowledged again instead of being stored twice.
-        """
+    async def start_turn(self, user: Any, session_id: uuid.UUID, action: turns.Action) -> turns.Turn | turns.Acknowledged:
+        """Start the run ``action`` asks for, if the turn service lets it start (UserError
+        if not). An action stored already starts nothing: ``Acknowledged`` says what is
+        stored, for the sender alone."""
         received_at = time.perf_counter()
         begun = await turns.start_turn(
             user,
@@ -118,12 +116,12 @@ class RunManager:
             dead_before=self.liveness.stale_cutoff(),
         )
         if isinstance(begun, turns.Acknowledged):
-            return begun.event
+            return begun
         metrics.TURNS.labels("answer" if begun.step else "message").inc()
         task = asyncio.get_running_loop().create_task(self._run(user, begun, received_at))
         self._runs[session_id] = _Run(begun.run_id, task)
         task.add_done_callback(lambda _: self._runs.pop(session_id, None))
-        return None
+        return begun
 
     async def cancel(self, user: Any, session_id: uuid.UUID) -> None:
         """Stop the chat's run, wherever it runs; what it streamed is kept."""

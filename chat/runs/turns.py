@@ -32,8 +32,8 @@ from chat.storage import HybridStorage, database
 from chat.storage.database import RunClaim, Saved, StoredMessage
 
 State = ChatSession.State
-BUSY = UserError("busy", "The assistant is still answering; wait for it or stop it first.")
-NOT_AWAITING = UserError("not_awaiting_input", "This chat is not waiting for an answer.")
+BUSY = UserError("busy", "The assistant is still answering; wait for it or stop it first.", status=409)
+NOT_AWAITING = UserError("not_awaiting_input", "This chat is not waiting for an answer.", status=409)
 
 
 @dataclass(frozen=True)

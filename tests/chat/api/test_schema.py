@@ -16,6 +16,7 @@ OPERATIONS = {
     ("/api/v1/chats/{chat_id}/", "patch"),
     ("/api/v1/chats/{chat_id}/", "delete"),
     ("/api/v1/chats/{chat_id}/messages/", "get"),
+    ("/api/v1/chats/{chat_id}/messages/", "post"),
     ("/api/v1/chats/{chat_id}/artifacts/", "get"),
     ("/api/v1/chats/{chat_id}/export/", "get"),
     ("/api/v1/artifacts/{artifact_id}/", "get"),

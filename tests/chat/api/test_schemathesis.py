@@ -58,7 +58,10 @@ def _is_uuid(value: object) -> bool:
     return True
 
 
-@schema.parametrize()
+# Starting a turn (POST …/messages/) hands the run to the server's event loop and its
+# database threads, which a WSGI call in the test's own transaction has neither of: it is
+# checked end to end in test_turns.py instead.
+@schema.exclude(method="POST", path="/api/v1/chats/{chat_id}/messages/").parametrize()
 @settings(
     max_examples=MAX_EXAMPLES,
     deadline=None,
