@@ -13,10 +13,14 @@ the same cores, as Chainlit's is.
 from __future__ import annotations
 
 import asyncio
+import math
+import re
 import statistics
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 
 from bench.client import Chat, close_all
+from bench.servers import BenchError
 
 SIZES = (20, 50, 100, 200)
 TEXT = "hello, how are you today?"
@@ -32,23 +36,43 @@ class Latencies:
     sessions: int
     median_ms: float
     p99_ms: float
+    ok: int = 0
+    # What went wrong with the sessions that got no whole reply, and how often.
+    failures: dict[str, int] = field(default_factory=dict)
 
 
 async def first_words(base_url: str, cookie: str, sessions: int) -> Latencies:
+    """One measurement at N = ``sessions``. A session that fails (its socket refused or
+    closed, its reply cut or wrong) is counted with the reason, not timed; the others go on."""
     chats: list[Chat] = []
+    failures: Counter[str] = Counter()
     try:
         for _ in range(sessions):
-            chats.append(await Chat.open(base_url, cookie))
+            try:
+                chats.append(await Chat.open(base_url, cookie))
+            except BenchError as exc:
+                failures[_kind(exc)] += 1
 
-        async def one(chat: Chat) -> float:
-            return (await chat.read_reply(await chat.send_message(TEXT))).first_delta
+        async def one(chat: Chat) -> float | None:
+            try:
+                return (await chat.read_reply(await chat.send_message(TEXT))).first_delta
+            except BenchError as exc:
+                failures[_kind(exc)] += 1
+                return None
 
-        latencies = sorted(await asyncio.gather(*(one(chat) for chat in chats)))
+        timed = await asyncio.gather(*(one(chat) for chat in chats))
     finally:
         await close_all(chats)
+    latencies = sorted(t for t in timed if t is not None)
+    if not latencies:
+        return Latencies(sessions, math.nan, math.nan, 0, dict(failures))
     # The same p99 as Chainlit's load client computes.
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-    return Latencies(sessions, statistics.median(latencies) * 1e3, p99 * 1e3)
+    return Latencies(sessions, statistics.median(latencies) * 1e3, p99 * 1e3, len(latencies), dict(failures))
+
+
+def _kind(exc: BenchError) -> str:
+    return re.sub(r" \(chat [0-9a-f-]+\)", "", str(exc))
 
 
 async def warm_up(base_url: str, cookie: str) -> None:
@@ -62,10 +86,14 @@ def header(title: str, peer: str) -> None:
 
 def row(result: Latencies, peer: str = "") -> None:
     print(f"  {result.sessions:>8}   {result.median_ms:6.0f} ms   {result.p99_ms:6.0f} ms   {peer}")
+    if result.failures:
+        print(f"           only {result.ok} of {result.sessions} sessions got their whole reply; the others:")
+        for kind, count in sorted(result.failures.items(), key=lambda item: -item[1]):
+            print(f"             {count} x {kind[:300]}")
 
 
 def verdict(results: list[Latencies]) -> None:
-    by_size = {r.sessions: r for r in results}
+    by_size = {r.sessions: r for r in results if r.ok}
     if 20 in by_size and 200 in by_size:
         ratio = by_size[200].median_ms / by_size[20].median_ms
         at_200 = by_size[200].median_ms

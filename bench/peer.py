@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -26,6 +25,13 @@ from tests.live import free_port
 
 PEER_BENCH = Path(os.environ.get("PEER_BENCH", "/work/shared/peer-bench"))
 LOAD_TIMEOUT = 600
+# Chainlit runs with its defaults: none of our settings may reach it (with DATABASE_URL
+# set, Chainlit turns on its own data layer and writes to that database).
+PASSED_ON = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")
+
+
+def _environment(**extra: str) -> dict[str, str]:
+    return {**{name: os.environ[name] for name in PASSED_ON if name in os.environ}, **extra}
 
 
 def _venv() -> Path:
@@ -54,7 +60,7 @@ def chainlit(word_delay: float) -> Iterator[int]:
             process = subprocess.Popen(
                 [str(_venv() / "bin" / "chainlit"), "run", "app.py", "--headless", "--host", "127.0.0.1", "--port", str(port)],
                 cwd=directory,
-                env={**os.environ, "FAKE_WORD_DELAY": str(word_delay)},
+                env=_environment(FAKE_WORD_DELAY=str(word_delay)),
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
@@ -70,6 +76,7 @@ def first_tokens(port: int, sessions: int) -> Latencies:
     try:
         done = subprocess.run(
             [str(_venv() / "bin" / "python"), str(PEER_BENCH / "chainlit_load.py"), "latency", str(port), str(sessions)],
+            env=_environment(),
             capture_output=True,
             text=True,
             timeout=LOAD_TIMEOUT,
@@ -80,7 +87,7 @@ def first_tokens(port: int, sessions: int) -> Latencies:
         if line.startswith("{"):
             figure = json.loads(line)
             if figure.get("failures"):
-                print(f"    chainlit: {figure['failures']} failures: {figure.get('failure_kinds')}", file=sys.stderr)
+                print(f"    chainlit at {sessions}: {figure['failures']} failures: {figure.get('failure_kinds')}")
             if "median_ms" in figure:
                 return Latencies(sessions, figure["median_ms"], figure["p99_ms"])
     raise BenchError(f"chainlit_load.py gave no figure (exit {done.returncode}):\n{done.stderr[-2000:]}")

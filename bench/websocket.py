@@ -39,7 +39,7 @@ from django.contrib.auth import get_user_model  # noqa: E402
 
 from bench import haproxy, load, peer  # noqa: E402
 from bench.perevent import per_event_cost  # noqa: E402
-from bench.servers import LOGS, BenchError, cluster, cpu_seconds, daphne, multi_process_problem  # noqa: E402
+from bench.servers import LOGS, BenchError, cluster, cpu_seconds, daphne, multi_process_problem, wait_quiet  # noqa: E402
 from bench.turncost import turn_cost  # noqa: E402
 from tests.live import session_cookie  # noqa: E402
 
@@ -58,6 +58,7 @@ async def first_word(cookie: str) -> None:
             await load.warm_up(server.url, cookie)
             results = []
             for sessions in load.SIZES:
+                await wait_quiet([server])  # runs of sessions that failed may still be going
                 ours = await load.first_words(server.url, cookie, sessions)
                 if port is None:
                     theirs = load.CHAINLIT_RECORDED[sessions]
@@ -86,7 +87,10 @@ async def _behind_haproxy(cookie: str, count: int, env: dict[str, str], what: st
         await load.warm_up(url, cookie)
         pids = [server.process.pid for server in servers if server.process]
         before = [cpu_seconds(pid) for pid in pids]
-        results = [await load.first_words(url, cookie, sessions) for sessions in load.SIZES]
+        results = []
+        for sessions in load.SIZES:
+            await wait_quiet(servers)
+            results.append(await load.first_words(url, cookie, sessions))
         used = [cpu_seconds(pid) - start for pid, start in zip(pids, before)]
     for result in results:
         load.row(result)
