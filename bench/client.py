@@ -11,15 +11,29 @@ import asyncio
 import json
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from bench.servers import BenchError
 
 OPEN_TIMEOUT = 30.0
 REPLY_TIMEOUT = 120.0
+CLOSE_UNAVAILABLE = 4503
+# Pauses before opening again a socket refused with 4503 (a process's Redis breaker stays
+# open REDIS_RETRY_INTERVAL, 2 s by default).
+UNAVAILABLE_RETRY_PAUSES = (1.0, 1.0, 2.0, 2.0)
+# Sockets refused with 4503 and opened again, by server address.
+REFUSED: Counter[str] = Counter()
+
+
+class SocketClosed(BenchError):
+    def __init__(self, code: int | None, message: str):
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass
@@ -67,22 +81,36 @@ class Chat:
 
     @classmethod
     async def open(cls, base_url: str, cookie: str, *, session_id: str | None = None) -> Chat:
-        """Connect to ``base_url`` (``http://host:port``) and wait for ``ready``."""
+        """Connect to ``base_url`` (``http://host:port``) and wait for ``ready``.
+
+        A socket closed with 4503 (database or Redis unavailable) is opened again after a
+        pause, as the chat page does; ``REFUSED`` counts how often that happened.
+        """
         session_id = session_id or str(uuid.uuid4())
-        chat = cls(await connect_socket(base_url, cookie, f"/ws/chat/{session_id}/"), session_id)
-        ready = await chat.recv(OPEN_TIMEOUT, "ready")
-        if ready.get("type") != "ready":
-            raise BenchError(f"expected ready, got {ready}")
-        chat.last_id = ready["last_event_id"]
-        return chat
+        for pause in (*UNAVAILABLE_RETRY_PAUSES, None):
+            chat = cls(await connect_socket(base_url, cookie, f"/ws/chat/{session_id}/"), session_id)
+            try:
+                ready = await chat.recv(OPEN_TIMEOUT, "ready")
+            except SocketClosed as closed:
+                if closed.code != CLOSE_UNAVAILABLE or pause is None:
+                    raise
+                REFUSED[base_url] += 1
+                await asyncio.sleep(pause)
+                continue
+            if ready.get("type") != "ready":
+                raise BenchError(f"expected ready, got {ready}")
+            chat.last_id = ready["last_event_id"]
+            return chat
+        raise AssertionError("unreachable")
 
     async def recv(self, timeout: float, waiting_for: str) -> dict[str, Any]:
         try:
             raw = await asyncio.wait_for(self.ws.recv(), timeout)
         except TimeoutError:
             raise BenchError(f"no frame in {timeout:.0f} s while waiting for {waiting_for} (chat {self.session_id})") from None
-        except Exception as exc:  # the socket closed: say how
-            raise BenchError(f"socket closed while waiting for {waiting_for} (chat {self.session_id}): {exc}") from exc
+        except ConnectionClosed as exc:
+            code = exc.rcvd.code if exc.rcvd else None
+            raise SocketClosed(code, f"socket closed with {code} while waiting for {waiting_for} (chat {self.session_id})") from exc
         frame = json.loads(raw)
         if "id" in frame:
             if frame["id"] != self.last_id + 1:

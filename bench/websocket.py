@@ -38,6 +38,7 @@ from django.conf import settings  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
 
 from bench import haproxy, load, peer  # noqa: E402
+from bench.client import REFUSED  # noqa: E402
 from bench.perevent import per_event_cost  # noqa: E402
 from bench.servers import LOGS, BenchError, cluster, cpu_seconds, daphne, multi_process_problem, wait_quiet  # noqa: E402
 from bench.turncost import turn_cost  # noqa: E402
@@ -113,8 +114,14 @@ async def main(parts: list[str]) -> None:
     for part in parts:
         await PARTS[part](cookie)
         print()
-    LOGS.report()
+    _troubles()
     print(f"\n{_load()}")
+
+
+def _troubles() -> None:
+    LOGS.report()
+    refused = sum(REFUSED.values())
+    print(f"  sockets refused with 4503 (unavailable) at open, and opened again: {refused or 'none'}")
 
 
 def _load() -> str:
@@ -135,7 +142,7 @@ def run(parts: list[str]) -> int:
         except BenchError as exc:
             failed = exc
     if failed is not None:
-        LOGS.report()
+        _troubles()
         print(f"\nFAILED: {failed}", file=sys.stderr)
         return 1
     return 0
