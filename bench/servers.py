@@ -73,9 +73,8 @@ class Logs:
     """What the logs of the processes started so far said."""
 
     servers: int = 0
-    problems: dict[str, int] = field(default_factory=dict)
-    errors: int = 0
-    examples: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)  # by problem, and "errors"
+    examples: dict[str, list[str]] = field(default_factory=dict)  # the first few lines of each
 
     def read(self, server: DaphneServer, label: str) -> None:
         self.servers += 1
@@ -86,24 +85,24 @@ class Logs:
         for line in text.splitlines():
             for problem in LOG_PROBLEMS:
                 if problem in line:
-                    self.problems[problem] = self.problems.get(problem, 0) + 1
-                    self._example(label, line)
+                    self._note(problem, label, line)
             if LOG_ERRORS.search(line):
-                self.errors += 1
-                self._example(label, line)
+                self._note("errors", label, line)
 
-    def _example(self, label: str, line: str) -> None:
-        if len(self.examples) < 5:
-            self.examples.append(f"{label}: {line.strip()[:200]}")
+    def _note(self, kind: str, label: str, line: str) -> None:
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+        examples = self.examples.setdefault(kind, [])
+        if len(examples) < 3:
+            examples.append(f"{label}: {line.strip()[:220]}")
 
     def report(self) -> None:
-        print(f"Daphne logs ({self.servers} processes, read in full when each stopped)")
-        for problem in LOG_PROBLEMS:
-            count = self.problems.get(problem, 0)
-            print(f"  {problem!r}: {'none' if not count else f'{count} lines'}")
-        print(f"  tracebacks and ERROR lines: {self.errors or 'none'}")
-        for example in self.examples:
-            print(f"    {example}")
+        print(f"Daphne logs ({self.servers} processes, read in full when each stopped; logs in {settings.VAR_DIR})")
+        for kind in (*LOG_PROBLEMS, "errors"):
+            count = self.counts.get(kind, 0)
+            title = repr(kind) if kind != "errors" else "tracebacks and ERROR lines"
+            print(f"  {title}: {f'{count} lines' if count else 'none'}")
+            for example in self.examples.get(kind, []):
+                print(f"    {example}")
 
 
 LOGS = Logs()
