@@ -17,9 +17,8 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
-from bench.load import Latencies
 from bench.servers import BenchError
 from tests.live import free_port
 
@@ -71,8 +70,9 @@ def chainlit(word_delay: float) -> Iterator[int]:
             _stop(process)
 
 
-def first_tokens(port: int, sessions: int) -> Latencies:
-    """chainlit_load.py's figure for one N (it warms up with 5 sessions first)."""
+def first_tokens(port: int, sessions: int) -> dict[str, Any]:
+    """chainlit_load.py's figure for one N, as its JSON line says it (``median_ms``,
+    ``p99_ms``, ``ok``, ``failures``, ``failure_kinds``); it warms up with 5 sessions first."""
     try:
         done = subprocess.run(
             [str(_venv() / "bin" / "python"), str(PEER_BENCH / "chainlit_load.py"), "latency", str(port), str(sessions)],
@@ -86,10 +86,8 @@ def first_tokens(port: int, sessions: int) -> Latencies:
     for line in done.stdout.splitlines():
         if line.startswith("{"):
             figure = json.loads(line)
-            if figure.get("failures"):
-                print(f"    chainlit at {sessions}: {figure['failures']} failures: {figure.get('failure_kinds')}")
-            if "median_ms" in figure:
-                return Latencies(sessions, figure["median_ms"], figure["p99_ms"])
+            if figure.get("figure") == "first_token":
+                return figure
     raise BenchError(f"chainlit_load.py gave no figure (exit {done.returncode}):\n{done.stderr[-2000:]}")
 
 
