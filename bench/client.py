@@ -74,9 +74,10 @@ async def connect_socket(base_url: str, cookie: str, path: str) -> ClientConnect
 class Chat:
     """A socket on one chat (a new one unless ``session_id`` is given)."""
 
-    def __init__(self, ws: ClientConnection, session_id: str):
+    def __init__(self, ws: ClientConnection, session_id: str, *, base_url: str = "", cookie: str = ""):
         self.ws = ws
         self.session_id = session_id
+        self.base_url, self.cookie = base_url, cookie
         self.last_id = 0
 
     @classmethod
@@ -88,7 +89,7 @@ class Chat:
         """
         session_id = session_id or str(uuid.uuid4())
         for pause in (*UNAVAILABLE_RETRY_PAUSES, None):
-            chat = cls(await connect_socket(base_url, cookie, f"/ws/chat/{session_id}/"), session_id)
+            chat = cls(await connect_socket(base_url, cookie, f"/ws/chat/{session_id}/"), session_id, base_url=base_url, cookie=cookie)
             try:
                 ready = await chat.recv(OPEN_TIMEOUT, "ready")
             except SocketClosed as closed:
@@ -120,9 +121,24 @@ class Chat:
             raise BenchError(f"the server refused a frame (chat {self.session_id}): {frame}")
         return frame
 
+    @property
+    def closed(self) -> bool:
+        """The server closed the socket (the client library reads close frames by itself)."""
+        return self.ws.close_code is not None
+
+    async def reopen(self) -> None:
+        """A new socket on the same chat, after the server closed this one."""
+        await self.close()
+        fresh = await Chat.open(self.base_url, self.cookie, session_id=self.session_id)
+        self.ws, self.last_id = fresh.ws, fresh.last_id
+
     async def send_message(self, text: str) -> Reply:
         reply = Reply(sent_at=time.perf_counter())
-        await self.ws.send(json.dumps({"type": "user_message", "text": text, "client_id": uuid.uuid4().hex}))
+        try:
+            await self.ws.send(json.dumps({"type": "user_message", "text": text, "client_id": uuid.uuid4().hex}))
+        except ConnectionClosed as exc:
+            code = exc.rcvd.code if exc.rcvd else None
+            raise SocketClosed(code, f"socket closed with {code} before the message went out (chat {self.session_id})") from exc
         return reply
 
     async def read_reply(
