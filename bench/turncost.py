@@ -13,7 +13,8 @@ after it less before it, less the idle baseline: the rate at which the same proc
 the same sockets open, burns CPU doing nothing (``IDLE`` seconds before every series,
 pooled). The client runs in another process: its CPU is not counted. CPU time moves far
 less than wall time when other programs share the cores, but it does move (caches, clock
-speed): on a 2-core machine shared with test suites it read a fifth higher than quiet.
+speed): on the 2-core development machine it read about a tenth higher at a load
+average of 10 than at 1.
 
 The SQL statements and Redis commands per turn are the process's own counts over the
 same series (``bench.asgi``), divided by the number of turns.
