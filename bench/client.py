@@ -183,6 +183,14 @@ class Chat:
                 first = first or time.perf_counter()
         return time.perf_counter() - first
 
+    async def read_until(self, kind: str, timeout: float = REPLY_TIMEOUT) -> dict[str, Any]:
+        """Read until a frame of type ``kind`` (returned) arrives."""
+        deadline = time.monotonic() + timeout
+        while True:
+            frame = await self.recv(max(0.1, deadline - time.monotonic()), kind)
+            if frame["type"] == kind:
+                return frame
+
     async def close(self) -> None:
         try:
             await asyncio.wait_for(self.ws.close(), 10)

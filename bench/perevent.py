@@ -12,15 +12,19 @@ many frames of the same shape on the same process: the floor of any websocket st
   the chat's Redis channel. Compared with the bare consumer on B.
 
 The four kinds of run alternate (same, bare A, other, bare B, …); medians are compared.
+The wall time is the issue's figure; the server CPU beside it (the processes' utime +
+stime over the whole run, its start and end included: both processes for "another") is
+the same comparison with far less of the machine's noise in it.
 """
 
 from __future__ import annotations
 
 import statistics
+from dataclasses import dataclass
 from typing import Awaitable, Callable
 
 from bench.client import Chat, connect_socket
-from bench.servers import BenchError, cluster, multi_process_problem
+from bench.servers import BenchError, cluster, cpu_seconds, multi_process_problem
 from tests.live import DaphneServer
 
 EVENTS = 10_000
@@ -34,19 +38,29 @@ ENV = {
 COMMAND = f"firehose {EVENTS} 8"
 
 
-async def same_process(server: DaphneServer, cookie: str) -> float:
+@dataclass(frozen=True)
+class Run:
+    wall: float  # seconds from the first delta to the last, at the reading socket
+    cpu: float  # CPU seconds the server processes involved used for the run
+
+
+async def same_process(server: DaphneServer, cookie: str) -> Run:
     chat = await Chat.open(server.url, cookie)
     try:
+        before = _cpu([server])
         await chat.send_message(COMMAND)
-        return await chat.read_deltas(EVENTS)
+        wall = await chat.read_deltas(EVENTS)
+        await chat.read_until("complete")
+        return Run(wall, _cpu([server]) - before)
     finally:
         await chat.close()
 
 
-async def other_process(runner: DaphneServer, reader: DaphneServer, cookie: str) -> float:
+async def other_process(runner: DaphneServer, reader: DaphneServer, cookie: str) -> Run:
     listening = await Chat.open(reader.url, cookie)
     try:
         sender = await Chat.open(runner.url, cookie, session_id=listening.session_id)
+        before = _cpu([runner, reader])
         try:
             await sender.send_message(COMMAND)
             frame = await sender.recv(30, "the message to be stored")
@@ -54,26 +68,34 @@ async def other_process(runner: DaphneServer, reader: DaphneServer, cookie: str)
                 raise BenchError(f"expected the stored user message first, got {frame}")
         finally:
             await sender.close()
-        return await listening.read_deltas(EVENTS)
+        wall = await listening.read_deltas(EVENTS)
+        await listening.read_until("complete")
+        return Run(wall, _cpu([runner, reader]) - before)
     finally:
         await listening.close()
 
 
-async def bare(server: DaphneServer, cookie: str) -> float:
+async def bare(server: DaphneServer, cookie: str) -> Run:
+    before = _cpu([server])  # the handshake is counted: a millisecond, against the 10,000 frames
     ws = await connect_socket(server.url, cookie, f"/ws/bench/bare/{EVENTS}/8/")
     try:
-        chat = Chat(ws, "bare")
-        return await chat.read_deltas(EVENTS)
+        wall = await Chat(ws, "bare").read_deltas(EVENTS)
+        return Run(wall, _cpu([server]) - before)
     finally:
         await ws.close()
+
+
+def _cpu(servers: list[DaphneServer]) -> float:
+    return sum(cpu_seconds(server.process.pid) for server in servers if server.process)
 
 
 async def per_event_cost(cookie: str) -> None:
     problem = multi_process_problem()
     print(f"Per-event cost: {EVENTS:,} text_delta events to one socket, real stack vs bare consumer ({ROUNDS} alternating runs, medians)")
+    print("  (wall: first to last delta at the socket; CPU: the server processes' own, whole run, both processes when two)")
     with cluster("per event", 1 if problem else 2, ENV, app="bench.asgi:application") as servers:
         a = servers[0]
-        kinds: dict[str, Callable[[], Awaitable[float]]] = {
+        kinds: dict[str, Callable[[], Awaitable[Run]]] = {
             "same": lambda: same_process(a, cookie),
             "bare A": lambda: bare(a, cookie),
         }
@@ -81,20 +103,23 @@ async def per_event_cost(cookie: str) -> None:
             b = servers[1]
             kinds["other"] = lambda: other_process(a, b, cookie)
             kinds["bare B"] = lambda: bare(b, cookie)
-        times: dict[str, list[float]] = {kind: [] for kind in kinds}
+        runs: dict[str, list[Run]] = {kind: [] for kind in kinds}
         for _ in range(ROUNDS + 1):  # the first round warms up
             for kind, run in kinds.items():
-                times[kind].append(await run())
-    median = {kind: statistics.median(values[1:]) for kind, values in times.items()}
-    _row("socket on the run's process", median["same"], median["bare A"], f"target <= {SAME_TARGET:g}")
+                runs[kind].append(await run())
+    _row("socket on the run's process", runs["same"][1:], runs["bare A"][1:], f"target <= {SAME_TARGET:g}")
     if problem:
         print(f"  socket on another process: skipped ({problem})")
     else:
-        _row("socket on another process", median["other"], median["bare B"], "run on A, socket on B, through Redis")
+        _row("socket on another process", runs["other"][1:], runs["bare B"][1:], "run on A, socket on B, through Redis")
 
 
-def _row(label: str, real: float, floor: float, note: str) -> None:
+def _row(label: str, real_runs: list[Run], bare_runs: list[Run], note: str) -> None:
+    real, floor = statistics.median(r.wall for r in real_runs), statistics.median(r.wall for r in bare_runs)
+    real_cpu, floor_cpu = statistics.median(r.cpu for r in real_runs), statistics.median(r.cpu for r in bare_runs)
     print(
-        f"  {label}: real {real:6.3f} s ({real / EVENTS * 1e6:5.1f} us/event)   bare {floor:6.3f} s "
-        f"({floor / EVENTS * 1e6:5.1f} us/event)   ratio {real / floor:5.2f}   ({note})"
+        f"  {label}: wall real {real / EVENTS * 1e6:5.1f} us/event, bare {floor / EVENTS * 1e6:5.1f}: ratio {real / floor:5.2f} ({note})"
+    )
+    print(
+        f"    server CPU: real {real_cpu / EVENTS * 1e6:5.1f} us/event, bare {floor_cpu / EVENTS * 1e6:5.1f}: ratio {real_cpu / floor_cpu:5.2f}"
     )
