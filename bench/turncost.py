@@ -11,10 +11,11 @@ then the same sockets send a second message (a chat that exists: no creation, no
 The CPU of a series is the process's utime + stime (``/proc/<pid>/stat``, every thread)
 after it less before it, less the idle baseline: the rate at which the same process, with
 the same sockets open, burns CPU doing nothing (``IDLE`` seconds before every series,
-pooled). The client runs in another process: its CPU is not counted. CPU time moves far
-less than wall time when other programs share the cores, but it does move (caches, clock
-speed): on the 2-core development machine it read about a tenth higher at a load
-average of 10 than at 1.
+pooled). The client runs in another process: its CPU is not counted. CPU time moves less
+than wall time when other programs share the cores, but it does move (a process that is
+preempted all the time finds its caches cold): on the 2-core development machine, saturated
+by other test suites (load average 7 to 14), it read up to half as much again as at a load
+average of 1. Compare runs made at a similar load (printed at the start and the end).
 
 The SQL statements and Redis commands per turn are the process's own counts over the
 same series (``bench.asgi``), divided by the number of turns.
