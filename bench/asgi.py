@@ -3,7 +3,8 @@
 - ``/ws/bench/bare/<count>/<size>/`` accepts and sends ``count`` text_delta frames shaped
   like the real ones, as fast as it can: the floor any websocket stack on this server has.
 - ``GET /bench/counters`` answers, as JSON, the SQL statements and Redis commands this
-  process has sent so far, by kind (``sql``, ``redis``) and the Redis round trips
+  process has sent so far, by kind (``sql``: keyword and table; ``redis``: command name),
+  and the Redis round trips
   (``redis_round_trips``). The benchmark reads them before and after a series of turns.
   Counting costs a function call per statement or command (about a microsecond), against
   the milliseconds a turn costs; nothing of ``chat/`` is changed for it.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 from collections import Counter
 from typing import Any
@@ -40,13 +42,21 @@ _redis: Counter[str] = Counter()
 _round_trips = 0
 
 
-def _keyword(sql: str) -> str:
-    return sql.lstrip().split(None, 1)[0].upper() if sql.strip() else "?"
+_DATA = ("SELECT", "INSERT", "UPDATE", "DELETE")
+_TABLE = re.compile(r'"(\w+)"')
+
+
+def _kind(sql: str) -> str:
+    """``UPDATE chat_chatsession``: the statement's keyword and its first quoted name (the
+    table, as Django writes its SQL); the keyword alone for anything else."""
+    keyword = sql.lstrip().split(None, 1)[0].upper() if sql.strip() else "?"
+    table = _TABLE.search(sql) if keyword in _DATA else None
+    return f"{keyword} {table.group(1)}" if table else keyword
 
 
 def _count_sql(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
     with _lock:
-        _sql[_keyword(sql)] += 1
+        _sql[_kind(sql)] += 1
     return execute(sql, params, many, context)
 
 
