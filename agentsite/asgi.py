@@ -12,6 +12,7 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from agentsite.origin import SiteOriginValidator  # noqa: E402
+from agentsite.outages import WebsocketOutageGuard  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
 from chat.runtime import RuntimeLifespan  # noqa: E402
 
@@ -19,7 +20,7 @@ application = RuntimeLifespan(
     ProtocolTypeRouter(
         {
             "http": django_asgi_app,
-            "websocket": SiteOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+            "websocket": SiteOriginValidator(WebsocketOutageGuard(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))),
         }
     )
 )

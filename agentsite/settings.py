@@ -8,6 +8,7 @@ message naming the variable.
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from pathlib import Path
 
@@ -87,6 +88,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, so it sees the views' exceptions first: an outage is a 503, not a 500.
+    "agentsite.outages.OutageMiddleware",
 ]
 
 ROOT_URLCONF = "agentsite.urls"
@@ -117,8 +120,13 @@ else:
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": VAR_DIR / "agentsite.sqlite3",
             # IMMEDIATE takes the write lock at BEGIN, so concurrent writers queue on the
-            # busy timeout instead of failing with "database is locked" mid-transaction.
-            "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
+            # busy timeout instead of failing with "database is locked" mid-transaction;
+            # WAL lets readers go on while one of them writes.
+            "OPTIONS": {
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 20,
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
             # Tests use a file too: an in-memory shared-cache database fails concurrent
             # writers at once instead of waiting.
             "TEST": {"NAME": str(VAR_DIR / "test-agentsite.sqlite3")},
@@ -131,12 +139,14 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # (websocket runs), so that many sessions' queries do not queue behind one another.
 DB_THREADS = _positive_int("DB_THREADS", 8)
 
-# --- Cache (L1) and channel layer ---------------------------------------------------------
+# --- Cache (L1) ----------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
 # A hung Redis must not hang a request: every socket operation gives up after this long
-# and the request is answered from the database.
-REDIS_SOCKET_TIMEOUT = _positive_float("REDIS_SOCKET_TIMEOUT", 0.25)
-REDIS_CONNECT_TIMEOUT = _positive_float("REDIS_CONNECT_TIMEOUT", 0.25)
+# and the request is answered from the database. After one such failure Redis is bypassed
+# for REDIS_RETRY_INTERVAL, so a hang costs one timeout per process per interval; the
+# timeouts leave room for a busy process's own event loop to get round to the answer.
+REDIS_SOCKET_TIMEOUT = _positive_float("REDIS_SOCKET_TIMEOUT", 1.0)
+REDIS_CONNECT_TIMEOUT = _positive_float("REDIS_CONNECT_TIMEOUT", 1.0)
 # After a Redis failure the cache is bypassed for this long before it is tried again, so
 # an outage costs one timeout per interval rather than one per request.
 REDIS_RETRY_INTERVAL = _positive_float("REDIS_RETRY_INTERVAL", 2.0)
@@ -272,10 +282,10 @@ ARTIFACT_CHUNK_DELAY = _non_negative("ARTIFACT_CHUNK_DELAY", env.float("ARTIFACT
 # many seconds after the last one.
 EVENT_LOG_MAX_EVENTS = _positive_int("EVENT_LOG_MAX_EVENTS", 5000)
 EVENT_LOG_TTL = _positive_int("EVENT_LOG_TTL", 24 * 3600)
-# A running agent proves it is alive this often; a run silent for RUN_STALE_AFTER seconds
-# is taken to have died with its process and is marked failed.
-RUN_HEARTBEAT_INTERVAL = _positive_float("RUN_HEARTBEAT_INTERVAL", 5.0)
-RUN_STALE_AFTER = _positive_float("RUN_STALE_AFTER", 30.0)
+# Each serving process proves it is alive this often (one UPDATE from a thread of its own);
+# the runs of a process silent for RUN_STALE_AFTER seconds died with it and are failed.
+RUN_HEARTBEAT_INTERVAL = _positive_float("RUN_HEARTBEAT_INTERVAL", 1.0)
+RUN_STALE_AFTER = _positive_float("RUN_STALE_AFTER", 5.0)
 if RUN_STALE_AFTER <= 2 * RUN_HEARTBEAT_INTERVAL:
     raise ImproperlyConfigured("RUN_STALE_AFTER must be more than twice RUN_HEARTBEAT_INTERVAL")
 # Limits on what a client may send.
@@ -289,6 +299,21 @@ CHAT_RATE_LIMIT_PER_MINUTE = _positive_int("CHAT_RATE_LIMIT_PER_MINUTE", 30)
 # so a client that stopped reading cannot grow our memory without bound.
 WS_ACK_WINDOW = _positive_int("WS_ACK_WINDOW", 500)
 WS_UNACKED_LIMIT = _positive_int("WS_UNACKED_LIMIT", 10_000)
+# --- Metrics -------------------------------------------------------------------------------
+# /metrics (Prometheus) answers requests from these networks, or carrying
+# "Authorization: Bearer <METRICS_TOKEN>". Behind a proxy the address is the proxy's.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+
+
+def _networks(name: str, default: list[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    try:
+        return [ipaddress.ip_network(value.strip()) for value in env.list(name, default=default) if value.strip()]
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be a comma-separated list of networks (CIDR): {exc}") from None
+
+
+METRICS_ALLOWED_NETWORKS = _networks("METRICS_ALLOWED_NETWORKS", ["127.0.0.0/8", "::1/128"])
+
 # --- Accounts and the HTTP API ------------------------------------------------------------
 # Open sign-up suits the embedded mode (one command, then a new user signs up and chats).
 # With DATABASE_URL set (production) it is off unless asked for, so a public deployment

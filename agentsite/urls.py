@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from agentsite import accounts, health, pages
+from chat.metrics import metrics_view
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -9,6 +10,7 @@ urlpatterns = [
     path("api/v1/", include("chat.api.urls")),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
     path("favicon.ico", pages.favicon, name="favicon"),
     path("", include("chat.urls")),
 ]

@@ -14,12 +14,10 @@ from typing import Any, Awaitable, Callable
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
-from django.db import DatabaseError
-from redis.exceptions import RedisError
 
-from chat import protocol, runtime, services
+from chat import metrics, protocol, runtime, services
 from chat.db import db_async
-from chat.errors import NotFound, UserError
+from chat.errors import OUTAGES, NotFound, UserError
 from chat.ids import ChatRef, parse_chat_id
 from chat.models import ChatSession
 from chat.runs.relay import EventRelay, Sent, TooSlow
@@ -33,8 +31,7 @@ CLOSE_TOO_SLOW = 4408
 CLOSE_UNAVAILABLE = 4503
 
 UNAVAILABLE = UserError("unavailable", "The service is briefly unavailable; nothing was lost. Try again in a moment.")
-# What "the database or Redis is away" looks like from here.
-OUTAGES: tuple[type[BaseException], ...] = (DatabaseError, RedisError, OSError)
+
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
@@ -80,6 +77,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await rt.hub.join(self.chat, self)
         position = await rt.log.position(self.chat)
         rt.hub.note(self.chat, position.last_id, position.epoch)
+        metrics.SOCKETS_OPEN.inc()
         self.relay = EventRelay(
             self.chat,
             rt.log,
@@ -182,6 +180,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=json.dumps(frame, allow_nan=False))
 
     def _leave(self) -> None:
-        chat, self.chat, self.relay = self.chat, None, None
+        chat, relay, self.chat, self.relay = self.chat, self.relay, None, None
+        if relay is not None:
+            metrics.SOCKETS_OPEN.dec()
         if chat is not None:
             runtime.get().hub.leave(chat, self)

@@ -9,13 +9,15 @@ when it is broken or too old, as Channels does, before and after every call.
 
 from __future__ import annotations
 
+import functools
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Awaitable, Callable, TypeVar
+from typing import Any, Awaitable, Callable, TypeVar
 
 from channels.db import DatabaseSyncToAsync
 from django.conf import settings
-from django.db import connections
+from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections
 
 R = TypeVar("R")
 
@@ -31,9 +33,44 @@ def _pool() -> ThreadPoolExecutor:
         return _executor
 
 
+# When this process last saw the database fail (monotonic; 0: never): a call on a pool
+# thread, an HTTP request, or the worker's heartbeat, which notices any outage longer than
+# a beat. Each thread's connection is then checked once, before its next use: a connection
+# PostgreSQL closed when it went away would otherwise fail the first query made on it once
+# it is back. (Django's CONN_HEALTH_CHECKS would cost a query on every use instead.)
+_failed_at = 0.0
+_checked = threading.local()
+
+
+def database_failed() -> None:
+    global _failed_at
+    _failed_at = time.monotonic()
+
+
+def replace_broken_connection(**_: Any) -> None:
+    """Close this thread's connection if it broke since the database last failed (also a
+    ``request_started`` receiver: HTTP requests run on threads of their own)."""
+    if not _failed_at or getattr(_checked, "at", 0.0) >= _failed_at:
+        return
+    _checked.at = time.monotonic()
+    connection = connections[DEFAULT_DB_ALIAS]
+    if connection.connection is not None and not connection.is_usable():
+        connection.close()
+
+
 def db_async(fn: Callable[..., R]) -> Callable[..., Awaitable[R]]:
     """``fn`` as a coroutine function that runs on the database thread pool."""
-    return DatabaseSyncToAsync(fn, thread_sensitive=False, executor=_pool())
+
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> R:
+        replace_broken_connection()
+        try:
+            return fn(*args, **kwargs)
+        except (OperationalError, InterfaceError):
+            database_failed()
+            raise
+
+    return DatabaseSyncToAsync(call, thread_sensitive=False, executor=_pool())
 
 
 def on_every_thread(fn: Callable[[], None]) -> None:

@@ -6,6 +6,13 @@ Anything else that escapes is a bug or an outage, not the user's fault.
 
 from __future__ import annotations
 
+from django.db import DatabaseError
+from redis.exceptions import RedisError
+
+# What "the database or Redis is away" looks like: not the user's fault, and trying again
+# later helps. (TimeoutError and ConnectionError are OSErrors.)
+OUTAGES: tuple[type[BaseException], ...] = (DatabaseError, RedisError, OSError)
+
 
 class UserError(Exception):
     """A request that cannot be done as asked. Nothing was changed."""

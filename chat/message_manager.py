@@ -1,9 +1,12 @@
 """MessageManager: one agent run's view of a conversation.
 
-It loads the history that fits the context budget, saves every new message through
+It loads the history that fits the context budget (HybridStorage fits the budget; here
+the cut is moved to a step boundary and to a turn's start), saves every new message through
 ``HybridStorage`` as it is added, and turns the history into what the model is sent:
-valid (``chat.history.to_api_messages``), stripped of our extra keys, then shaped by
-injections. Injections change only what is sent, never what is stored.
+valid (``chat.history.to_api_messages``) and stripped of our extra keys. Injections add
+blocks about this call only (the current time): the provider sends them after the
+history and its prompt-cache breakpoint, so they never disturb the cached prefix. They
+change only what is sent, never what is stored.
 """
 
 from __future__ import annotations
@@ -17,21 +20,15 @@ from chat import history
 from chat.storage import HybridStorage
 from chat.storage.database import StoredMessage
 
-ApiMessages = list[dict[str, Any]]
-Injection = Callable[[ApiMessages], ApiMessages]
+Blocks = list[dict[str, Any]]
+# Blocks about one model call, sent after the history.
+Injection = Callable[[], Blocks]
 
 
-def current_time(messages: ApiMessages, *, now: dt.datetime | None = None) -> ApiMessages:
-    """Tell the model the current time, on the newest user turn only.
-
-    Older turns are sent as stored, so the prompt-cache prefix is not disturbed.
-    """
-    if not messages or messages[-1]["role"] != "user":
-        return messages
+def current_time(*, now: dt.datetime | None = None) -> Blocks:
+    """Tell the model the current time."""
     stamp = (now or dt.datetime.now(dt.timezone.utc)).strftime("%Y-%m-%d %H:%M UTC")
-    last = messages[-1]
-    note = {"type": "text", "text": f"<context>Current time: {stamp}</context>"}
-    return [*messages[:-1], {**last, "content": [*last["content"], note]}]
+    return [{"type": "text", "text": f"<context>Current time: {stamp}</context>"}]
 
 
 DEFAULT_INJECTIONS: tuple[Injection, ...] = (current_time,)
@@ -61,14 +58,17 @@ class MessageManager:
         # Every message is saved as it is added; nothing is buffered to flush here.
         return None
 
-    async def load(self, token_budget: int | None = None) -> list[StoredMessage]:
-        """Load the newest history that fits ``token_budget`` (default: the configured one).
+    async def load(self, token_budget: int | None = None, *, before: int | None = None) -> list[StoredMessage]:
+        """Load the newest history that fits ``token_budget`` (default: the configured one),
+        up to (not including) message ``before`` if given: the reply being written.
 
         The cut moves in steps of ``cut_step`` tokens (see ``history.coarse_cut``) and never
         starts on a message that cannot begin a history.
         """
         budget = token_budget or settings.CHAT_CONTEXT_TOKENS
         exact = await self.storage.load_within_budget(self.session_id, budget)
+        if before is not None:
+            exact = [m for m in exact if m["sequence"] < before]
         self._messages = history.drop_to_turn_start(history.coarse_cut(exact, budget, self.cut_step))
         return self.messages
 
@@ -113,30 +113,31 @@ class MessageManager:
             raise ValueError("add_tool_results takes a non-empty list of tool_result blocks")
         return await self._add({"role": "user", "content": list(results)})
 
-    async def update_message(self, sequence: int, **changes: Any) -> StoredMessage:
-        """Change a stored message (a streamed reply completing); the local copy follows."""
+    async def update_message(self, sequence: int, *, known: StoredMessage | None = None, **changes: Any) -> StoredMessage:
+        """Change a stored message (a streamed reply completing); the local copy follows.
+        ``known``: the caller's copy of it, if this manager did not load it."""
         if "usage" in changes and changes["usage"] and changes.get("tokens") is None:
             output_tokens = changes["usage"].get("output_tokens")
             if output_tokens:
                 changes["tokens"] = output_tokens
-        stored = await self.storage.update_message(self.session_id, sequence, **changes)
+        if known is None:
+            known = next((m for m in self._messages if m["sequence"] == sequence), None)
+        stored = await self.storage.update_message(self.session_id, sequence, known=known, **changes)
         self._messages = [stored if m["sequence"] == sequence else m for m in self._messages]
         return stored
 
-    def to_api_messages(self, *, cache_breakpoint: bool = False) -> list[dict[str, Any]]:
-        """The history as the model must receive it: valid, API keys only, injections applied.
+    async def remove_last(self, sequence: int) -> None:
+        """Take back message ``sequence``, the newest (a reply that never began)."""
+        await self.storage.remove_last(self.session_id, sequence)
+        self._messages = [m for m in self._messages if m["sequence"] != sequence]
 
-        With ``cache_breakpoint`` the last stored block is marked for prompt caching. It is
-        marked before the injections: they differ on every call (the time), so a breakpoint
-        after them would write a cache entry that no later call could read.
-        """
-        messages = history.to_api_messages(self._messages)
-        if cache_breakpoint and messages:
-            content = messages[-1]["content"]
-            content[-1] = {**content[-1], "cache_control": {"type": "ephemeral"}}
-        for inject in self.injections:
-            messages = inject(messages)
-        return messages
+    def to_api_messages(self) -> list[dict[str, Any]]:
+        """The history as the model must receive it: valid, API keys only."""
+        return history.to_api_messages(self._messages)
+
+    def call_context(self) -> Blocks:
+        """The injections' blocks for the next call (sent after the history)."""
+        return [block for inject in self.injections for block in inject()]
 
     def context_record(self) -> dict[str, int | None]:
         """Which stored messages the next prompt is built from, for the reply to record."""

@@ -33,25 +33,37 @@ class ChatSession(models.Model):
     # Bumped by every write to the session's messages; the cache compares it so that a
     # reader holding older data can never overwrite newer data.
     revision = models.BigIntegerField(default=0)
-    # The agent run in progress (state RUNNING), claimed by one process at a time; its
-    # heartbeat lets any process find a run whose process died.
+    # The agent run in progress (state RUNNING), claimed by one process at a time: the
+    # run's id and the serving process (``Worker``) that runs it. A run whose worker stopped
+    # beating died with it, and any process may fail it.
     run_id = models.UUIDField(null=True, blank=True)
-    run_heartbeat_at = models.DateTimeField(null=True, blank=True)
+    run_worker = models.UUIDField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         indexes = [
             models.Index(fields=["owner", "-updated_at"], name="chat_session_owner_recent"),
-            models.Index(
-                fields=["run_heartbeat_at"],
-                name="chat_session_running",
-                condition=models.Q(state="running"),
-            ),
+            models.Index(fields=["run_worker"], name="chat_session_running", condition=models.Q(state="running")),
         ]
 
     def __str__(self) -> str:
         return self.title or f"Chat {self.id}"
+
+
+class Worker(models.Model):
+    """A serving process. It beats every ``RUN_HEARTBEAT_INTERVAL`` while it lives; the runs
+    it claimed are failed once its beat is ``RUN_STALE_AFTER`` old (``chat.runs.liveness``).
+    One beat per process, not per run: a process's runs live and die together."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    host = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField(auto_now_add=True)
+    beat_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.pid}"
 
 
 class Message(models.Model):

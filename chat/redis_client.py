@@ -43,10 +43,19 @@ class RedisUnavailable(RedisConnectionError):
 
 
 class Breaker:
-    """Open for ``REDIS_RETRY_INTERVAL`` seconds after a failure; logged once per outage."""
+    """Open for ``REDIS_RETRY_INTERVAL`` seconds after a failure; logged once per outage.
+
+    A failure while other commands were still succeeding a moment ago is not an outage:
+    under load a process's own event loop can make a command miss its timeout though Redis
+    answered at once. Only a failure with no success in the last ``QUIET`` seconds (a
+    Redis that is gone or hung answers nobody) opens it.
+    """
+
+    QUIET = 1.0
 
     def __init__(self) -> None:
         self._open_until = 0.0
+        self._succeeded_at = 0.0
         self._healthy = True
         self._lock = threading.Lock()
 
@@ -59,8 +68,12 @@ class Breaker:
         return time.monotonic() < self._open_until
 
     def failed(self, exc: BaseException) -> None:
+        now = time.monotonic()
+        if now - self._succeeded_at < self.QUIET:
+            logger.debug("a Redis command failed while others succeed: %s", exc)
+            return
         with self._lock:
-            self._open_until = time.monotonic() + settings.REDIS_RETRY_INTERVAL
+            self._open_until = now + settings.REDIS_RETRY_INTERVAL
             was_healthy, self._healthy = self._healthy, False
         if was_healthy:
             logger.warning(
@@ -72,6 +85,7 @@ class Breaker:
             )
 
     def succeeded(self) -> None:
+        self._succeeded_at = time.monotonic()
         if not self._healthy:
             with self._lock:
                 was_down, self._healthy = not self._healthy, True
@@ -80,7 +94,7 @@ class Breaker:
 
     def reset(self) -> None:
         with self._lock:
-            self._open_until, self._healthy = 0.0, True
+            self._open_until, self._succeeded_at, self._healthy = 0.0, 0.0, True
 
 
 BREAKER = Breaker()
@@ -187,6 +201,8 @@ class SharedRedis:
                 socket_timeout=self.socket_timeout,
                 socket_connect_timeout=self.connect_timeout,
                 retry=_async_retry(),
+                # No CLIENT SETINFO round trips on every new connection.
+                driver_info=None,
             )
             client = self._clients[loop] = AsyncBreakerRedis(connection_pool=pool)
         return client

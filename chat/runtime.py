@@ -22,6 +22,7 @@ from chat.agent.providers import Provider, get_provider
 from chat.redis_client import SharedRedis
 from chat.runs.eventlog import EventLog, MemoryEventLog, RedisEventLog
 from chat.runs.hub import Hub
+from chat.runs.liveness import Liveness
 from chat.runs.manager import RunManager
 from chat.runs.publisher import Publisher
 from chat.storage.cache import LocalMessageCache, MessageCache
@@ -43,8 +44,14 @@ class Runtime:
         self.publisher = Publisher(self.log, self.hub)
         self.provider = provider or get_provider()
         self.tools = tools or builtin_tools()
+        self.liveness = Liveness()
         self.runs = RunManager(
-            storage=self.storage, publisher=self.publisher, hub=self.hub, provider=self.provider, tools=self.tools
+            storage=self.storage,
+            publisher=self.publisher,
+            hub=self.hub,
+            liveness=self.liveness,
+            provider=self.provider,
+            tools=self.tools,
         )
         self._started = False
 

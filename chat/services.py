@@ -13,13 +13,14 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from chat import history, runtime
 from chat.db import db_async
 from chat.errors import NotFound, UserError
 from chat.ids import ChatRef
-from chat.models import ChatSession, LoopState, Message
+from chat.models import ChatSession, LoopState, Message, Worker
 
 TITLE_MAX_LENGTH = 200
 # The answer stored for a question an administrator closed (see repair_stuck_session).
@@ -93,37 +94,43 @@ aset_title = db_async(set_title)
 
 # --- agent runs ------------------------------------------------------------------------------
 # A run is claimed by the turn service (chat.runs.turns) with a row lock on the session, so two
-# processes (or two sockets) can never run one session at once; the claim carries a heartbeat
-# so that a run whose process died can be found and released by any other process.
+# processes (or two sockets) can never run one session at once. The claim names the process
+# running it (a Worker, chat.runs.liveness), so that a run whose process died can be found and
+# failed by any other process.
 
 
 def end_run(session_id: Any, run_id: uuid.UUID, state: str) -> bool:
     """Release the claim with the session's next state; False if it was no longer ours."""
     return bool(
         ChatSession.objects.filter(id=session_id, run_id=run_id).update(
-            state=state, run_id=None, run_heartbeat_at=None, updated_at=timezone.now()
+            state=state, run_id=None, run_worker=None, updated_at=timezone.now()
         )
     )
 
 
-def heartbeat_run(session_id: Any, run_id: uuid.UUID) -> bool:
-    """Prove the run is alive; False if the claim was taken away (the run must stop)."""
-    return bool(ChatSession.objects.filter(id=session_id, run_id=run_id).update(run_heartbeat_at=timezone.now()))
+def dead_runs(cutoff: dt.datetime, *, judge: uuid.UUID | None = None) -> QuerySet[ChatSession]:
+    """Sessions running for a worker whose last beat is older than ``cutoff`` (or gone);
+    never those of ``judge``, the worker asking, which knows it is alive."""
+    alive = Worker.objects.filter(beat_at__gte=cutoff).values("id")
+    stale = ChatSession.objects.filter(state=ChatSession.State.RUNNING).exclude(run_worker__in=alive)
+    return stale.exclude(run_worker=judge) if judge is not None else stale
 
 
-def fail_stale_runs(stale_after: float, *, session_id: Any = None) -> list[ChatRef]:
-    """Mark runs whose heartbeat stopped (their process died) failed; returns their chats."""
-    cutoff = timezone.now() - dt.timedelta(seconds=stale_after)
-    stale = ChatSession.objects.filter(state=ChatSession.State.RUNNING, run_heartbeat_at__lt=cutoff)
+def fail_stale_runs(cutoff: dt.datetime, *, judge: uuid.UUID | None = None, session_id: Any = None) -> list[ChatRef]:
+    """Mark runs whose process died failed; returns their chats. The dead workers' rows go:
+    a worker that was only slow finds its row gone at its next beat and stops its runs."""
+    stale = dead_runs(cutoff, judge=judge)
     if session_id is not None:
         stale = stale.filter(id=session_id)
     failed = []
-    for sid, owner_id in stale.values_list("id", "owner_id")[:1000]:
-        # Conditional again: the run may have finished or beaten its heartbeat meanwhile.
-        if ChatSession.objects.filter(
-            id=sid, state=ChatSession.State.RUNNING, run_heartbeat_at__lt=cutoff
-        ).update(state=ChatSession.State.FAILED, run_id=None, run_heartbeat_at=None):
+    for sid, owner_id, run_id in stale.values_list("id", "owner_id", "run_id")[:1000]:
+        # Conditional again: the run may have ended meanwhile.
+        if ChatSession.objects.filter(id=sid, run_id=run_id, state=ChatSession.State.RUNNING).update(
+            state=ChatSession.State.FAILED, run_id=None, run_worker=None
+        ):
             failed.append(ChatRef(owner_id, sid))
+    if session_id is None:
+        Worker.objects.filter(beat_at__lt=cutoff).exclude(id=judge).delete()
     return failed
 
 

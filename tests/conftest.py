@@ -142,5 +142,8 @@ def runtime(_no_real_model_calls, _no_artificial_delays, key_prefix):
     fresh = chat_runtime.Runtime()
     previous = chat_runtime.install(fresh)
     yield fresh
+    # Their threads hold database connections of their own (a test may install another).
+    fresh.liveness.stop()
+    chat_runtime.get().liveness.stop()
     chat_runtime.install(previous)
     BREAKER.reset()

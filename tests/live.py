@@ -74,7 +74,7 @@ class DaphneServer:
             "PYTHONUNBUFFERED": "1",
             **(env or {}),
         }
-        if settings.REDIS_URL:
+        if settings.REDIS_URL and "REDIS_URL" not in (env or {}):
             self.env["REDIS_URL"] = settings.REDIS_URL
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = Path(settings.VAR_DIR) / f"daphne-{self.port}.log"

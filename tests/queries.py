@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import AsyncIterator
+from typing import AsyncIterator, Iterator
 
 from asgiref.sync import sync_to_async
 from django.db import connection
@@ -41,3 +41,29 @@ async def counting_queries() -> AsyncIterator[list[str]]:
         yield queries
     finally:
         await sync_to_async(on_every_thread)(uninstall)
+
+
+@contextlib.contextmanager
+def counting_redis_commands() -> Iterator[list[str]]:
+    """Yields the list every Redis command the process's async clients send inside the block
+    is appended to (a pipeline's commands one by one, a script as its EVALSHA)."""
+    from chat.redis_client import AsyncBreakerRedis, _BreakerPipeline
+
+    commands: list[str] = []
+    execute, pipeline = AsyncBreakerRedis.execute_command, _BreakerPipeline.execute
+
+    async def counted_execute(self, *args, **options):
+        commands.append(str(args[0]))
+        return await execute(self, *args, **options)
+
+    async def counted_pipeline(self, raise_on_error=True):
+        commands.extend(str(command[0][0]) for command in self.command_stack)
+        return await pipeline(self, raise_on_error)
+
+    AsyncBreakerRedis.execute_command = counted_execute  # type: ignore[method-assign]
+    _BreakerPipeline.execute = counted_pipeline  # type: ignore[method-assign]
+    try:
+        yield commands
+    finally:
+        AsyncBreakerRedis.execute_command = execute  # type: ignore[method-assign]
+        _BreakerPipeline.execute = pipeline  # type: ignore[method-assign]

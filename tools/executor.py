@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 from django.conf import settings
 
+from chat import metrics
 from tools.registry import Emit, Tool, ToolContext, ToolError, ToolRegistry
 
 logger = logging.getLogger(__name__)
@@ -67,6 +68,12 @@ async def execute_tools(
 
 async def run_tool(use: dict[str, Any], tool: Tool | None, context: ToolContext, default_timeout: float) -> dict[str, Any]:
     """One call, as a tool_result block. Raises only CancelledError."""
+    result = await _run_tool(use, tool, context, default_timeout)
+    metrics.TOOL_CALLS.labels(use["name"] if tool is not None else "unknown", "error" if result.get("is_error") else "ok").inc()
+    return result
+
+
+async def _run_tool(use: dict[str, Any], tool: Tool | None, context: ToolContext, default_timeout: float) -> dict[str, Any]:
     tool_use_id, name = use["id"], use["name"]
     if tool is None:
         return error_result(tool_use_id, f"There is no tool named {name!r}.")

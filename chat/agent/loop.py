@@ -34,7 +34,9 @@ from chat.agent.events import Event
 from chat.agent.prompts import SYSTEM_PROMPT
 from chat.agent.providers.base import ModelReply, Provider, add_usage, usage
 from chat.agent.reply import StreamingReply, stream_reply
+from chat.errors import OUTAGES
 from chat.message_manager import MessageManager
+from chat.storage.database import StoredMessage
 from tools.executor import error_result, execute_tools
 from tools.registry import ToolRegistry
 
@@ -56,6 +58,7 @@ async def run_turn(
     tools: ToolRegistry,
     *,
     step: int = 0,
+    reply: StoredMessage | None = None,
     system: str | None = None,
     max_steps: int | None = None,
     token_budget: int | None = None,
@@ -65,7 +68,8 @@ async def run_turn(
     """Answer the conversation, whose newest message is the user's turn.
 
     ``step`` is the number of model calls the turn made before it paused on a question
-    (the step limit counts the whole turn).
+    (the step limit counts the whole turn); ``reply`` is the reply the turn service stored
+    for the first model call to write into (empty and unfinished).
     """
     config = _Config(
         system=system or SYSTEM_PROMPT,
@@ -74,13 +78,13 @@ async def run_turn(
         tool_timeout=tool_timeout or settings.AGENT_TOOL_TIMEOUT,
         flush_interval=settings.AGENT_STREAM_FLUSH_INTERVAL if flush_interval is None else flush_interval,
     )
-    async with aclosing(_steps(message_manager, provider, tools, config, step=step)) as steps:
+    async with aclosing(_steps(message_manager, provider, tools, config, step=step, reply=reply)) as steps:
         async for event in steps:
             yield event
 
 
 async def _steps(
-    mm: MessageManager, provider: Provider, tools: ToolRegistry, config: _Config, *, step: int
+    mm: MessageManager, provider: Provider, tools: ToolRegistry, config: _Config, *, step: int, reply: StoredMessage | None
 ) -> AsyncIterator[Event]:
     """Call the model and run its tools until it is done, asks the user, fails or reaches
     the step limit. ``step`` is the number of model calls this turn made already."""
@@ -96,7 +100,8 @@ async def _steps(
                 )
                 return
             step += 1
-            await mm.load(config.token_budget)
+            started, reply = reply, None
+            await mm.load(config.token_budget, before=started["sequence"] if started else None)
             if not mm.messages:
                 yield events.error(
                     "context_too_small",
@@ -104,18 +109,21 @@ async def _steps(
                     retryable=False,
                 )
                 return
-            reply = StreamingReply(mm, {**mm.context_record(), "token_budget": config.token_budget}, config.flush_interval)
+            writing = StreamingReply(
+                mm, {**mm.context_record(), "token_budget": config.token_budget}, config.flush_interval, started=started
+            )
             streamed = stream_reply(
-                reply,
+                writing,
                 provider,
                 system=config.system,
-                messages=mm.to_api_messages(cache_breakpoint=True),
+                messages=mm.to_api_messages(),
                 tools=tools.api_schemas(),
+                context=mm.call_context(),
             )
             async with aclosing(streamed):
                 async for event in streamed:
                     yield event
-            final = reply.final
+            final = writing.final
             if final is None:
                 return  # the call failed; its error event went out
             total = add_usage(total, final.usage)
@@ -127,6 +135,8 @@ async def _steps(
                     yield event
                     if event["type"] == "awaiting_user_input":
                         return
+    except OUTAGES:
+        raise  # the run says the service is away: not a failure of the loop
     except Exception:
         logger.exception("agent loop failed (session %s)", mm.session_id)
         yield events.error(

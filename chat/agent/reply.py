@@ -10,9 +10,11 @@ or fails keeps the text streamed so far and stays ``finished=False``.
 from __future__ import annotations
 
 import asyncio
+import time
 from contextlib import aclosing
 from typing import Any, AsyncIterator
 
+from chat import metrics
 from chat.agent import events
 from chat.agent.events import Event
 from chat.agent.providers.base import ModelReply, Provider, ProviderError, TextDelta
@@ -23,17 +25,29 @@ EMPTY_TEXT = [{"type": "text", "text": ""}]
 
 
 class StreamingReply:
-    def __init__(self, mm: MessageManager, context: dict[str, Any], flush_interval: float):
+    def __init__(
+        self,
+        mm: MessageManager,
+        context: dict[str, Any],
+        flush_interval: float,
+        *,
+        started: StoredMessage | None = None,
+    ):
         self.mm = mm
         self.context = context
         self.flush_interval = flush_interval
-        self.sequence: int | None = None
+        # The reply as stored so far: ``started`` is one stored already, empty and
+        # unfinished (the turn service stores a turn's first reply with the user's message,
+        # so its first word goes out without a write).
+        self.stored = started
+        self.sequence: int | None = started["sequence"] if started else None
         # The provider's whole reply, once it finished; None while streaming or if it failed.
         self.final: ModelReply | None = None
         # The streamed text of each content block, in pieces: appending to one growing
         # string would copy the whole reply on every delta.
         self._texts: dict[int, list[str]] = {}
         self._flushed_at = 0.0
+        self.started = False  # the first word came
 
     def content(self) -> list[dict[str, Any]]:
         """What was streamed so far, as text blocks."""
@@ -42,39 +56,57 @@ class StreamingReply:
         return blocks or EMPTY_TEXT
 
     async def start(self) -> StoredMessage:
-        stored = await self.mm.add_assistant_message(EMPTY_TEXT, finished=False, context=self.context)
-        self.sequence = stored["sequence"]
+        """At the first word: the reply as stored, empty and unfinished (stored now if the
+        turn did not store it already)."""
+        self.started = True
         self._flushed_at = asyncio.get_running_loop().time()
-        return stored
+        if self.stored is None:
+            self.stored = await self.mm.add_assistant_message(EMPTY_TEXT, finished=False, context=self.context)
+            self.sequence = self.stored["sequence"]
+        return self.stored
 
     async def add(self, delta: TextDelta) -> None:
         assert self.sequence is not None, "start() the reply first"
         self._texts.setdefault(delta.index, []).append(delta.text)
         now = asyncio.get_running_loop().time()
         if now - self._flushed_at >= self.flush_interval:
-            await self.mm.update_message(self.sequence, content=self.content())
+            await self._update(content=self.content())
             self._flushed_at = now
 
     async def keep_partial(self) -> StoredMessage | None:
-        """Store what was streamed, unfinished: the reply was cancelled or failed."""
+        """Store what was streamed, unfinished: the reply was cancelled or failed. Before
+        its first word nothing is kept: the reply the turn stored for it goes again."""
         if self.sequence is None:
             return None
-        return await self.mm.update_message(self.sequence, content=self.content(), finished=False)
+        if not self.started:
+            await self.mm.remove_last(self.sequence)
+            self.stored = self.sequence = None
+            return None
+        return await self._update(content=self.content(), finished=False)
 
     async def finish(self, final: ModelReply) -> StoredMessage:
         content = final.content or EMPTY_TEXT
         if self.sequence is None:
             stored = await self.mm.add_assistant_message(content, final.usage, finished=True, context=self.context)
         else:
-            stored = await self.mm.update_message(
-                self.sequence, content=content, usage=final.usage, context=self.context, finished=True
-            )
+            stored = await self._update(content=content, usage=final.usage, context=self.context, finished=True)
         self.final = final
         return stored
 
+    async def _update(self, **changes: Any) -> StoredMessage:
+        assert self.sequence is not None
+        self.stored = await self.mm.update_message(self.sequence, known=self.stored, **changes)
+        return self.stored
+
 
 async def stream_reply(
-    reply: StreamingReply, provider: Provider, *, system: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]]
+    reply: StreamingReply,
+    provider: Provider,
+    *,
+    system: str,
+    messages: list[dict[str, Any]],
+    tools: list[dict[str, Any]],
+    context: list[dict[str, Any]],
 ) -> AsyncIterator[Event]:
     """Call the model and yield ``message`` (the reply started), ``text_delta``s and
     ``message`` (the reply finished), or an ``error`` if the call failed.
@@ -82,7 +114,8 @@ async def stream_reply(
     Afterwards ``reply.final`` holds the model's reply, or None after an error.
     """
     final: ModelReply | None = None
-    stream = provider.stream(system=system, messages=messages, tools=tools)
+    started_at = time.perf_counter()
+    stream = provider.stream(system=system, messages=messages, tools=tools, context=context)
     try:
         # aclosing: leaving early (cancelled, closed) must close the HTTP stream now, not
         # whenever the generator is garbage-collected.
@@ -91,14 +124,16 @@ async def stream_reply(
                 if isinstance(item, ModelReply):
                     final = item
                     continue
-                if reply.sequence is None:
+                if not reply.started:
                     yield events.message(await reply.start())
                 await reply.add(item)
                 yield events.text_delta(item.text, reply.sequence)  # type: ignore[arg-type]
         if final is None:
             raise ProviderError("model_error", "The model ended its reply without finishing it.", retryable=True)
+        metrics.model_call(provider.name, time.perf_counter() - started_at, final.usage)
         stored = await reply.finish(final)
     except ProviderError as exc:
+        metrics.MODEL_ERRORS.labels(provider.name, exc.code).inc()
         kept = await reply.keep_partial()
         if kept is not None:
             yield events.message(kept)  # what the user saw stream is what is stored

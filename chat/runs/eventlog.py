@@ -24,6 +24,7 @@ serialised once however many sockets receive it.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import secrets
 import threading
 import time
@@ -224,6 +225,13 @@ class RedisEventLog(EventLog):
         self.redis = redis
         self.origin = origin
         self._scripts: dict[str, Any] = {}
+        # Batch tokens and epochs: unique per process (a random prefix) and per call (a
+        # counter), without drawing on the system's entropy for every append.
+        self._prefix = secrets.token_hex(6)
+        self._tokens = itertools.count()
+
+    def _token(self) -> str:
+        return f"{self._prefix}{next(self._tokens):x}"
 
     def _keys(self, chat: ChatRef) -> list[str]:
         return [keys.session_event_counter(chat), keys.session_event_log(chat)]
@@ -241,8 +249,8 @@ class RedisEventLog(EventLog):
         args = [
             self.ttl,
             self.max_events,
-            secrets.token_hex(6),
-            secrets.token_hex(8),
+            self._token(),
+            self._token(),
             floor,
             int(run_start),
             channel,
@@ -275,7 +283,7 @@ class RedisEventLog(EventLog):
     async def position(self, chat: ChatRef) -> Position:
         client = self.redis.get()
         script = self._script(client, _LUA_POSITION)
-        last, epoch, run = await script(keys=self._keys(chat)[:1], args=[self.ttl, secrets.token_hex(6)], client=client)
+        last, epoch, run = await script(keys=self._keys(chat)[:1], args=[self.ttl, self._token()], client=client)
         return Position(int(last or 0), epoch.decode(), int(run or 0))
 
 

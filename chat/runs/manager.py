@@ -2,12 +2,15 @@
 
 The run manager only schedules, cancels and watches runs. Whether an action starts a run
 is the turn service's decision (``chat.runs.turns``), which claims the chat in the
-database, so the rule holds across processes; the run then goes on as a task of the
-process that received the action, publishing its events through the process's publisher.
-Closing the tab does not stop it. While it runs it beats a heartbeat into its claim; a run
-whose process died stops beating, and any process (on the next connect to that chat, or
-its periodic sweep) marks it failed, tells the sockets, and leaves the history as stored:
-valid, the cut-off reply kept unfinished.
+database for this process (its ``Worker``), so the rule holds across processes; the run
+then goes on as a task here, publishing its events through the process's publisher.
+Closing the tab does not stop it. A run whose process died is found by its process's
+silence (``chat.runs.liveness``): the next action on the chat, a socket opening on it or
+any process's periodic sweep marks it failed, tells the sockets, and leaves the history as
+stored: valid, the cut-off reply kept unfinished.
+
+A run that ends while the database is away still sends its last event; its end is written
+once the database answers again (until then the chat stays claimed by this live process).
 
 Cancelling a run that another process runs goes through the hub: a message on the Redis
 channel every process hears.
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from contextlib import suppress
 from dataclasses import dataclass
@@ -24,19 +28,20 @@ from typing import Any
 
 from django.conf import settings
 
-from chat import services
+from chat import metrics, services
 from chat.agent import events
 from chat.agent.loop import run_turn
 from chat.agent.providers import Provider
 from chat.agent.providers.base import usage
 from chat.agent.titles import schedule_title
 from chat.db import db_async
-from chat.errors import UserError
+from chat.errors import OUTAGES, UserError
 from chat.ids import ChatRef
 from chat.message_manager import MessageManager
 from chat.models import ChatSession
 from chat.runs import turns
 from chat.runs.hub import Hub
+from chat.runs.liveness import Liveness
 from chat.runs.publisher import Publisher, RunPublisher
 from chat.storage import HybridStorage
 from tools.registry import ToolRegistry
@@ -45,10 +50,19 @@ logger = logging.getLogger(__name__)
 
 State = ChatSession.State
 
-INTERRUPTED = (
+INTERRUPTED_EVENT = events.error(
+    "run_interrupted",
     "The reply was interrupted because the server running it stopped. What was said so far "
-    "is kept; send a message to continue."
+    "is kept; send a message to continue.",
+    retryable=True,
 )
+UNAVAILABLE_EVENT = events.error(
+    "unavailable",
+    "The reply stopped because the service is briefly unavailable. What was said so far is kept; "
+    "try again in a moment.",
+    retryable=True,
+)
+
 # Events that end a run, and the state the session is left in.
 _ENDINGS = {"complete": State.IDLE, "awaiting_user_input": State.AWAITING_INPUT, "error": State.FAILED}
 
@@ -62,16 +76,29 @@ class _Run:
 class RunManager:
     """The runs of one process (one event loop)."""
 
-    def __init__(self, *, storage: HybridStorage, publisher: Publisher, hub: Hub, provider: Provider, tools: ToolRegistry):
+    def __init__(
+        self,
+        *,
+        storage: HybridStorage,
+        publisher: Publisher,
+        hub: Hub,
+        liveness: Liveness,
+        provider: Provider,
+        tools: ToolRegistry,
+    ):
         self.storage = storage
         self.publisher = publisher
         self.hub = hub
+        self.liveness = liveness
         self.provider = provider
         self.tools = tools
         self._runs: dict[uuid.UUID, _Run] = {}
+        # Runs that ended while the database was away: (run id, state) to write.
+        self._unwritten_ends: dict[uuid.UUID, tuple[uuid.UUID, str]] = {}
         self._sweeper: asyncio.Task[None] | None = None
         hub.runs_here = lambda chat: chat.session_id in self._runs
         hub.on_cancel = self._cancel_run
+        liveness.on_declared_dead = self._cancel_all
 
     # --- what users ask for --------------------------------------------------------------
 
@@ -81,10 +108,19 @@ class RunManager:
         Returns an event for the sender alone when nothing new starts: an action stored
         already is acknowledged again instead of being stored twice.
         """
-        begun = await turns.start_turn(user, session_id, action, storage=self.storage)
+        received_at = time.perf_counter()
+        begun = await turns.start_turn(
+            user,
+            session_id,
+            action,
+            storage=self.storage,
+            worker_id=self.liveness.worker_id,
+            dead_before=self.liveness.stale_cutoff(),
+        )
         if isinstance(begun, turns.Acknowledged):
             return begun.event
-        task = asyncio.get_running_loop().create_task(self._run(user, begun))
+        metrics.TURNS.labels("answer" if begun.step else "message").inc()
+        task = asyncio.get_running_loop().create_task(self._run(user, begun, received_at))
         self._runs[session_id] = _Run(begun.run_id, task)
         task.add_done_callback(lambda _: self._runs.pop(session_id, None))
         return None
@@ -102,16 +138,20 @@ class RunManager:
 
     async def recover(self, session_id: uuid.UUID | None = None) -> list[ChatRef]:
         """Fail runs whose process died (all, or one chat's) and tell their sockets."""
-        failed = await db_async(services.fail_stale_runs)(settings.RUN_STALE_AFTER, session_id=session_id)
+        cutoff = self.liveness.stale_cutoff()
+        if cutoff is None:
+            return []  # this process cannot tell yet (it just started, or the database was away)
+        failed = await db_async(services.fail_stale_runs)(cutoff, judge=self.liveness.worker_id, session_id=session_id)
         for chat in failed:
-            logger.warning("run of session %s stopped beating; marked failed", chat.session_id)
-            await self.publisher.publish(chat, [events.error("run_interrupted", INTERRUPTED, retryable=True)])
+            logger.warning("run of session %s died with its process; marked failed", chat.session_id)
+            await self.publisher.publish(chat, [INTERRUPTED_EVENT])
         return failed
 
     # --- the process's background work ---------------------------------------------------
 
     def start(self) -> None:
         if self._sweeper is None:
+            self.liveness.start()
             self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
 
     async def aclose(self) -> None:
@@ -119,36 +159,60 @@ class RunManager:
         if sweeper is not None:
             sweeper.cancel()
             await asyncio.gather(sweeper, return_exceptions=True)
+        self.liveness.stop()
 
     def _cancel_run(self, run_id: str) -> None:
         for run in list(self._runs.values()):
             if str(run.run_id) == run_id:
                 run.task.cancel()
 
+    def _cancel_all(self) -> None:
+        """This process was declared dead: its runs' claims are gone, so are they."""
+        for run in list(self._runs.values()):
+            run.task.cancel()
+
     async def _sweep_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        swept_at = loop.time()
         while True:
-            # Sleep first: at start-up, the sockets reconnecting find their own dead runs.
-            await asyncio.sleep(settings.RUN_STALE_AFTER / 2)
+            await asyncio.sleep(settings.RUN_HEARTBEAT_INTERVAL)
             try:
-                await self.recover()
+                await self._write_ends()
+                if loop.time() - swept_at >= settings.RUN_STALE_AFTER / 2:
+                    swept_at = loop.time()
+                    await self.recover()
             except Exception:  # noqa: BLE001 - try again at the next sweep
                 logger.warning("sweep for dead runs failed", exc_info=True)
 
+    async def _write_ends(self) -> None:
+        """Write the ends of runs that ended while the database was away."""
+        for session_id, (run_id, state) in list(self._unwritten_ends.items()):
+            await db_async(services.end_run)(session_id, run_id, state)
+            self._unwritten_ends.pop(session_id, None)
+            logger.warning("run of session %s: its end is written now that the database answers", session_id)
+
     # --- running -------------------------------------------------------------------------
 
-    async def _run(self, user: Any, turn: turns.Turn) -> None:
+    async def _run(self, user: Any, turn: turns.Turn, received_at: float) -> None:
+        with metrics.RUNS_ACTIVE.track_inprogress():
+            await self._run_turn(user, turn, received_at)
+
+    async def _run_turn(self, user: Any, turn: turns.Turn, received_at: float) -> None:
         chat, run_id, session_id = turn.chat, turn.run_id, turn.chat.session_id
+        waiting_for_first_word = True
         publisher = RunPublisher(self.publisher, chat)
         this = asyncio.current_task()
         assert this is not None
-        stop = asyncio.Event()
-        heartbeat = asyncio.get_running_loop().create_task(self._heartbeat(session_id, run_id, this, stop))
-        stream = run_turn(MessageManager(session_id, user, self.storage), self.provider, self.tools, step=turn.step)
+        stream = run_turn(
+            MessageManager(session_id, user, self.storage), self.provider, self.tools, step=turn.step, reply=turn.reply
+        )
         state = State.IDLE
         last: dict[str, Any] | None = None  # the event that ends the run, sent last of all
         try:
             # What the turn stored, first: it marks where the run starts in the log, and
             # the chat's title (written meanwhile) comes after it.
+            if turn.interrupted:
+                await self.publisher.publish(chat, [INTERRUPTED_EVENT])
             await self.publisher.publish(chat, turn.events, run_start=True)
             if turn.title_from is not None:
                 schedule_title(session_id, turn.title_from, self.provider, self._publish_to(chat))
@@ -157,6 +221,9 @@ class RunManager:
                     state, last = _ENDINGS[event["type"]], event
                 else:
                     await publisher.put(event)
+                    if waiting_for_first_word and event["type"] == "text_delta":
+                        waiting_for_first_word = False
+                        metrics.FIRST_DELTA.observe(time.perf_counter() - received_at)
         except asyncio.CancelledError:
             # Cancelled on request (or our claim was lost): wind down normally from here.
             this.uncancel()
@@ -164,20 +231,23 @@ class RunManager:
             kept = await self._kept_reply(session_id)
             if kept is not None:
                 await publisher.put(events.message(kept))  # what was streamed, as stored
+        except OUTAGES:
+            logger.warning("run of session %s stopped: database unavailable", session_id, exc_info=True)
+            state, last = State.FAILED, UNAVAILABLE_EVENT
         except Exception:
             logger.exception("run of session %s failed", session_id)
             state = State.FAILED
             last = events.error("internal_error", "Something went wrong on our side. What was said so far is kept.", retryable=True)
         finally:
-            stop.set()
-            heartbeat.cancel()
-            await asyncio.gather(heartbeat, return_exceptions=True)
             with suppress(Exception):
                 await stream.aclose()  # type: ignore[attr-defined]
             await publisher.close()
             # The session's state changes before the clients hear the run ended, so that a
             # click on the answer that ending shows them can never find the run still busy.
-            await db_async(services.end_run)(session_id, run_id, state)
+            try:
+                await db_async(services.end_run)(session_id, run_id, state)
+            except OUTAGES:
+                self._unwritten_ends[session_id] = (run_id, state)
             if last is not None:
                 await self.publisher.publish(chat, [last])
 
@@ -195,21 +265,4 @@ class RunManager:
 
         return publish
 
-    async def _heartbeat(self, session_id: uuid.UUID, run_id: uuid.UUID, run: asyncio.Task[None], stop: asyncio.Event) -> None:
-        while not await _stopped(stop, settings.RUN_HEARTBEAT_INTERVAL):
-            try:
-                alive = await db_async(services.heartbeat_run)(session_id, run_id)
-            except Exception:  # noqa: BLE001 - the database may be back at the next beat
-                logger.warning("heartbeat of session %s failed", session_id, exc_info=True)
-                continue
-            if not alive:
-                logger.warning("run of session %s lost its claim (declared dead); stopping it", session_id)
-                run.cancel()
-                return
 
-
-async def _stopped(stop: asyncio.Event, interval: float) -> bool:
-    """Wait ``interval`` seconds or until ``stop`` is set; True if it is."""
-    with suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), interval)
-    return stop.is_set()

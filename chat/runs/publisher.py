@@ -22,6 +22,7 @@ import asyncio
 import logging
 from typing import Any
 
+from chat import metrics
 from chat.ids import ChatRef
 from chat.redis_client import REDIS_ERRORS
 from chat.runs.eventlog import EventLog, encode
@@ -44,7 +45,8 @@ class Publisher:
         payloads = [encode(event) for event in events]
         floor, epoch = self.hub.position(chat)
         try:
-            appended = await self.log.append(chat, payloads, floor=floor, run_start=run_start)
+            with metrics.EVENT_LOG_APPENDS.time():
+                appended = await self.log.append(chat, payloads, floor=floor, run_start=run_start)
         except REDIS_ERRORS as exc:
             self._warn(exc)
             if not self.hub.has_sockets(chat):

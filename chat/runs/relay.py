@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from chat import protocol
+from chat import metrics, protocol
 from chat.errors import UserError
 from chat.ids import ChatRef
 from chat.runs.eventlog import EventLog, Replay, frame
@@ -38,6 +38,7 @@ class Sent:
     def resync(self, last_id: int, epoch: str) -> None:
         """The log could not fill a gap, or its numbering started again: the client reloads
         from the API and continues after ``last_id`` (of the log's epoch ``epoch``)."""
+        metrics.RESYNCS.inc()
         error = UserError("resync", "Some events are no longer available; reload the conversation.")
         self.frames.append(json.dumps(protocol.error_frame(error, last_event_id=last_id, log_epoch=epoch)))
 
@@ -70,6 +71,7 @@ class EventRelay:
             if event_id <= self.last_sent or self.held_back:
                 continue  # a duplicate, or it waits in the log until the client catches up
             if event_id > self.last_sent + 1:
+                metrics.GAPS_FILLED.inc(event_id - 1 - self.last_sent)
                 await self._catch_up(out, until=event_id - 1)
                 if self.held_back or event_id <= self.last_sent:
                     continue

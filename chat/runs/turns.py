@@ -13,6 +13,7 @@ from any process, are decided one after the other.
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from dataclasses import dataclass
 from typing import Any, Union
@@ -22,10 +23,11 @@ from django.db import IntegrityError, transaction
 from chat import ratelimit
 from chat.agent import events
 from chat.agent.events import Event
+from chat.agent.reply import EMPTY_TEXT
 from chat.db import db_async
 from chat.errors import NotFound, UserError
 from chat.ids import ChatRef
-from chat.models import ChatSession
+from chat.models import ChatSession, Worker
 from chat.storage import HybridStorage, database
 from chat.storage.database import RunClaim, Saved, StoredMessage
 
@@ -63,8 +65,12 @@ class Turn:
     events: list[Event]
     # Model calls the turn made before it paused on the question this action answers.
     step: int
+    # The empty reply stored for the run's first model call to write into.
+    reply: StoredMessage | None
     # The chat's first message: the chat's title is written from it.
     title_from: str | None
+    # The chat's previous run had died with its process: this turn failed it.
+    interrupted: bool = False
 
 
 @dataclass(frozen=True)
@@ -74,23 +80,42 @@ class Acknowledged:
     event: Event
 
 
+# The turn's reply, stored empty and unfinished with what the user sent, so that the model's
+# first word goes out without a write (it is announced with that word; a call that fails
+# before it takes the reply back).
+REPLY = {"role": "assistant", "content": EMPTY_TEXT, "finished": False}
+
+
 @dataclass(frozen=True)
 class _Begun:
     saved: Saved | None
     events: list[Event]
+    # The empty reply stored for the run's first model call.
+    reply: StoredMessage | None = None
     step: int = 0
     title_from: str | None = None
+    interrupted: bool = False
 
 
-async def start_turn(user: Any, session_id: uuid.UUID, action: Action, *, storage: HybridStorage) -> Turn | Acknowledged:
-    """Decide whether ``action`` starts a run; store it and claim the chat if so.
+async def start_turn(
+    user: Any,
+    session_id: uuid.UUID,
+    action: Action,
+    *,
+    storage: HybridStorage,
+    worker_id: uuid.UUID,
+    dead_before: dt.datetime | None = None,
+) -> Turn | Acknowledged:
+    """Decide whether ``action`` starts a run; store it and claim the chat for a run on
+    worker ``worker_id`` if so. A run going on whose worker last beat before
+    ``dead_before`` died with its process: the action fails it and goes ahead.
 
     Raises UserError (nothing stored, no chat created) if it may not. ``session_id`` may
     be new: the chat is created for ``user`` by its first message.
     """
     await ratelimit.check_message_rate(user.pk)
     run_id = uuid.uuid4()
-    begun = await db_async(_begin)(user.pk, session_id, action, RunClaim(run_id))
+    begun = await db_async(_begin)(user.pk, session_id, action, RunClaim(run_id, worker_id), dead_before)
     if isinstance(begun, Acknowledged):
         return begun
     if begun.saved is not None:
@@ -101,13 +126,17 @@ async def start_turn(user: Any, session_id: uuid.UUID, action: Action, *, storag
         events=begun.events,
         step=begun.step,
         title_from=begun.title_from,
+        interrupted=begun.interrupted,
+        reply=begun.reply,
     )
 
 
-def _begin(owner_id: int, session_id: uuid.UUID, action: Action, claim: RunClaim) -> _Begun | Acknowledged:
+def _begin(
+    owner_id: int, session_id: uuid.UUID, action: Action, claim: RunClaim, dead_before: dt.datetime | None
+) -> _Begun | Acknowledged:
     try:
         with transaction.atomic():
-            return _claim_and_store(owner_id, session_id, action, claim)
+            return _claim_and_store(owner_id, session_id, action, claim, dead_before)
     except IntegrityError:
         # Nothing was written. Either the client_id is stored already (a resend, or two
         # sends racing), or two first messages raced to create the chat.
@@ -124,8 +153,13 @@ def _client_id(action: Action) -> str | None:
     return action.client_id if isinstance(action, SendMessage) else None
 
 
-def _claim_and_store(owner_id: int, session_id: uuid.UUID, action: Action, claim: RunClaim) -> _Begun | Acknowledged:
-    session = ChatSession.objects.select_for_update().filter(id=session_id).values("owner_id", "state").first()
+def _claim_and_store(
+    owner_id: int, session_id: uuid.UUID, action: Action, claim: RunClaim, dead_before: dt.datetime | None
+) -> _Begun | Acknowledged:
+    session = (
+        ChatSession.objects.select_for_update().filter(id=session_id).values("owner_id", "state", "run_worker").first()
+    )
+    interrupted = False
     if session is None:
         if isinstance(action, Choose):
             raise NOT_AWAITING
@@ -135,6 +169,15 @@ def _claim_and_store(owner_id: int, session_id: uuid.UUID, action: Action, claim
         raise NotFound("No such chat.")
     else:
         state = session["state"]
+    if (
+        state == State.RUNNING
+        and dead_before is not None
+        and session["run_worker"] != claim.worker_id  # this process knows its own runs live
+        and _died(session["run_worker"], dead_before)
+    ):
+        # Its process died mid-run: the run is failed here rather than by a later sweep, so
+        # the user can go on at once.
+        state, interrupted = State.FAILED, True
     if state == State.RUNNING:
         # A resend of what this run is answering is acknowledged (the sender missed it).
         stored = database.message_by_client_id(session_id, action.client_id) if _client_id(action) else None
@@ -144,13 +187,19 @@ def _claim_and_store(owner_id: int, session_id: uuid.UUID, action: Action, claim
     if isinstance(action, Choose) or state == State.AWAITING_INPUT:
         return _answer(session_id, action, claim, state)
     message = {"role": "user", "content": action.text, "client_id": action.client_id}
-    saved = database.save_messages(session_id, [message], claim=claim)
-    [stored] = saved.messages
+    saved = database.save_messages(session_id, [message, REPLY], claim=claim)
+    stored, reply = saved.messages
     return _Begun(
         saved=saved,
+        reply=reply,
         events=[events.message(stored)],
         title_from=action.text if stored["sequence"] == 1 else None,
+        interrupted=interrupted,
     )
+
+
+def _died(worker_id: uuid.UUID | None, dead_before: dt.datetime) -> bool:
+    return not Worker.objects.filter(id=worker_id, beat_at__gte=dead_before).exists()
 
 
 def _answer(session_id: uuid.UUID, action: Action, claim: RunClaim, state: str) -> _Begun:
@@ -175,20 +224,33 @@ def _answer(session_id: uuid.UUID, action: Action, claim: RunClaim, state: str) 
             block = {k: v for k, v in block.items() if k != "requires_user_input"}
             answered = block = {**block, "content": answer}
         results.append(block)
-    saved = database.save_messages(session_id, [{"role": "user", "content": results, "client_id": client_id}], claim=claim)
+    saved = database.save_messages(session_id, [{"role": "user", "content": results, "client_id": client_id}, REPLY], claim=claim)
     database.clear_loop_state(session_id)
-    return _Begun(saved=saved, events=[events.message(saved.messages[0]), events.tool_result(answered)], step=pending["step"])
+    stored, reply = saved.messages
+    return _Begun(
+        saved=saved,
+        reply=reply,
+        events=[events.message(stored), events.tool_result(answered)],
+        step=pending["step"],
+    )
 
 
 def _resend(owner_id: int, session_id: uuid.UUID, client_id: str, claim: RunClaim) -> _Begun | Acknowledged | None:
-    """A message sent again with its client_id: acknowledge what is stored. If it is still
-    the newest message and nothing is running (the run that took it died before it
-    answered), answer it now."""
+    """A message sent again with its client_id: acknowledge what is stored. If nothing is
+    running and nothing answered it (the run that took it died before its first word, and
+    left only the empty reply stored for it), answer it now, in that reply."""
     session = ChatSession.objects.select_for_update().filter(id=session_id, owner_id=owner_id).first()
     stored: StoredMessage | None = database.message_by_client_id(session_id, client_id) if session else None
     if session is None or stored is None:
         return None
-    if stored["sequence"] != session.last_sequence or session.state not in (State.IDLE, State.FAILED):
+    after = session.last_sequence - stored["sequence"]
+    if session.state not in (State.IDLE, State.FAILED) or after > 1:
         return Acknowledged(events.message(stored))
-    database.claim_run(session_id, claim)
-    return _Begun(saved=None, events=[events.message(stored)])
+    if after == 1:
+        [reply] = database.load_recent(session_id, 1).messages
+        if reply["role"] != "assistant" or reply["finished"] or reply["content"] != EMPTY_TEXT:
+            return Acknowledged(events.message(stored))
+        database.claim_run(session_id, claim)
+        return _Begun(saved=None, events=[events.message(stored)], reply=reply)
+    saved = database.save_messages(session_id, [REPLY], claim=claim)
+    return _Begun(saved=saved, reply=saved.messages[0], events=[events.message(stored)])

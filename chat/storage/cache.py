@@ -28,7 +28,6 @@ from typing import Any, Sequence
 
 import orjson
 
-from chat import history
 from chat.storage.database import Snapshot, StoredMessage, Updated
 
 
@@ -70,7 +69,9 @@ class MessageCache(ABC):
     async def read_recent(self, session_id: str, limit: int) -> list[StoredMessage] | None: ...
 
     @abstractmethod
-    async def read_budget(self, session_id: str, token_budget: int) -> list[StoredMessage] | None: ...
+    async def read_budget(self, session_id: str, token_budget: int) -> list[StoredMessage] | None:
+        """The tail covering ``token_budget``: the messages that fit and at most the one
+        before them, as L2's budget read (HybridStorage fits it); None if not covered."""
 
     @abstractmethod
     async def fill(self, session_id: str, snapshot: Snapshot) -> bool:
@@ -157,7 +158,7 @@ class LocalMessageCache(MessageCache):
                 return None
             threshold = total - token_budget
             items = [(score, member) for score, member in entry.items if score > threshold]
-        return history.fit_budget(decode_members([score for score, _ in items], [member for _, member in items]), token_budget)
+        return decode_members([score for score, _ in items], [member for _, member in items])
 
     async def fill(self, session_id: str, snapshot: Snapshot) -> bool:
         window = cache_window(snapshot, self.max_messages)

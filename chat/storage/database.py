@@ -85,6 +85,7 @@ class RunClaim:
     """Claim the session for a run in the same statement that allocates the turn's messages."""
 
     run_id: uuid.UUID
+    worker_id: uuid.UUID
 
 
 def _allocate(session_id: uuid.UUID, count: int, tokens: int, claim: RunClaim | None) -> tuple[int, int, int] | None:
@@ -98,8 +99,12 @@ def _allocate(session_id: uuid.UUID, count: int, tokens: int, claim: RunClaim | 
     now = _db_value("updated_at", ChatSession, timezone.now())
     claiming, params = "", []
     if claim is not None:
-        claiming = ", state = %s, run_id = %s, run_heartbeat_at = %s"
-        params = [ChatSession.State.RUNNING, _db_value("run_id", ChatSession, claim.run_id), now]
+        claiming = ", state = %s, run_id = %s, run_worker = %s"
+        params = [
+            ChatSession.State.RUNNING,
+            _db_value("run_id", ChatSession, claim.run_id),
+            _db_value("run_worker", ChatSession, claim.worker_id),
+        ]
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {table} SET last_sequence = last_sequence + %s,"
@@ -118,19 +123,21 @@ def claim_run(session_id: uuid.UUID, claim: RunClaim) -> None:
     ChatSession.objects.filter(id=session_id).update(
         state=ChatSession.State.RUNNING,
         run_id=claim.run_id,
-        run_heartbeat_at=timezone.now(),
+        run_worker=claim.worker_id,
         updated_at=timezone.now(),
     )
 
 
-def _bump_revision(session_id: uuid.UUID) -> tuple[int, int] | None:
-    """Lock the session row for an update of its messages; returns (revision, last_sequence)."""
+def _bump_revision(session_id: uuid.UUID, token_delta: int = 0) -> tuple[int, int] | None:
+    """Lock the session row for an update of its messages, adding ``token_delta`` to its
+    total; returns (revision, last_sequence)."""
     table = connection.ops.quote_name(ChatSession._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} SET revision = revision + 1, updated_at = %s WHERE id = %s"
-            " RETURNING revision, last_sequence",
+            f"UPDATE {table} SET revision = revision + 1, total_tokens = total_tokens + %s, updated_at = %s"
+            " WHERE id = %s RETURNING revision, last_sequence",
             [
+                token_delta,
                 _db_value("updated_at", ChatSession, timezone.now()),
                 _db_value("id", ChatSession, session_id),
             ],
@@ -191,10 +198,15 @@ def save_messages(session_id: uuid.UUID, messages: Iterable[dict[str, Any]], *, 
     return Saved(revision=revision, messages=[_message_as_stored(row) for row in rows])
 
 
+class _Stale(Exception):
+    """The caller's copy of the message no longer matches the stored row."""
+
+
 def update_message(
     session_id: uuid.UUID,
     sequence: int,
     *,
+    known: StoredMessage | None = None,
     content: Any = _UNSET,
     tokens: int | None = None,
     finished: bool | None = None,
@@ -204,49 +216,92 @@ def update_message(
     """Change a stored message in place (a streamed reply completing, a token count corrected).
 
     New content without a token count is re-estimated; a changed count shifts the cumulative
-    sums of every later message, in the same transaction.
+    sums of every later message, in the same transaction. ``known``, the caller's copy of
+    the row (the run writing a reply has it), saves reading it: two statements then, and
+    if the copy turns out stale the row is read after all.
     """
     if content is not _UNSET:
         history.check_content(content)
+    changes = {"content": content, "tokens": tokens, "finished": finished, "usage": usage, "context": context}
+    if known is not None:
+        try:
+            with transaction.atomic():
+                return _update(session_id, sequence, known, changes)
+        except _Stale:
+            pass
     with transaction.atomic():
         locked = _bump_revision(session_id)
         if locked is None:
             raise NotFound("No such chat.")
-        revision, last_sequence = locked
-        try:
-            message = Message.objects.get(session_id=session_id, sequence=sequence)
-        except Message.DoesNotExist:
-            raise NotFound(f"No message {sequence} in this chat.") from None
-        previous_cumulative = message.cumulative_tokens
-        old_tokens = message.tokens
-        if content is not _UNSET:
-            message.content = content
-            if tokens is None and message.tokens_estimated:
-                message.tokens = history.estimate_tokens(content)
-        if tokens is not None:
-            message.tokens = max(1, int(tokens))
-            message.tokens_estimated = False
-        if finished is not None:
-            message.finished = finished
-        if usage is not _UNSET:
-            message.usage = usage
-        if context is not _UNSET:
-            message.context = context
-        delta = message.tokens - old_tokens
-        message.cumulative_tokens += delta
-        message.save()
-        if delta:
-            if sequence < last_sequence:
-                Message.objects.filter(session_id=session_id, sequence__gt=sequence).update(
-                    cumulative_tokens=F("cumulative_tokens") + delta
-                )
-            ChatSession.objects.filter(id=session_id).update(total_tokens=F("total_tokens") + delta)
+        row = Message.objects.filter(session_id=session_id, sequence=sequence).values(*_FIELDS).first()
+        if row is None:
+            raise NotFound(f"No message {sequence} in this chat.")
+        return _update(session_id, sequence, _as_stored(row), changes, locked=locked)
+
+
+def _update(
+    session_id: uuid.UUID,
+    sequence: int,
+    current: StoredMessage,
+    changes: dict[str, Any],
+    locked: tuple[int, int] | None = None,
+) -> Updated:
+    # content, usage, context: _UNSET leaves them; finished: None leaves it.
+    new = {name: value for name, value in changes.items() if value is not _UNSET and name not in ("tokens", "finished")}
+    if changes["finished"] is not None:
+        new["finished"] = changes["finished"]
+    if changes["tokens"] is not None:
+        new["tokens"], new["tokens_estimated"] = max(1, int(changes["tokens"])), False
+    elif "content" in new and current["tokens_estimated"]:
+        new["tokens"] = history.estimate_tokens(new["content"])
+    delta = new.get("tokens", current["tokens"]) - current["tokens"]
+    if locked is None:
+        locked = _bump_revision(session_id, delta)
+        if locked is None:
+            raise NotFound("No such chat.")
+    elif delta:
+        ChatSession.objects.filter(id=session_id).update(total_tokens=F("total_tokens") + delta)
+    revision, last_sequence = locked
+    updated = Message.objects.filter(
+        session_id=session_id,
+        sequence=sequence,
+        tokens=current["tokens"],
+        cumulative_tokens=current["cumulative_tokens"],
+    ).update(**new, cumulative_tokens=F("cumulative_tokens") + delta)
+    if not updated:
+        raise _Stale()
+    if delta and sequence < last_sequence:
+        Message.objects.filter(session_id=session_id, sequence__gt=sequence).update(
+            cumulative_tokens=F("cumulative_tokens") + delta
+        )
     return Updated(
         revision=revision,
-        message=_message_as_stored(message),
+        message={**current, **new, "cumulative_tokens": current["cumulative_tokens"] + delta},
         token_delta=delta,
-        previous_cumulative=previous_cumulative,
+        previous_cumulative=current["cumulative_tokens"],
     )
+
+
+def remove_last(session_id: uuid.UUID, sequence: int) -> bool:
+    """Delete message ``sequence`` if it is the session's newest; the counters follow."""
+    with transaction.atomic():
+        message = (
+            Message.objects.select_for_update()
+            .filter(session_id=session_id, sequence=sequence, session__last_sequence=sequence)
+            .values("tokens")
+            .first()
+        )
+        if message is None:
+            return False
+        Message.objects.filter(session_id=session_id, sequence=sequence).delete()
+        ChatSession.objects.filter(id=session_id).update(
+            last_sequence=F("last_sequence") - 1,
+            message_count=F("message_count") - 1,
+            total_tokens=F("total_tokens") - message["tokens"],
+            revision=F("revision") + 1,
+            updated_at=timezone.now(),
+        )
+    return True
 
 
 def _revision(session_id: uuid.UUID) -> int:

@@ -14,7 +14,7 @@ import asyncio
 import uuid
 from typing import Any, Awaitable, Callable, Iterable
 
-from chat import history
+from chat import history, metrics
 from chat.db import db_async
 from chat.errors import NotFound
 from chat.storage import database
@@ -59,27 +59,29 @@ class HybridStorage:
             raise ValueError("limit must be positive")
         sid = _session_uuid(session_id)
         cached = await self.cache.read_recent(str(sid), limit)
+        metrics.CACHE_READS.labels("hit" if cached is not None else "miss").inc()
         if cached is not None:
             return cached
         snapshot = await self._load(("recent", sid, limit), sid, lambda: database.load_recent(sid, limit))
         return list(snapshot.messages)
 
     async def load_within_budget(self, session_id: Any, token_budget: int) -> list[StoredMessage]:
-        """The longest run of newest messages that fits ``token_budget`` and may start a history.
+        """The longest run of newest messages whose tokens fit ``token_budget``, exactly.
 
-        Exact in tokens; then moved forward past any message that cannot be first (a reply,
-        or tool results whose tool_use was cut off).
+        Both L1 and L2 answer with that run plus at most the message before it (which
+        proves they cover the budget); fitting it is done here, for both.
         """
         if token_budget <= 0:
             raise ValueError("token_budget must be positive")
         sid = _session_uuid(session_id)
         messages = await self.cache.read_budget(str(sid), token_budget)
+        metrics.CACHE_READS.labels("hit" if messages is not None else "miss").inc()
         if messages is None:
             snapshot = await self._load(
                 ("budget", sid, token_budget), sid, lambda: database.load_within_budget(sid, token_budget)
             )
-            messages = history.fit_budget(snapshot.messages, token_budget)
-        return history.drop_to_turn_start(messages)
+            messages = snapshot.messages
+        return history.fit_budget(messages, token_budget)
 
     async def save_messages(self, session_id: Any, messages: Iterable[dict[str, Any]]) -> list[StoredMessage]:
         """Append messages to an existing session; returns them as stored.
@@ -100,12 +102,22 @@ class HybridStorage:
         else:
             await self.cache.append(str(session_id), saved.revision, saved.messages)
 
-    async def update_message(self, session_id: Any, sequence: int, **changes: Any) -> StoredMessage:
-        """Change one stored message (content, tokens, finished, usage, context)."""
+    async def update_message(
+        self, session_id: Any, sequence: int, *, known: StoredMessage | None = None, **changes: Any
+    ) -> StoredMessage:
+        """Change one stored message (content, tokens, finished, usage, context); ``known``
+        is the caller's copy of it, if it has one (it saves a read)."""
         sid = _session_uuid(session_id)
-        updated = await db_async(database.update_message)(sid, sequence, **changes)
+        updated = await db_async(database.update_message)(sid, sequence, known=known, **changes)
         await self.cache.replace(str(sid), updated)
         return updated.message
+
+    async def remove_last(self, session_id: Any, sequence: int) -> None:
+        """Delete message ``sequence`` if it is the session's newest (a reply that never
+        began); the cached tail is dropped (rare: the next read refills it)."""
+        sid = _session_uuid(session_id)
+        if await db_async(database.remove_last)(sid, sequence):
+            await self.cache.drop(str(sid))
 
     async def drop_cache(self, session_id: Any) -> None:
         await self.cache.drop(str(_session_uuid(session_id)))

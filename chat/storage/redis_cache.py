@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Awaitable, Callable, TypeVar
 
-from chat import history
 from chat.redis_client import BREAKER, REDIS_ERRORS, RedisUnavailable, SharedRedis
 from chat.storage import keys
 from chat.storage.cache import MessageCache, cache_window, decode_members, encode_member
@@ -218,7 +217,7 @@ class RedisMessageCache(MessageCache):
     async def read_budget(self, session_id: str, token_budget: int) -> list[StoredMessage] | None:
         async def op() -> list[StoredMessage] | None:
             reply = await self._call("read_budget", _LUA_READ_BUDGET, session_id, [token_budget])
-            return None if reply is None else history.fit_budget(_decode(reply), token_budget)
+            return None if reply is None else _decode(reply)
 
         return await self._guard(session_id, False, op, None)
 

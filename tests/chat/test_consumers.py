@@ -15,7 +15,8 @@ from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 from django.utils import timezone
 
-from chat.models import ChatSession, LoopState, Message
+from chat import runtime
+from chat.models import ChatSession, LoopState, Message, Worker
 from chat.routing import websocket_urlpatterns
 from chat.runs import manager as run_manager
 from tests.factories import seed_history
@@ -28,6 +29,18 @@ TIMEOUT = 10
 
 
 _open: list[WebsocketCommunicator] = []
+
+
+@pytest.fixture
+async def judging(settings, runtime):
+    """A process whose beats have lasted RUN_STALE_AFTER: it may fail dead runs."""
+    settings.RUN_HEARTBEAT_INTERVAL, settings.RUN_STALE_AFTER = 0.1, 1.0
+    await runtime.start()
+    for _ in range(200):
+        if runtime.liveness.stale_cutoff() is not None:
+            return runtime
+        await asyncio.sleep(0.05)
+    raise AssertionError("the worker never beat")
 
 
 @pytest.fixture(autouse=True)
@@ -44,8 +57,8 @@ async def _isolated(key_prefix):
 
 
 def opened(app, path, **options) -> WebsocketCommunicator:
-    """A communicator the test's teardown will disconnect: a consumer task left running
-    when the event loop closes can hang in channels-redis's receive."""
+    """A communicator the test's teardown will disconnect: a consumer left running when the
+    event loop closes stays in the process's hub."""
     communicator = WebsocketCommunicator(app, path, **options)
     _open.append(communicator)
     return communicator
@@ -350,9 +363,9 @@ async def test_cancel_stops_the_run_and_keeps_what_was_streamed(owner, settings)
 
 
 async def test_a_turn_runs_the_same_sql_however_long_the_history(owner, settings):
-    # The turn: lock the chat (1), claim it and store the message (2); one history read
-    # (within the context budget, from the index); reply row (2), its completion (4);
-    # release (1): the same 11 statements at any length, the cache cold.
+    # The turn: lock the chat, claim it, store the message with its (empty) reply (3); one
+    # history read (within the context budget, from the index); the reply's completion (2);
+    # the run's release (1): the same 7 statements at any length, the cache cold.
     settings.OFFLINE_MODEL_WORD_DELAY = 0
     counts = []
     for size in (2, 300, 5000):
@@ -362,7 +375,25 @@ async def test_a_turn_runs_the_same_sql_however_long_the_history(owner, settings
             await send(communicator, type="user_message", text="hello again")
             assert (await until(communicator, "complete", "error"))[-1]["type"] == "complete"
         counts.append(len(queries))
-    assert counts == [11, 11, 11], counts
+    assert counts == [7, 7, 7], counts
+
+
+@pytest.mark.redis
+async def test_a_turn_sends_at_most_ten_redis_commands_before_its_first_word(owner):
+    from tests.queries import counting_redis_commands
+
+    sid = uuid.uuid4()
+    communicator, _ = await connect(owner, sid)
+    await send(communicator, type="user_message", text="hello")
+    await until(communicator, "complete")
+    with counting_redis_commands() as commands:
+        await send(communicator, type="user_message", text="hello again")
+        await until(communicator, "text_delta")
+        before_first_word = list(commands)
+    # Rate limit, the cache extended with the stored message and its reply, the history
+    # read, the turn's events and the first word in the log (each a script: one round trip).
+    assert len(before_first_word) <= 10, before_first_word
+    await until(communicator, "complete")
 
 
 async def test_closing_the_socket_does_not_stop_the_run(owner, settings):
@@ -434,24 +465,55 @@ async def test_too_many_messages_are_rate_limited(owner, settings):
     assert "three" not in [m["content"] for m in await stored(sid)]
 
 
-async def test_a_run_whose_process_died_is_marked_failed_on_connect_and_the_user_can_go_on(owner):
+async def died_mid_run(sid):
+    """What a process killed mid-run leaves behind: the claim, a worker that stopped
+    beating, and the reply stored unfinished."""
+    dead = await Worker.objects.acreate(host="gone", pid=1, beat_at=timezone.now() - dt.timedelta(minutes=5))
+    await ChatSession.objects.filter(pk=sid).aupdate(state="running", run_id=uuid.uuid4(), run_worker=dead.pk)
+    await Message.objects.filter(session_id=sid, role="assistant").aupdate(finished=False)
+
+
+async def test_a_run_whose_process_died_is_marked_failed_on_connect_and_the_user_can_go_on(owner, judging):
     sid = uuid.uuid4()
     communicator, _ = await connect(owner, sid)
     await send(communicator, type="user_message", text="hello")
     await until(communicator, "complete")
     await communicator.disconnect()
-    # What a process killed mid-run leaves behind: the claim, a silent heartbeat, and the
-    # reply stored unfinished.
-    await ChatSession.objects.filter(pk=sid).aupdate(
-        state="running", run_id=uuid.uuid4(), run_heartbeat_at=timezone.now() - dt.timedelta(minutes=5)
-    )
-    await Message.objects.filter(session_id=sid, role="assistant").aupdate(finished=False)
+    await died_mid_run(sid)
     communicator, ready = await connect(owner, sid)
     assert ready["state"] == "failed"
     error = await communicator.receive_json_from(timeout=TIMEOUT)
     assert (error["type"], error["code"], error["retryable"]) == ("error", "run_interrupted", True)
     await send(communicator, type="user_message", text="are you back?")
     assert (await until(communicator, "complete"))[-1]["type"] == "complete"
+
+
+async def test_a_message_on_a_chat_whose_run_died_is_answered_at_once_not_busy(owner, judging):
+    sid = uuid.uuid4()
+    communicator, _ = await connect(owner, sid)
+    await send(communicator, type="user_message", text="hello")
+    await until(communicator, "complete")
+    await died_mid_run(sid)  # while this socket stays open: no connect finds it
+    await send(communicator, type="user_message", text="are you still there?")
+    frames = await until(communicator, "complete")
+    interrupted = [f for f in frames if f.get("code") == "run_interrupted"]
+    assert interrupted and frames.index(interrupted[0]) == 0  # told first, then answered
+    assert frames[1]["type"] == "message" and frames[1]["content"] == "are you still there?"
+    assert frames[-1]["type"] == "complete"
+    assert not [f for f in frames if f.get("code") == "busy"]
+
+
+async def test_a_run_on_a_live_process_is_not_failed_however_long_it_runs(owner, judging):
+    sid = uuid.uuid4()
+    communicator, _ = await connect(owner, sid)
+    await send(communicator, type="user_message", text="hello")
+    await until(communicator, "complete")
+    alive = await Worker.objects.acreate(host="busy", pid=2, beat_at=timezone.now() + dt.timedelta(minutes=5))
+    await ChatSession.objects.filter(pk=sid).aupdate(state="running", run_id=uuid.uuid4(), run_worker=alive.pk)
+    await send(communicator, type="user_message", text="hurry up")
+    assert (await reply(communicator))["code"] == "busy"
+    assert await runtime.get().runs.recover() == []
+    assert (await ChatSession.objects.aget(pk=sid)).state == "running"
 
 
 async def test_an_exception_in_a_handler_is_reported_and_the_socket_stays_usable(owner, monkeypatch):
@@ -530,6 +592,7 @@ async def test_redis_unreachable_closes_a_new_socket_with_4503_and_the_chat_is_i
 
     settings.REDIS_URL = working
     BREAKER.reset()
+    runtime.get().liveness.stop()
     runtime.install(runtime.Runtime())
     communicator, ready = await connect(owner, sid)
     assert ready["state"] == "idle"

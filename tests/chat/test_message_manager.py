@@ -51,10 +51,10 @@ async def test_extra_keys_are_stored_and_never_sent(storage, owner):
 async def test_injections_shape_what_is_sent_never_what_is_stored(storage, owner):
     sid = await new_chat(owner)
     now = dt.datetime(2026, 11, 27, 9, 30, tzinfo=dt.timezone.utc)
-    mm = MessageManager(sid, owner, storage, injections=[lambda m: current_time(m, now=now)])
+    mm = MessageManager(sid, owner, storage, injections=[lambda: current_time(now=now)])
     await mm.add_user_message("hello")
-    sent = mm.to_api_messages()
-    assert sent[-1]["content"][-1] == {"type": "text", "text": "<context>Current time: 2026-11-27 09:30 UTC</context>"}
+    assert mm.to_api_messages() == [{"role": "user", "content": [{"type": "text", "text": "hello"}]}]
+    assert mm.call_context() == [{"type": "text", "text": "<context>Current time: 2026-11-27 09:30 UTC</context>"}]
     assert mm.messages[0]["content"] == "hello"
     assert (await storage.load_recent_messages(sid))[0]["content"] == "hello"
 
@@ -146,20 +146,7 @@ async def manager(owner):
     return MessageManager(await new_chat(owner), owner, storage=HybridStorage(cache=make_cache("local")))
 
 
-async def test_the_cache_breakpoint_goes_on_the_last_stored_block_before_the_time_note(manager):
+async def test_what_is_sent_carries_no_cache_marks_the_provider_places_them(manager):
     await manager.add_user_message([{"type": "text", "text": "a"}, {"type": "text", "text": "b"}])
-
-    [sent] = manager.to_api_messages(cache_breakpoint=True)
-    assert sent["content"][:2] == [
-        {"type": "text", "text": "a"},
-        {"type": "text", "text": "b", "cache_control": {"type": "ephemeral"}},
-    ]
-    assert sent["content"][2]["text"].startswith("<context>Current time:")
-    assert "cache_control" not in sent["content"][2]
-    assert manager.messages[0]["content"][1] == {"type": "text", "text": "b"}  # stored content untouched
-
-
-async def test_without_a_breakpoint_nothing_is_marked(manager):
-    await manager.add_user_message("hello")
     [sent] = manager.to_api_messages()
     assert not any("cache_control" in block for block in sent["content"])

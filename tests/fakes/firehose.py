@@ -28,7 +28,9 @@ class FirehoseProvider(Provider):
     display_name = "Firehose (load test model)"
     model = "firehose"
 
-    async def stream(self, *, system: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> AsyncIterator[ModelEvent]:
+    async def stream(
+        self, *, system: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]], context: Any = ()
+    ) -> AsyncIterator[ModelEvent]:
         found = COMMAND.search(_last_user_text(messages))
         count, size = (int(found.group(1)), int(found.group(2) or 8)) if found else (1, 4)
         for index in range(count):

@@ -68,9 +68,11 @@ class ScriptedProvider(Provider):
         self.turns.extend(turns)
 
     async def stream(
-        self, *, system: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]]
+        self, *, system: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]], context: Any = ()
     ) -> AsyncIterator[ModelEvent]:
-        self.calls.append({"system": system, "messages": copy.deepcopy(messages), "tools": tools})
+        self.calls.append(
+            {"system": system, "messages": copy.deepcopy(messages), "tools": tools, "context": copy.deepcopy(list(context))}
+        )
         if not self.turns:
             raise AssertionError("the model was called more often than the test scripted")
         turn = self.turns.popleft()

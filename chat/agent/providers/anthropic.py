@@ -24,7 +24,7 @@ import httpx2
 from django.conf import settings
 
 from chat.agent.prompts import TITLE_PROMPT
-from chat.agent.providers.base import ModelEvent, ModelReply, Provider, ProviderError, TextDelta, usage
+from chat.agent.providers.base import ModelEvent, ModelReply, Provider, ProviderError, TextDelta, usage, with_context
 
 logger = logging.getLogger(__name__)
 
@@ -46,10 +46,9 @@ class _StreamCut(Exception):
 
 
 def with_cache_breakpoint(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Messages with a cache breakpoint on the last block, unless the caller placed one."""
-    if not messages or any(
-        isinstance(m["content"], list) and any("cache_control" in b for b in m["content"]) for m in messages
-    ):
+    """Messages with a cache breakpoint on the last block: the whole history is the prefix
+    the next call (one turn later) starts with."""
+    if not messages:
         return messages
     *rest, last = messages
     content = last["content"]
@@ -151,14 +150,24 @@ class AnthropicProvider(Provider):
             timeout=settings.ANTHROPIC_TIMEOUT,
         )
 
-    def request(self, *, system: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> dict[str, Any]:
+    def request(
+        self,
+        *,
+        system: str,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+        context: list[dict[str, Any]] = (),  # type: ignore[assignment]
+    ) -> dict[str, Any]:
         """The Messages API request body (less ``stream``)."""
         body: dict[str, Any] = {
             "model": self.model,
             "max_tokens": self.max_tokens,
             # The breakpoint on the system prompt also caches the tools, which come before it.
             "system": [{"type": "text", "text": system, "cache_control": EPHEMERAL}],
-            "messages": with_cache_breakpoint(messages),
+            # The call's context goes after the history's breakpoint: it differs on every
+            # call (the time), and a breakpoint after it would cache a prefix no later call
+            # could read.
+            "messages": with_context(with_cache_breakpoint(messages), list(context)),
         }
         if tools:
             body["tools"] = tools
@@ -173,9 +182,14 @@ class AnthropicProvider(Provider):
         return min(delay, self.retry_max_delay)
 
     async def stream(
-        self, *, system: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]]
+        self,
+        *,
+        system: str,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+        context: list[dict[str, Any]] = (),  # type: ignore[assignment]
     ) -> AsyncIterator[ModelEvent]:
-        request = self.request(system=system, messages=messages, tools=tools)
+        request = self.request(system=system, messages=messages, tools=tools, context=context)
         attempt = 0
         while True:
             streamed = False

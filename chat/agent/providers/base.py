@@ -63,9 +63,20 @@ class Provider(ABC):
 
     @abstractmethod
     def stream(
-        self, *, system: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]]
+        self,
+        *,
+        system: str,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+        context: list[dict[str, Any]] = (),  # type: ignore[assignment]
     ) -> AsyncIterator[ModelEvent]:
-        """Yield ``TextDelta``s, then one ``ModelReply``; raise ``ProviderError`` on failure."""
+        """Yield ``TextDelta``s, then one ``ModelReply``; raise ``ProviderError`` on failure.
+
+        ``context``: text blocks about this call only (the current time), which go after
+        the history, in its last user message: a provider with a prompt cache places its
+        breakpoint on the history's last block, before them, so that the next call can
+        read what this one cached.
+        """
 
     @abstractmethod
     async def title(self, text: str) -> str:
@@ -74,3 +85,14 @@ class Provider(ABC):
     async def aclose(self) -> None:
         """Release connections; the provider is not used afterwards."""
         return None
+
+
+def with_context(messages: list[dict[str, Any]], context: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``messages`` with the ``context`` blocks added to the last (user) message."""
+    if not context or not messages or messages[-1]["role"] != "user":
+        return messages
+    *rest, last = messages
+    content = last["content"]
+    if isinstance(content, str):
+        content = [{"type": "text", "text": content}]
+    return [*rest, {**last, "content": [*content, *context]}]

@@ -46,11 +46,11 @@ _WORD = re.compile(r"\S+\s*")
 
 
 def _text_of(content: Any) -> str:
-    """The text a user typed, without the notes injections add (``<context>…``)."""
+    """The text a user typed."""
     if isinstance(content, str):
         return content
     return "\n".join(
-        b["text"] for b in content if b.get("type") == "text" and not b["text"].startswith("<context>")
+        b["text"] for b in content if b.get("type") == "text"
     ).strip()
 
 
@@ -188,7 +188,12 @@ class OfflineProvider(Provider):
         return settings.OFFLINE_MODEL_WORD_DELAY if self._word_delay is None else self._word_delay
 
     async def stream(
-        self, *, system: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]]
+        self,
+        *,
+        system: str,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+        context: list[dict[str, Any]] = (),  # type: ignore[assignment]
     ) -> AsyncIterator[ModelEvent]:
         last = messages[-1] if messages else {"role": "user", "content": ""}
         typed = _text_of(last["content"])

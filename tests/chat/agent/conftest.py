@@ -72,7 +72,7 @@ async def turn(manager, model, tools, text=None, *, client_id=None, tool_use_id=
     Yields the turn's own events (the stored message) and then the loop's."""
     action = turns.Choose(tool_use_id, choice) if choice is not None else turns.SendMessage(text, client_id)
     begun = await turns.start_turn(
-        manager.user, uuid.UUID(manager.session_id), action, storage=manager.storage
+        manager.user, uuid.UUID(manager.session_id), action, storage=manager.storage, worker_id=uuid.uuid4()
     )
     if isinstance(begun, turns.Acknowledged):
         yield begun.event
@@ -81,7 +81,7 @@ async def turn(manager, model, tools, text=None, *, client_id=None, tool_use_id=
     try:
         for event in begun.events:
             yield event
-        async with aclosing(run_turn(manager, model, tools, step=begun.step, **options)) as loop_events:
+        async with aclosing(run_turn(manager, model, tools, step=begun.step, reply=begun.reply, **options)) as loop_events:
             async for event in loop_events:
                 state = _ENDINGS.get(event["type"], state)
                 yield event

@@ -319,17 +319,28 @@ async def test_claude_is_chosen_when_a_key_is_set_and_says_so(settings, server):
         await provider.aclose()
 
 
-def test_a_breakpoint_is_added_to_the_last_block_unless_one_is_placed():
+def test_the_breakpoint_goes_on_the_historys_last_block_and_the_calls_context_after_it():
     provider = AnthropicProvider(api_key="k", model="m", max_tokens=10, base_url="http://127.0.0.1:9")
     plain = [{"role": "user", "content": "Hi"}]
     assert provider.request(system="S", messages=plain, tools=[])["messages"] == [
         {"role": "user", "content": [{"type": "text", "text": "Hi", "cache_control": {"type": "ephemeral"}}]}
     ]
-    placed = [
-        {"role": "user", "content": [{"type": "text", "text": "a", "cache_control": {"type": "ephemeral"}}, {"type": "text", "text": "b"}]}
+    history = [{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}]
+    note = {"type": "text", "text": "<context>Current time: 2026-12-01 10:00 UTC</context>"}
+    body = provider.request(system="S", messages=history, tools=[], context=[note])
+    # The note differs on every call: after the breakpoint, so the history's prefix, cached
+    # by this call, is read by the next one.
+    assert body["messages"] == [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "a"},
+                {"type": "text", "text": "b", "cache_control": {"type": "ephemeral"}},
+                note,
+            ],
+        }
     ]
-    body = provider.request(system="S", messages=placed, tools=[])
-    assert body["messages"] == placed
+    assert history[0]["content"][1] == {"type": "text", "text": "b"}  # the caller's copy untouched
     assert body["system"] == [{"type": "text", "text": "S", "cache_control": {"type": "ephemeral"}}]
     assert "tools" not in body
 

@@ -45,8 +45,7 @@ async def test_the_full_cycle_pause_store_resume_complete(manager, session_id):
     ]
     assert events[-1]["type"] == "complete"
     assert model.calls[-1]["messages"][-1]["content"] == [
-        {"type": "tool_result", "tool_use_id": "toolu_q", "content": "User selected: Rust", "is_error": False,
-         "cache_control": {"type": "ephemeral"}}
+        {"type": "tool_result", "tool_use_id": "toolu_q", "content": "User selected: Rust", "is_error": False}
     ]
     assert await manager.load_loop_state() is None
     stored = (await stored_messages(session_id))[2]["content"][0]

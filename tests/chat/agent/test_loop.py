@@ -42,7 +42,7 @@ async def test_a_reply_is_streamed_stored_and_completed(manager, session_id):
     assert reply["context"] == {"first_sequence": 1, "last_sequence": 1, "dropped": 0, "token_budget": 100_000}
     assert reply["tokens"] == 10 and reply["tokens_estimated"] is False
     assert model.calls[0]["messages"] == [
-        {"role": "user", "content": [{"type": "text", "text": "Hi", "cache_control": {"type": "ephemeral"}}]}
+        {"role": "user", "content": [{"type": "text", "text": "Hi"}]}
     ]
 
 
@@ -75,8 +75,7 @@ async def test_a_tool_call_runs_and_the_model_receives_a_clean_result(manager, s
     assert events[-1]["type"] == "complete"
     assert len(model.calls) == 2
     assert model.calls[1]["messages"][-1]["content"] == [
-        {"type": "tool_result", "tool_use_id": "toolu_a", "content": "6*7 = 42", "is_error": False,
-         "cache_control": {"type": "ephemeral"}}
+        {"type": "tool_result", "tool_use_id": "toolu_a", "content": "6*7 = 42", "is_error": False}
     ]
     assert [m["role"] for m in await stored_messages(session_id)] == ["user", "assistant", "user", "assistant"]
     await assert_history_valid(session_id)
@@ -93,7 +92,7 @@ async def test_display_data_is_kept_in_storage_announced_and_stripped_for_the_mo
     stored = (await stored_messages(session_id))[2]["content"][0]
     assert stored["display_data"] == display["data"]
     sent = model.calls[1]["messages"][-1]["content"][0]
-    assert set(sent) == {"type", "tool_use_id", "content", "is_error", "cache_control"}
+    assert set(sent) == {"type", "tool_use_id", "content", "is_error"}
 
 
 async def test_tools_of_one_turn_run_concurrently_and_results_keep_their_order(manager):
@@ -366,15 +365,14 @@ async def test_each_reply_records_the_budget_window_and_usage_adds_up(owner, sto
     assert events[-1]["usage"] == model_usage(2)
 
 
-async def test_the_cache_breakpoint_sits_before_the_current_time_note(owner, storage, session_id):
+async def test_the_current_time_goes_to_the_model_as_the_calls_context_never_into_the_history(owner, storage, session_id):
     mm = MessageManager(session_id, owner, storage=storage)  # default injections: the time
     model = ScriptedProvider(say("Hi."))
     await collect(turn(mm, model, builtin_tools(), "Hello"))
 
-    [sent] = model.calls[0]["messages"]
-    question, note = sent["content"]
-    assert question == {"type": "text", "text": "Hello", "cache_control": {"type": "ephemeral"}}
-    assert note["text"].startswith("<context>Current time:") and "cache_control" not in note
+    assert model.calls[0]["messages"] == [{"role": "user", "content": [{"type": "text", "text": "Hello"}]}]
+    [note] = model.calls[0]["context"]
+    assert note["text"].startswith("<context>Current time:")
     assert (await stored_messages(session_id))[0]["content"] == "Hello"
 
 

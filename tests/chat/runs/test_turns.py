@@ -19,6 +19,8 @@ from tests.queries import counting_queries
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+WORKER = uuid.uuid4()
+
 
 @pytest.fixture
 def storage(key_prefix):
@@ -26,11 +28,18 @@ def storage(key_prefix):
 
 
 async def start(storage, user, sid, action):
-    return await turns.start_turn(user, sid, action, storage=storage)
+    return await turns.start_turn(user, sid, action, storage=storage, worker_id=WORKER)
+
+
+EMPTY = [{"type": "text", "text": ""}]
 
 
 async def messages(sid):
     return [m async for m in Message.objects.filter(session_id=sid).order_by("sequence").values("role", "content", "client_id")]
+
+
+async def contents(sid):
+    return [m["content"] for m in await messages(sid)]
 
 
 async def test_a_first_message_creates_the_chat_for_its_sender_stores_it_and_claims_it(storage, owner):
@@ -41,10 +50,14 @@ async def test_a_first_message_creates_the_chat_for_its_sender_stores_it_and_cla
     assert (turn.chat.owner_id, turn.chat.session_id, turn.step, turn.title_from) == (owner.pk, sid, 0, "hello")
     [ack] = turn.events
     assert (ack["type"], ack["sequence"], ack["content"], ack["client_id"]) == ("message", 1, "hello", "c-1")
+    # With it, the reply the model's first call writes into: its first word needs no write.
+    assert (turn.reply["sequence"], turn.reply["role"], turn.reply["content"], turn.reply["finished"]) == (
+        2, "assistant", EMPTY, False
+    )
     session = await ChatSession.objects.aget(pk=sid)
-    assert (session.owner_id, session.state, session.run_id, session.last_sequence) == (owner.pk, "running", turn.run_id, 1)
+    assert (session.owner_id, session.state, session.run_id, session.last_sequence) == (owner.pk, "running", turn.run_id, 2)
     # The writer warmed the cache: the loop's first history read costs no query.
-    assert [m["content"] for m in await storage.cache.read_recent(str(sid), 10)] == ["hello"]
+    assert [m["content"] for m in await storage.cache.read_recent(str(sid), 10)] == ["hello", EMPTY]
 
 
 async def test_a_later_message_costs_three_statements_and_has_no_title_to_write(storage, owner):
@@ -52,8 +65,8 @@ async def test_a_later_message_costs_three_statements_and_has_no_title_to_write(
     await storage.save_messages(sid, [{"role": "user", "content": "one"}, {"role": "assistant", "content": "two"}])
     async with counting_queries() as queries:
         turn = await start(storage, owner, sid, turns.SendMessage("three", "c-3"))
-    assert len(queries) == 3, queries  # lock the chat, claim it and allocate, insert
-    assert turn.title_from is None and turn.events[0]["sequence"] == 3
+    assert len(queries) == 3, queries  # lock the chat; claim it and allocate; insert the message and its reply
+    assert turn.title_from is None and turn.events[0]["sequence"] == 3 and turn.reply["sequence"] == 4
 
 
 async def test_someone_elses_chat_is_not_found_and_nothing_changes(storage, owner, stranger):
@@ -70,7 +83,7 @@ async def test_a_second_action_while_a_run_goes_on_is_busy(storage, owner):
     with pytest.raises(UserError) as busy:
         await start(storage, owner, sid, turns.SendMessage("second"))
     assert busy.value.code == "busy"
-    assert [m["content"] for m in await messages(sid)] == ["first"]
+    assert await contents(sid) == ["first", EMPTY]
 
 
 @pytest.mark.parametrize("action", [turns.Choose("toolu_1", "A")], ids=["choose"])
@@ -86,22 +99,23 @@ async def test_a_resent_client_id_is_acknowledged_with_what_is_stored_and_stored
     sid = uuid.uuid4()
     first = await start(storage, owner, sid, turns.SendMessage("once", "c-1"))
     await sync_to_async(ChatSession.objects.filter(pk=sid).update)(state="idle", run_id=None)
-    await storage.save_messages(sid, [{"role": "assistant", "content": "answered"}])
+    await storage.update_message(sid, 2, content="answered", finished=True)
 
     again = await start(storage, owner, sid, turns.SendMessage("once", "c-1"))
     assert again == turns.Acknowledged(first.events[0])
-    assert [m["content"] for m in await messages(sid)] == ["once", "answered"]
+    assert await contents(sid) == ["once", "answered"]
     assert (await ChatSession.objects.aget(pk=sid)).state == "idle"
 
 
-async def test_a_resent_message_whose_run_died_before_answering_is_answered_without_storing_it_again(storage, owner):
+async def test_a_resent_message_whose_run_died_before_its_first_word_is_answered_in_its_reply(storage, owner):
     sid = uuid.uuid4()
     first = await start(storage, owner, sid, turns.SendMessage("once", "c-1"))
     await sync_to_async(ChatSession.objects.filter(pk=sid).update)(state="failed", run_id=None)
 
     again = await start(storage, owner, sid, turns.SendMessage("once", "c-1"))
     assert isinstance(again, turns.Turn) and again.events == first.events
-    assert [m["content"] for m in await messages(sid)] == ["once"]
+    assert again.reply == first.reply  # written into, not stored again
+    assert await contents(sid) == ["once", EMPTY]
     assert (await ChatSession.objects.aget(pk=sid)).state == "running"
 
 
@@ -115,7 +129,7 @@ async def test_two_first_messages_racing_on_one_new_id_make_one_chat_and_one_run
     refused = [o for o in outcomes if isinstance(o, UserError)]
     assert len(started) == 1 and len(refused) == 4, outcomes
     assert {error.code for error in refused} == {"busy"}
-    assert len(await messages(sid)) == 1
+    assert len(await messages(sid)) == 2  # one message, one reply
 
 
 async def paused(storage, owner, *, options=("Python", "Rust")):
@@ -152,7 +166,8 @@ async def test_a_chosen_option_answers_the_question_and_resumes_the_turn(storage
     assert stored["sequence"] == 3 and answered == {
         "type": "tool_result", "tool_use_id": "toolu_q", "content": "User selected: Rust", "is_error": False
     }
-    [result] = (await messages(sid))[-1]["content"]
+    [result] = (await messages(sid))[-2]["content"]
+    assert turn.reply["sequence"] == 4 and (await messages(sid))[-1]["content"] == EMPTY
     assert result["content"] == "User selected: Rust" and "requires_user_input" not in result
     assert result["interactive_data"] == {"question": "Which?"}  # kept for the UI
     assert not await LoopState.objects.filter(session_id=sid).aexists()
@@ -169,7 +184,7 @@ async def test_text_sent_while_a_question_is_open_answers_it_with_the_senders_cl
     # Sent again while its run goes on (the page missed the acknowledgement): acknowledged.
     again = await start(storage, owner, sid, turns.SendMessage("  Neither, Zig  ", "typed-1"))
     assert again == turns.Acknowledged(stored)
-    assert len(await messages(sid)) == 3
+    assert len(await messages(sid)) == 4  # question turn (2), answer, its reply
 
 
 @pytest.mark.parametrize(
@@ -199,4 +214,4 @@ async def test_a_rate_limited_action_stores_nothing(storage, owner, settings):
     with pytest.raises(UserError) as limited:
         await start(storage, owner, sid, turns.SendMessage("two"))
     assert limited.value.code == "rate_limited"
-    assert [m["content"] for m in await messages(sid)] == ["one"]
+    assert await contents(sid) == ["one", EMPTY]

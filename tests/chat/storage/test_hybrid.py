@@ -10,6 +10,7 @@ from channels.db import database_sync_to_async
 from django.db import IntegrityError
 
 from chat.errors import NotFound
+from chat.message_manager import MessageManager
 from chat.models import ChatSession, Message
 from chat.storage import HybridStorage, database
 from tests.chat.storage.conftest import CountingCache, make_cache
@@ -102,11 +103,8 @@ async def test_budget_load_is_the_exact_longest_suffix_for_every_budget(storage,
         await storage.drop_cache(sid)
         cold = await storage.load_within_budget(sid, budget)
         warm = await storage.load_within_budget(sid, budget)
+        # Exactly: where a history may start is the MessageManager's rule, not storage's.
         expected = brute_force_budget(everything, budget)
-        # Conversations here alternate plain user/assistant text: a cut may only move
-        # forward off an assistant reply.
-        if expected and expected[0]["role"] == "assistant":
-            expected = expected[1:]
         assert plain(cold) == plain(expected), budget
         assert plain(warm) == plain(cold), budget
 
@@ -117,8 +115,8 @@ async def test_budget_boundaries_exact_fit_one_short_and_smaller_than_the_last_m
     everything = await all_messages(sid)
     last_four = sum(m["tokens"] for m in everything[-4:])
     assert [m["sequence"] for m in await storage.load_within_budget(sid, last_four)] == [7, 8, 9, 10]
-    # One token short: message 7 no longer fits, 8 is a reply, so the history starts at 9.
-    assert [m["sequence"] for m in await storage.load_within_budget(sid, last_four - 1)] == [9, 10]
+    # One token short: message 7 no longer fits.
+    assert [m["sequence"] for m in await storage.load_within_budget(sid, last_four - 1)] == [8, 9, 10]
     assert await storage.load_within_budget(sid, everything[-1]["tokens"] - 1) == []
     assert len(await storage.load_within_budget(sid, 10**9)) == 10
 
@@ -141,8 +139,9 @@ async def test_budget_cut_never_splits_a_tool_pair(storage, owner):
     for n in range(5):
         await storage.save_messages(sid, tool_turn(f"toolu_{n}"))
     everything = await all_messages(sid)
+    mm = MessageManager(sid, owner, storage, cut_step=1)  # the manager owns where a history starts
     for budget in range(1, everything[-1]["cumulative_tokens"] + 1):
-        window = await storage.load_within_budget(sid, budget)
+        window = await mm.load(budget)
         if window:
             first = window[0]
             assert first["role"] == "user" and isinstance(first["content"], str), (budget, first)
