@@ -23,11 +23,15 @@ def setup_django() -> None:
 
 @contextlib.contextmanager
 def throwaway_database() -> Iterator[None]:
-    """A fresh test database and a Redis key prefix of this run's own, removed afterwards."""
+    """A fresh test database and a Redis key prefix of this run's own, removed afterwards.
+
+    Both are named after ``KEY_PREFIX`` (``<prefix>-bench-<random>``), so that runs of
+    several people sharing one PostgreSQL and one Redis can be told apart.
+    """
     from django.conf import settings
     from django.test.utils import setup_databases, teardown_databases
 
-    prefix = f"bench-{uuid.uuid4().hex[:8]}"
+    prefix = f"{settings.KEY_PREFIX}-bench-{uuid.uuid4().hex[:8]}"
     settings.KEY_PREFIX = prefix
     database = settings.DATABASES["default"]
     name = prefix.replace("-", "_")
