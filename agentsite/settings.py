@@ -111,22 +111,25 @@ TEMPLATES = [
 ]
 
 # --- Durable store (L2) -------------------------------------------------------------------
+# SQLite, however it is named: IMMEDIATE takes the write lock at BEGIN, so concurrent writers
+# queue on the busy timeout instead of failing with "database is locked" mid-transaction;
+# WAL lets readers go on while one of them writes.
+SQLITE_OPTIONS = {
+    "transaction_mode": "IMMEDIATE",
+    "timeout": 20,
+    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+}
 if env.str("DATABASE_URL", default=""):
     DATABASES = {"default": env.db("DATABASE_URL")}
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+        DATABASES["default"]["OPTIONS"] = {**SQLITE_OPTIONS, **DATABASES["default"].get("OPTIONS", {})}
 else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": VAR_DIR / "agentsite.sqlite3",
-            # IMMEDIATE takes the write lock at BEGIN, so concurrent writers queue on the
-            # busy timeout instead of failing with "database is locked" mid-transaction;
-            # WAL lets readers go on while one of them writes.
-            "OPTIONS": {
-                "transaction_mode": "IMMEDIATE",
-                "timeout": 20,
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-            },
+            "OPTIONS": SQLITE_OPTIONS,
             # Tests use a file too: an in-memory shared-cache database fails concurrent
             # writers at once instead of waiting.
             "TEST": {"NAME": str(VAR_DIR / "test-agentsite.sqlite3")},

@@ -18,12 +18,11 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from typing import Any, Iterator
-from urllib.parse import urlencode
 
 from django.conf import settings
 from django.db import connection
 
-from tests.live import DaphneServer, test_database_url
+from tests.live import DaphneServer
 
 # What the issue asks to look for, and what says that something went wrong at all.
 LOG_PROBLEMS = ("Redis unavailable", "database is locked")
@@ -108,23 +107,10 @@ class Logs:
 LOGS = Logs()
 
 
-def _database_env() -> dict[str, str]:
-    """The database's OPTIONS, which ``tests.live``'s URL leaves out, as the URL's query.
-
-    On SQLite they are what lets concurrent writers wait for each other (IMMEDIATE
-    transactions, a busy timeout); without them a served process fails writers at once
-    with "database is locked", which the embedded default never does.
-    """
-    options = connection.settings_dict.get("OPTIONS") or {}
-    if connection.vendor != "sqlite" or not options:
-        return {}
-    return {"DATABASE_URL": f"{test_database_url()}?{urlencode(options)}"}
-
-
 @contextlib.contextmanager
 def daphne(label: str, env: dict[str, str], *, app: str = "agentsite.asgi:application") -> Iterator[DaphneServer]:
     """One daphne process for the block; its log is read when it stops."""
-    server = DaphneServer(env={**_database_env(), **env}, app=app)
+    server = DaphneServer(env=env, app=app)
     try:
         server.start()
     except RuntimeError as exc:

@@ -31,6 +31,14 @@ CLOSE_TOO_SLOW = 4408
 # The database or Redis could not be reached: try again later.
 CLOSE_UNAVAILABLE = 4503
 
+try:
+    # What daphne raises for a send on a socket the client has just closed.
+    from autobahn.exception import Disconnected
+
+    CLOSED: tuple[type[BaseException], ...] = (Disconnected,)
+except ImportError:  # pragma: no cover - another ASGI server
+    CLOSED = ()
+
 UNAVAILABLE = UserError("unavailable", "The service is briefly unavailable; nothing was lost. Try again in a moment.")
 
 
@@ -155,6 +163,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._relay(lambda relay: relay.live(events, epoch))
         except TooSlow:
             await self.close(code=CLOSE_TOO_SLOW)
+        except CLOSED:
+            # The client went away while its disconnect is still queued for this consumer.
+            self._leave()
 
     async def catch_up(self) -> None:
         try:

@@ -169,3 +169,20 @@ async def test_a_client_that_never_acknowledges_is_closed_with_4408(cookie):
                 while True:
                     await asyncio.wait_for(client.ws.recv(), TIMEOUT)  # reads, never acks
             assert getattr(closed.value, "rcvd", None) is not None and closed.value.rcvd.code == 4408
+
+
+async def test_a_client_that_goes_away_mid_reply_leaves_the_run_finishing_and_no_error_logged(cookie):
+    sid = uuid.uuid4()
+    env = {"AGENT_PROVIDER": "tests.fakes.firehose.FirehoseProvider", "WS_UNACKED_LIMIT": "1000000"}
+    with DaphneServer(env=env) as server:
+        for _ in range(3):
+            async with Client(server, sid, cookie, ack=False) as client:
+                await client.send(type="user_message", text="firehose 20000 8")
+                await client.until("text_delta")
+                client.ws.transport.abort()  # gone, mid-stream, without a closing handshake
+            deadline = time.monotonic() + 60
+            while (await ChatSession.objects.aget(pk=sid)).state == "running":
+                assert time.monotonic() < deadline, "the run never finished"
+                await asyncio.sleep(0.1)
+    log = server.log_path.read_text(errors="replace")
+    assert "Traceback" not in log and " ERROR " not in log, log[-3000:]
