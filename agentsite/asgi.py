@@ -8,11 +8,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agentsite.settings")
 # Django must be set up before anything imports models.
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
-from agentsite.origin import SiteOriginValidator  # noqa: E402
-from agentsite.outages import WebsocketOutageGuard  # noqa: E402
+from agentsite.websocket import SessionUser, SiteOriginValidator  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
 from chat.runtime import RuntimeLifespan  # noqa: E402
 
@@ -20,7 +18,7 @@ application = RuntimeLifespan(
     ProtocolTypeRouter(
         {
             "http": django_asgi_app,
-            "websocket": SiteOriginValidator(WebsocketOutageGuard(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))),
+            "websocket": SiteOriginValidator(SessionUser(URLRouter(websocket_urlpatterns))),
         }
     )
 )

@@ -58,6 +58,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         await self.accept()  # accept first: a close code only reaches an accepted socket
+        if self.scope.get("outage"):  # the handshake could not read the session (agentsite.websocket)
+            await self.close(code=CLOSE_UNAVAILABLE)
+            return
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             await self.close(code=CLOSE_UNAUTHENTICATED)
@@ -185,8 +188,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 await self._deliver(await call(self.relay))
 
     async def _deliver(self, sent: Sent) -> None:
+        send = self.base_send  # every streamed event comes here: the shortest way out
         for frame in sent.frames:
-            await self.send(text_data=frame)
+            await send({"type": "websocket.send", "text": frame})
 
     async def _send(self, frame: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(frame, allow_nan=False))

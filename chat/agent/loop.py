@@ -52,7 +52,7 @@ class _Config:
     flush_interval: float
 
 
-async def run_turn(
+def run_turn(
     message_manager: MessageManager,
     provider: Provider,
     tools: ToolRegistry,
@@ -78,9 +78,7 @@ async def run_turn(
         tool_timeout=tool_timeout or settings.AGENT_TOOL_TIMEOUT,
         flush_interval=settings.AGENT_STREAM_FLUSH_INTERVAL if flush_interval is None else flush_interval,
     )
-    async with aclosing(_steps(message_manager, provider, tools, config, step=step, reply=reply)) as steps:
-        async for event in steps:
-            yield event
+    return _steps(message_manager, provider, tools, config, step=step, reply=reply)
 
 
 async def _steps(

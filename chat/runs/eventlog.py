@@ -48,15 +48,14 @@ _SMALL_FIELD_BYTES = 1024
 
 
 def encode(event: dict[str, Any]) -> bytes:
-    """An event as JSON. orjson writes NaN and Infinity (from tool output) as null, so the
-    browser never receives JSON it cannot parse."""
-    body = {k: v for k, v in event.items() if k != "id"}
-    if not body.get("type"):
+    """An event (as the agent loop makes it: no ``id``) as JSON. orjson writes NaN and
+    Infinity (from tool output) as null, so the browser never receives JSON it cannot parse."""
+    if not event.get("type"):
         raise ValueError("an event needs a type")
-    payload = orjson.dumps(body)
+    payload = orjson.dumps(event)
     if len(payload) > MAX_EVENT_BYTES:
-        small = {k: v for k, v in body.items() if len(orjson.dumps(v)) <= _SMALL_FIELD_BYTES}
-        payload = orjson.dumps({**small, "omitted": sorted(set(body) - set(small))})
+        small = {k: v for k, v in event.items() if len(orjson.dumps(v)) <= _SMALL_FIELD_BYTES}
+        payload = orjson.dumps({**small, "omitted": sorted(set(event) - set(small))})
     return payload
 
 

@@ -71,41 +71,46 @@ class Publisher:
 
 
 class RunPublisher:
-    """A queue in front of the publisher for one run's events, drained in batches by one
-    task (order is kept)."""
+    """A buffer in front of the publisher for one run's events, drained in batches by one
+    task (order is kept): whatever was put while one batch was being published goes out
+    as the next. Putting an event is a list append while the buffer has room."""
 
     def __init__(self, publisher: Publisher, chat: ChatRef, *, max_batch: int = 500, max_queued: int = 10_000):
         self.publisher = publisher
         self.chat = chat
         self.max_batch = max_batch
-        self._queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(max_queued)
+        self.max_queued = max_queued
+        self._pending: list[dict[str, Any]] = []
+        self._closed = False
+        self._wake = asyncio.Event()  # something was put (or the publisher closed)
+        self._room = asyncio.Event()  # the buffer is below max_queued
+        self._room.set()
         self._task = asyncio.get_running_loop().create_task(self._drain())
 
     async def put(self, event: dict[str, Any]) -> None:
-        """Queue an event; waits only when the queue is full (Redis far behind)."""
-        await self._queue.put(event)
+        """Buffer an event; waits only when the buffer is full (Redis far behind)."""
+        while len(self._pending) >= self.max_queued:
+            self._room.clear()
+            await self._room.wait()
+        self._pending.append(event)
+        self._wake.set()
 
     async def close(self) -> None:
-        """Publish everything queued, then stop."""
-        await self._queue.put(None)
+        """Publish everything buffered, then stop."""
+        self._closed = True
+        self._wake.set()
         await asyncio.shield(self._task)
 
     async def _drain(self) -> None:
-        done = False
-        while not done:
-            batch: list[dict[str, Any]] = []
-            item = await self._queue.get()
-            while True:
-                if item is None:
-                    done = True
-                    break
-                batch.append(item)
-                if len(batch) >= self.max_batch or self._queue.empty():
-                    break
-                item = self._queue.get_nowait()
-            if not batch:
-                continue
-            try:
-                await self.publisher.publish(self.chat, batch)
-            except Exception:  # noqa: BLE001 - a bad event must not stop the ones after it
-                logger.exception("publishing events of chat %s failed", self.chat.session_id)
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            batch, self._pending = self._pending, []
+            self._room.set()
+            for start in range(0, len(batch), self.max_batch):
+                try:
+                    await self.publisher.publish(self.chat, batch[start : start + self.max_batch])
+                except Exception:  # noqa: BLE001 - a bad event must not stop the ones after it
+                    logger.exception("publishing events of chat %s failed", self.chat.session_id)
+            if self._closed and not self._pending:
+                return

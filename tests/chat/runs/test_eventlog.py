@@ -51,7 +51,7 @@ async def test_trimmed_or_unknown_history_is_reported_as_a_gap(log_kind):
 
 
 def test_frames_put_the_id_first_and_nan_never_reaches_the_browser():
-    payload = encode({"type": "display", "data": {"x": float("nan"), "y": float("inf")}, "id": 99})
+    payload = encode({"type": "display", "data": {"x": float("nan"), "y": float("inf")}})
     text = frame(7, payload)
     assert json.loads(text) == {"id": 7, "type": "display", "data": {"x": None, "y": None}}
 
