@@ -122,6 +122,10 @@ SQLITE_OPTIONS = {
 if env.str("DATABASE_URL", default=""):
     DATABASES = {"default": env.db("DATABASE_URL")}
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # Parameters sent apart from the query (no quoting on our side), and the queries a
+        # process runs again and again prepared once per connection.
+        DATABASES["default"].setdefault("OPTIONS", {}).setdefault("server_side_binding", True)
     if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         DATABASES["default"]["OPTIONS"] = {**SQLITE_OPTIONS, **DATABASES["default"].get("OPTIONS", {})}
 else:
