@@ -71,6 +71,10 @@ class CountingCache(MessageCache):
             return await self.inner.drop(session_id)
         return await self.inner.replace(session_id, updated)
 
+    async def invalidate(self, session_id, revision):
+        self.round_trips += 1
+        return await self.inner.invalidate(session_id, revision)
+
     async def drop(self, session_id):
         self.round_trips += 1
         return await self.inner.drop(session_id)
@@ -98,6 +102,9 @@ class MissingCache(MessageCache):
         return None
 
     async def replace(self, session_id, updated):
+        return None
+
+    async def invalidate(self, session_id, revision):
         return None
 
     async def drop(self, session_id):

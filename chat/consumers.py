@@ -145,10 +145,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def _handle(self, command: protocol.Command) -> None:
         assert self.chat is not None
         runs = runtime.get().runs
-        if isinstance(command, (protocol.SendMessage, protocol.Choose)):
+        if isinstance(command, (protocol.SendMessage, protocol.Choose, protocol.Edit, protocol.Regenerate)):
             begun = await runs.start_turn(self.user, self.chat.session_id, command)
             if isinstance(begun, turns.Acknowledged):
                 await self._send(begun.event)
+        elif isinstance(command, protocol.Switch):
+            await runs.switch(self.user, self.chat.session_id, command.message_id)
         elif isinstance(command, protocol.Cancel):
             await runs.cancel(self.user, self.chat.session_id)
         elif isinstance(command, protocol.Resume):

@@ -19,6 +19,8 @@ from chat.models import ChatSession, Message
 FORMATS = ("json", "markdown")
 # How a message is shown by the API and written in a JSON export.
 MESSAGE_FIELDS = (
+    "id",
+    "branch",
     "sequence",
     "role",
     "content",
@@ -53,11 +55,14 @@ def _dumps(value: Any) -> str:
 
 
 def json_chunks(session: ChatSession) -> Iterator[str]:
-    """``{"chat": …, "artifacts": […], "messages": […]}``, one message per piece."""
+    """``{"chat": …, "branches": […], "artifacts": […], "messages": […]}``, one message per
+    piece: every message of every branch (``branch`` and ``sequence`` place it in the tree;
+    ``branches`` says where each branch forks, ``chat.active_branch`` which path is shown)."""
     artifacts = [_record(a, ARTIFACT_FIELDS) for a in selectors.artifacts_of(session)]
-    chat = _dumps(_record(session, CHAT_FIELDS))
-    yield f'{{"chat": {chat}, "artifacts": {_dumps(artifacts)}, "messages": ['
-    for index, message in enumerate(selectors.iter_messages(session)):
+    chat = _dumps({**_record(session, CHAT_FIELDS), "active_branch": session.active_branch})
+    branches = list(session.branches.order_by("number").values("number", "parent", "fork_sequence", "created_at"))
+    yield f'{{"chat": {chat}, "branches": {_dumps(branches)}, "artifacts": {_dumps(artifacts)}, "messages": ['
+    for index, message in enumerate(selectors.iter_all_messages(session)):
         yield ("," if index else "") + "\n" + _dumps(_record(message, MESSAGE_FIELDS))
     yield "\n]}\n"
 

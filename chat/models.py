@@ -27,9 +27,15 @@ class ChatSession(models.Model):
     )
     title = models.CharField(max_length=200, blank=True, default="")
     state = models.CharField(max_length=20, choices=State.choices, default=State.IDLE)
+    # Every message stored, on any branch.
     message_count = models.PositiveIntegerField(default=0)
+    # The active path (``Branch``): its branch, and the sequence and running token sum of
+    # its newest message (the path's leaf).
+    active_branch = models.PositiveIntegerField(default=0)
     total_tokens = models.BigIntegerField(default=0)
     last_sequence = models.PositiveIntegerField(default=0)
+    # Branches numbered so far (0, the first path, needs no row).
+    branch_count = models.PositiveIntegerField(default=0)
     # Bumped by every write to the session's messages; the cache compares it so that a
     # reader holding older data can never overwrite newer data.
     revision = models.BigIntegerField(default=0)
@@ -66,12 +72,52 @@ class Worker(models.Model):
         return f"{self.host}:{self.pid}"
 
 
+class Branch(models.Model):
+    """A fork in a chat's tree: a run of messages with consecutive sequences that continues
+    another branch's path after its message ``fork_sequence``.
+
+    A conversation is a tree; what the chat shows and the model sees is one path through
+    it, from the first message to a leaf (``ChatSession.active_branch``). A path is a short
+    chain of branch segments, one per fork along it: branch 0 (the chat's first messages,
+    which needs no row) up to a fork, the next branch up to the next fork, and so on.
+    Editing the message at sequence d (or regenerating that reply) starts a branch forked
+    at d - 1. Each message's ``cumulative_tokens`` runs along its path, so a segment's
+    messages within a token budget are one index range on (session, branch, cumulative):
+    a budget load costs one range per fork on the path, never a walk over the tree.
+    Rows are written once (``segments`` never changes); ``selected_at`` follows the user.
+    """
+
+    session = models.ForeignKey("ChatSession", on_delete=models.CASCADE, related_name="branches", db_index=False)
+    number = models.PositiveIntegerField()
+    # The branch holding message ``fork_sequence`` of this one's path, and that message's
+    # running token sum (0 and 0 for a fork before the first message).
+    parent = models.PositiveIntegerField()
+    fork_sequence = models.PositiveIntegerField()
+    fork_cumulative = models.BigIntegerField()
+    # The path from the first message to this branch's messages: [branch, first sequence,
+    # last sequence or null, running token sum at the last or null], oldest first.
+    segments = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    # When the user last chose a path through this branch: switching to a message's other
+    # version lands on the branch under it the user chose last.
+    selected_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["session", "number"], name="chat_branch_session_number")]
+
+    def __str__(self) -> str:
+        return f"{self.session_id} branch {self.number} (after #{self.fork_sequence} of {self.parent})"
+
+
 class Message(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     # No index of its own: (session, sequence) and the other composite indexes lead with it.
     session = models.ForeignKey(
         ChatSession, on_delete=models.CASCADE, related_name="messages", db_index=False
     )
+    # The branch it was written on (``Branch``; 0: the chat's first path) and its place on
+    # its path: 1 for the first message, gap-free along any path.
+    branch = models.PositiveIntegerField(default=0)
     sequence = models.PositiveIntegerField()
     role = models.CharField(max_length=16, choices=[("user", "user"), ("assistant", "assistant")])
     # A string or a list of content blocks; extra keys the UI needs (display_data, …) stay
@@ -79,9 +125,10 @@ class Message(models.Model):
     content = models.JSONField()
     tokens = models.PositiveIntegerField()
     tokens_estimated = models.BooleanField(default=True)
-    # Sum of ``tokens`` over this message and every earlier one in the session, written at
+    # Sum of ``tokens`` over this message and every earlier one on its path, written at
     # insert. "The newest messages that fit in N tokens" becomes an index range scan on
-    # (session, cumulative_tokens) instead of a window sum over the whole history.
+    # (session, branch, cumulative_tokens) per branch on the path, instead of a window sum
+    # over the whole history.
     cumulative_tokens = models.BigIntegerField()
     # False while an assistant reply is still streaming, and forever for one that was
     # cancelled or cut off by a crash.
@@ -95,9 +142,9 @@ class Message(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ["session", "sequence"]
+        ordering = ["session", "branch", "sequence"]
         constraints = [
-            models.UniqueConstraint(fields=["session", "sequence"], name="chat_message_session_sequence"),
+            models.UniqueConstraint(fields=["session", "branch", "sequence"], name="chat_message_branch_sequence"),
             models.UniqueConstraint(
                 fields=["session", "client_id"],
                 condition=Q(client_id__isnull=False),
@@ -105,8 +152,7 @@ class Message(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["session", "sequence", "tokens"], name="chat_msg_sess_seq_tokens"),
-            models.Index(fields=["session", "cumulative_tokens"], name="chat_msg_sess_cumulative"),
+            models.Index(fields=["session", "branch", "cumulative_tokens"], name="chat_msg_branch_cumulative"),
             models.Index(fields=["session", "created_at"], name="chat_msg_sess_created"),
         ]
 

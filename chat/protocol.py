@@ -8,6 +8,7 @@ are errors naming the field.
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import dataclass
 from typing import Any, Union
 
@@ -15,11 +16,16 @@ import orjson
 
 from chat import text as user_text
 from chat.errors import UserError
-from chat.runs.turns import Choose, SendMessage
+from chat.runs.turns import Choose, Edit, Regenerate, SendMessage
 
 CLIENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
 # Event ids are at most what a JavaScript number holds exactly (and far below Redis's 2^63).
 MAX_EVENT_ID = 2**53 - 1
+
+
+@dataclass(frozen=True)
+class Switch:
+    message_id: uuid.UUID
 
 
 @dataclass(frozen=True)
@@ -38,7 +44,7 @@ class Ack:
 
 
 # Actions that start runs are the turn service's own types: parsed here, used there.
-Command = Union[SendMessage, Choose, Cancel, Resume, Ack]
+Command = Union[SendMessage, Choose, Edit, Regenerate, Switch, Cancel, Resume, Ack]
 
 
 def _field(frame: dict[str, Any], name: str, kind: type, *, required: bool = True) -> Any:
@@ -57,6 +63,22 @@ def _event_id(frame: dict[str, Any], name: str) -> int:
     if not 0 <= value <= MAX_EVENT_ID:
         raise UserError("invalid_field", f"'{name}' must be an event id from 0 to {MAX_EVENT_ID}.")
     return value
+
+
+def _message_id(frame: dict[str, Any]) -> uuid.UUID:
+    value = _field(frame, "message_id", str)
+    try:
+        parsed = uuid.UUID(value)
+    except ValueError:
+        raise UserError("invalid_field", "'message_id' must be a message's id.") from None
+    return parsed
+
+
+def _client_id(frame: dict[str, Any]) -> str | None:
+    client_id = _field(frame, "client_id", str, required=False)
+    if client_id is not None and not CLIENT_ID.match(client_id):
+        raise UserError("invalid_field", "'client_id' must be 1 to 100 letters, digits or . _ : -")
+    return client_id
 
 
 def parse(text: str | None, bytes_data: bytes | None, *, max_frame_bytes: int, max_text_chars: int) -> Command:
@@ -79,16 +101,21 @@ def parse(text: str | None, bytes_data: bytes | None, *, max_frame_bytes: int, m
     kind = frame.get("type")
     if kind == "user_message":
         message = user_text.check_message(_field(frame, "text", str), max_chars=max_text_chars)
-        client_id = _field(frame, "client_id", str, required=False)
-        if client_id is not None and not CLIENT_ID.match(client_id):
-            raise UserError("invalid_field", "'client_id' must be 1 to 100 letters, digits or . _ : -")
-        return SendMessage(text=message, client_id=client_id)
+        return SendMessage(text=message, client_id=_client_id(frame))
     if kind == "interactive_response":
         tool_use_id = _field(frame, "tool_use_id", str)
         choice = _field(frame, "choice", str)
         if len(choice) > max_text_chars:
             raise UserError("text_too_long", f"A choice can be at most {max_text_chars} characters.")
         return Choose(tool_use_id=tool_use_id, choice=choice)
+    if kind == "edit":
+        message_id = _message_id(frame)
+        edited = user_text.check_message(_field(frame, "text", str), max_chars=max_text_chars)
+        return Edit(message_id=message_id, text=edited, client_id=_client_id(frame))
+    if kind == "regenerate":
+        return Regenerate(message_id=_message_id(frame))
+    if kind == "switch":
+        return Switch(message_id=_message_id(frame))
     if kind == "cancel":
         return Cancel()
     if kind == "resume":

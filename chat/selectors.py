@@ -10,10 +10,11 @@ from __future__ import annotations
 import uuid
 from typing import Any, Iterator
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from chat.errors import NotFound
 from chat.models import Artifact, ChatSession, Message
+from chat.storage import paths, tree
 
 # What a chat list shows. Message bodies live in another table and are never joined.
 SESSION_LIST_FIELDS = ("id", "title", "state", "message_count", "total_tokens", "created_at", "updated_at")
@@ -26,13 +27,15 @@ def sessions_of(owner: Any) -> QuerySet[ChatSession]:
 
 
 def messages_after(session: ChatSession, *, after: int, limit: int) -> list[Message]:
-    """Up to ``limit`` messages with a sequence above ``after``, in order: one index range."""
-    page = Message.objects.filter(session_id=session.pk, sequence__gt=after).order_by("sequence")
+    """Up to ``limit`` messages of the active path with a sequence above ``after``, in
+    order: one index range per branch segment of the path."""
+    segments = tree.segments_of(session.pk, session.active_branch)
+    page = Message.objects.filter(paths.after_sequence(segments, after), session_id=session.pk).order_by("sequence")
     return list(page[:limit])
 
 
 def iter_messages(session: ChatSession, *, chunk: int = 500) -> Iterator[Message]:
-    """Every message of a session in order, read ``chunk`` at a time so memory stays flat."""
+    """Every message of the active path in order, read ``chunk`` at a time so memory stays flat."""
     after = 0
     while True:
         page = messages_after(session, after=after, limit=chunk)
@@ -40,6 +43,38 @@ def iter_messages(session: ChatSession, *, chunk: int = 500) -> Iterator[Message
         if len(page) < chunk:
             return
         after = page[-1].sequence
+
+
+def iter_all_messages(session: ChatSession, *, chunk: int = 500) -> Iterator[Message]:
+    """Every message of every branch, by branch then sequence, ``chunk`` at a time."""
+    branch, after = 0, 0
+    while True:
+        page = list(
+            Message.objects.filter(session_id=session.pk)
+            .filter(Q(branch=branch, sequence__gt=after) | Q(branch__gt=branch))
+            .order_by("branch", "sequence")[:chunk]
+        )
+        yield from page
+        if len(page) < chunk:
+            return
+        branch, after = page[-1].branch, page[-1].sequence
+
+
+def versions_of(session: ChatSession, messages: list[dict[str, Any]]) -> dict[Any, tree.Versions]:
+    """The versions of each of ``messages`` (id, branch, sequence) that has others (see
+    ``chat.storage.tree``); nothing to read in a chat that never forked."""
+    if not session.branch_count:
+        return {}
+    return tree.versions(session.pk, messages)
+
+
+def messages_by_id(session: ChatSession, ids: list[Any]) -> list[dict[str, Any]]:
+    """What a list of versions shows of each message."""
+    return list(
+        Message.objects.filter(session_id=session.pk, id__in=ids).values(
+            "id", "branch", "sequence", "role", "created_at", "finished"
+        )
+    )
 
 
 def artifacts_of(session: ChatSession) -> QuerySet[Artifact]:

@@ -21,6 +21,7 @@ from chat.db import db_async
 from chat.errors import NotFound, UserError
 from chat.ids import ChatRef
 from chat.models import ChatSession, LoopState, Message, Worker
+from chat.storage import database, tree
 
 TITLE_MAX_LENGTH = 200
 # The answer stored for a question an administrator closed (see repair_stuck_session).
@@ -65,6 +66,31 @@ def rename_session(owner: Any, session_id: Any, title: Any) -> ChatSession:
     return session
 
 
+def fork_session(owner: Any, session_id: Any, message_id: uuid.UUID) -> ChatSession:
+    """A new chat of ``owner`` holding a copy of the path through message ``message_id`` of
+    one of their chats (up to and including it), ready to go on in another direction."""
+    source = get_session(owner, session_id)
+    with transaction.atomic():
+        path = tree.path_through(source.pk, tree.locate(source.pk, message_id))
+        fork = ChatSession.objects.create(
+            owner=owner,
+            title=(f"{source.title} (fork)" if source.title else "")[:TITLE_MAX_LENGTH],
+            message_count=len(path),
+            last_sequence=path[-1]["sequence"],
+            total_tokens=path[-1]["cumulative_tokens"],
+        )
+        copied = [
+            Message(
+                **{key: value for key, value in row.items() if key not in ("id", "session_id", "branch", "client_id")},
+                session=fork,
+                branch=0,
+            )
+            for row in path
+        ]
+        Message.objects.bulk_create(copied)
+    return fork
+
+
 def delete_session(owner: Any, session_id: Any) -> None:
     session = get_session(owner, session_id)
     sid = session.pk
@@ -99,13 +125,9 @@ aset_title = db_async(set_title)
 # failed by any other process.
 
 
-def end_run(session_id: Any, run_id: uuid.UUID, state: str) -> bool:
+def end_run(session_id: uuid.UUID, run_id: uuid.UUID, state: str) -> bool:
     """Release the claim with the session's next state; False if it was no longer ours."""
-    return bool(
-        ChatSession.objects.filter(id=session_id, run_id=run_id).update(
-            state=state, run_id=None, run_worker=None, updated_at=timezone.now()
-        )
-    )
+    return database.end_run(session_id, run_id, state)
 
 
 def dead_runs(cutoff: dt.datetime, *, judge: uuid.UUID | None = None) -> QuerySet[ChatSession]:

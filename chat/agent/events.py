@@ -17,14 +17,25 @@ def message(stored: dict[str, Any]) -> Event:
     still being streamed (its text follows as ``text_delta``s) or one that was cut off."""
     event = {
         "type": "message",
+        "message_id": stored["id"],
         "sequence": stored["sequence"],
         "role": stored["role"],
         "content": stored["content"],
         "finished": stored["finished"],
+        "created_at": stored["created_at"],
     }
+    if stored.get("usage"):
+        event["usage"] = stored["usage"]
     if stored.get("client_id"):
         event["client_id"] = stored["client_id"]  # lets the sender match its own message
     return event
+
+
+def path(sequence: int) -> Event:
+    """The conversation shown changed from message ``sequence`` on (an edit, a regenerated
+    reply, another version chosen): what was shown from there is replaced; the messages of
+    the new path follow, or come from the API."""
+    return {"type": "path", "sequence": sequence}
 
 
 def text_delta(text: str, sequence: int) -> Event:

@@ -66,8 +66,16 @@ class ChatRenameSerializer(serializers.Serializer):
     title = TextField(max_length=TITLE_MAX_LENGTH)
 
 
+class VersionsSerializer(serializers.Serializer):
+    index = serializers.IntegerField(help_text="Which version this is, from 1 (the oldest).")
+    count = serializers.IntegerField(help_text="How many versions there are.")
+
+
 class MessageSerializer(serializers.ModelSerializer):
     content = ContentField()
+    versions = serializers.SerializerMethodField(
+        help_text="Set when the message has other versions (edits, regenerated replies): see `versions/`."
+    )
     usage = ObjectField(
         help_text="Provider usage of an assistant reply: input, output, cache read and write tokens."
     )
@@ -78,8 +86,13 @@ class MessageSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Message
-        fields = export.MESSAGE_FIELDS
+        fields = (*export.MESSAGE_FIELDS, "versions")
         read_only_fields = fields
+
+    @extend_schema_field(VersionsSerializer(allow_null=True))
+    def get_versions(self, message: Message) -> dict[str, int] | None:
+        found = self.context.get("versions", {}).get(message.pk)
+        return None if found is None else {"index": found.index, "count": found.count}
 
 
 class MessagePageSerializer(serializers.Serializer):
@@ -136,9 +149,36 @@ class ExportArtifactSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class ExportMessageSerializer(serializers.ModelSerializer):
+    content = ContentField()
+    usage = ObjectField()
+    context = ObjectField()
+
+    class Meta:
+        model = Message
+        fields = export.MESSAGE_FIELDS
+        read_only_fields = fields
+
+
+class ExportChatSerializer(ChatSerializer):
+    active_branch = serializers.IntegerField(help_text="The branch whose path the chat shows.")
+
+    class Meta(ChatSerializer.Meta):
+        fields = (*ChatSerializer.Meta.fields, "active_branch")
+        read_only_fields = fields
+
+
+class ExportBranchSerializer(serializers.Serializer):
+    number = serializers.IntegerField()
+    parent = serializers.IntegerField(help_text="The branch holding message `fork_sequence` of this one's path.")
+    fork_sequence = serializers.IntegerField(help_text="This branch continues its parent's path after this message.")
+    created_at = serializers.DateTimeField()
+
+
 class ExportSerializer(serializers.Serializer):
     """The JSON export (documentation only: the export is written by ``chat.export``)."""
 
-    chat = ChatSerializer()
+    chat = ExportChatSerializer()
+    branches = ExportBranchSerializer(many=True, help_text="Where each branch forks (none for a chat never edited).")
     artifacts = ExportArtifactSerializer(many=True)
-    messages = MessageSerializer(many=True)
+    messages = ExportMessageSerializer(many=True, help_text="Every message of every branch, by branch and sequence.")

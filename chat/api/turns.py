@@ -75,9 +75,9 @@ def start_turn(request: Request, chat_id: Any) -> Response:
         request.user, parse_chat_id(chat_id), serializer.validated_data["action"]
     )
     if isinstance(begun, turns.Acknowledged):
-        return Response({"started": False, "message": _stored(begun.event)}, status=status.HTTP_200_OK)
-    return Response({"started": True, "message": _stored(begun.events[0])}, status=status.HTTP_202_ACCEPTED)
+        return Response({"started": False, "message": stored(begun.event)}, status=status.HTTP_200_OK)
+    return Response({"started": True, "message": stored(begun.events[0])}, status=status.HTTP_202_ACCEPTED)
 
 
-def _stored(event: dict[str, Any]) -> dict[str, Any]:
+def stored(event: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in event.items() if key != "type"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from chat.api import views
+from chat.api import versions, views
 
 app_name = "api"
 
@@ -13,6 +13,19 @@ urlpatterns = [
     path("chats/", views.ChatList.as_view(), name="chat-list"),
     path("chats/<uuid:chat_id>/", views.ChatDetail.as_view(), name="chat-detail"),
     path("chats/<uuid:chat_id>/messages/", views.MessageList.as_view(), name="chat-messages"),
+    path("chats/<uuid:chat_id>/messages/<uuid:message_id>/edit/", versions.EditMessage.as_view(), name="message-edit"),
+    path(
+        "chats/<uuid:chat_id>/messages/<uuid:message_id>/regenerate/",
+        versions.RegenerateMessage.as_view(),
+        name="message-regenerate",
+    ),
+    path(
+        "chats/<uuid:chat_id>/messages/<uuid:message_id>/versions/",
+        versions.MessageVersions.as_view(),
+        name="message-versions",
+    ),
+    path("chats/<uuid:chat_id>/messages/<uuid:message_id>/switch/", versions.SwitchVersion.as_view(), name="message-switch"),
+    path("chats/<uuid:chat_id>/messages/<uuid:message_id>/fork/", versions.ForkChat.as_view(), name="message-fork"),
     path("chats/<uuid:chat_id>/artifacts/", views.ChatArtifactList.as_view(), name="chat-artifacts"),
     path("chats/<uuid:chat_id>/export/", views.ChatExport.as_view(), name="chat-export"),
     path("artifacts/<uuid:artifact_id>/", views.ArtifactDetail.as_view(), name="artifact-detail"),

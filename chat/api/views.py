@@ -144,8 +144,13 @@ class MessageList(APIView):
         next_url = None
         if next_after is not None:
             next_url = replace_query_param(request.build_absolute_uri(), "after", next_after)
+        versions = selectors.versions_of(session, [{"id": m.pk, "branch": m.branch, "sequence": m.sequence} for m in page])
         return Response(
-            {"results": MessageSerializer(page, many=True).data, "next": next_url, "next_after": next_after}
+            {
+                "results": MessageSerializer(page, many=True, context={"versions": versions}).data,
+                "next": next_url,
+                "next_after": next_after,
+            }
         )
 
     @extend_schema(

@@ -123,6 +123,14 @@ class RunManager:
         task.add_done_callback(lambda _: self._runs.pop(session_id, None))
         return begun
 
+    async def switch(self, user: Any, session_id: uuid.UUID, message_id: uuid.UUID) -> dict[str, Any]:
+        """Show another version of a message (the turn service decides whether it may);
+        the chat's sockets are told with a ``path`` event, which this returns too."""
+        event, revision = await db_async(turns.switch_path)(user.pk, session_id, message_id)
+        await self.storage.path_changed(session_id, revision)
+        await self.publisher.publish(ChatRef(user.pk, session_id), [event])
+        return event
+
     async def cancel(self, user: Any, session_id: uuid.UUID) -> None:
         """Stop the chat's run, wherever it runs; what it streamed is kept."""
         session = await db_async(services.get_session)(user, session_id)

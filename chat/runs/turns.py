@@ -20,7 +20,7 @@ from typing import Any, Union
 
 from django.db import IntegrityError, transaction
 
-from chat import ratelimit
+from chat import history, ratelimit
 from chat.agent import events
 from chat.agent.events import Event
 from chat.agent.reply import EMPTY_TEXT
@@ -28,7 +28,7 @@ from chat.db import db_async
 from chat.errors import NotFound, UserError
 from chat.ids import ChatRef
 from chat.models import ChatSession, Worker
-from chat.storage import HybridStorage, database
+from chat.storage import HybridStorage, database, tree
 from chat.storage.database import RunClaim, Saved, StoredMessage
 
 State = ChatSession.State
@@ -52,7 +52,24 @@ class Choose:
     choice: str
 
 
-Action = Union[SendMessage, Choose]
+@dataclass(frozen=True)
+class Edit:
+    """A new version of a message the user typed: the model answers it on a new branch; the
+    old version, and all that followed it, stay a branch of their own."""
+
+    message_id: uuid.UUID
+    text: str
+    client_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Regenerate:
+    """A new version of a reply: the model writes it again, on a new branch."""
+
+    message_id: uuid.UUID
+
+
+Action = Union[SendMessage, Choose, Edit, Regenerate]
 
 
 @dataclass(frozen=True)
@@ -156,24 +173,24 @@ def _client_id(action: Action) -> str | None:
 def _claim_and_store(
     owner_id: int, session_id: uuid.UUID, action: Action, claim: RunClaim, dead_before: dt.datetime | None
 ) -> _Begun | Acknowledged:
-    session = (
-        ChatSession.objects.select_for_update().filter(id=session_id).values("owner_id", "state", "run_worker").first()
-    )
-    interrupted = False
+    session = database.lock_session(session_id)
+    interrupted, worker = False, None
     if session is None:
         if isinstance(action, Choose):
             raise NOT_AWAITING
+        if isinstance(action, (Edit, Regenerate)):
+            raise NotFound("No such chat.")
         ChatSession.objects.create(id=session_id, owner_id=owner_id)
         state = State.IDLE
-    elif session["owner_id"] != owner_id:
-        raise NotFound("No such chat.")
     else:
-        state = session["state"]
+        owner, state, worker = session
+        if owner != owner_id:
+            raise NotFound("No such chat.")
     if (
         state == State.RUNNING
         and dead_before is not None
-        and session["run_worker"] != claim.worker_id  # this process knows its own runs live
-        and _died(session["run_worker"], dead_before)
+        and worker != claim.worker_id  # this process knows its own runs live
+        and _died(worker, dead_before)
     ):
         # Its process died mid-run: the run is failed here rather than by a later sweep, so
         # the user can go on at once.
@@ -184,6 +201,8 @@ def _claim_and_store(
         if stored is None:
             raise BUSY
         return Acknowledged(events.message(stored))
+    if isinstance(action, (Edit, Regenerate)):
+        return _new_version(session_id, action, claim, state)
     if isinstance(action, Choose) or state == State.AWAITING_INPUT:
         return _answer(session_id, action, claim, state)
     message = {"role": "user", "content": action.text, "client_id": action.client_id}
@@ -196,6 +215,58 @@ def _claim_and_store(
         title_from=action.text if stored["sequence"] == 1 else None,
         interrupted=interrupted,
     )
+
+
+def _new_version(session_id: uuid.UUID, action: Edit | Regenerate, claim: RunClaim, state: str) -> _Begun:
+    """A new version of a message on the active path: a branch forked just before it, the
+    edited message (or nothing, for a reply) and the reply to write stored on it."""
+    target = tree.locate(session_id, action.message_id)
+    if not target.on_active_path:
+        raise UserError("not_on_path", "That message is not on the conversation shown; switch to it first.")
+    if isinstance(action, Edit) and not (target.role == "user" and history.is_turn_start(target.__dict__)):
+        raise UserError(
+            "not_editable",
+            "Only a message you typed can be edited; an answer to a question or a tool's result cannot.",
+        )
+    if isinstance(action, Regenerate) and target.role != "assistant":
+        raise UserError("not_a_reply", "Only a reply can be regenerated; edit a message of yours instead.")
+    if state == State.AWAITING_INPUT:
+        # The question stays on the old branch, unanswered: the new version goes on without it.
+        database.clear_loop_state(session_id)
+    tree.fork(session_id, target.sequence - 1)
+    stored: list[dict[str, Any]] = [REPLY]
+    if isinstance(action, Edit):
+        stored = [{"role": "user", "content": action.text, "client_id": action.client_id}, REPLY]
+    saved = database.save_messages(session_id, stored, claim=claim)
+    path = events.path(target.sequence)
+    return _Begun(
+        saved=saved,
+        reply=saved.messages[-1],
+        events=[path, *(events.message(m) for m in saved.messages[:-1])],
+    )
+
+
+def switch_path(owner_id: int, session_id: uuid.UUID, message_id: uuid.UUID) -> tuple[Event, int]:
+    """Make the active path go through message ``message_id`` (another version of one on
+    it), down to the leaf chosen there last. Returns the ``path`` event and the revision.
+
+    Refused while a run goes on (``busy``) or a question waits for its answer.
+    """
+    with transaction.atomic():
+        session = database.lock_session(session_id)
+        if session is None or session[0] != owner_id:
+            raise NotFound("No such chat.")
+        if session[1] == State.RUNNING:
+            raise BUSY
+        if session[1] == State.AWAITING_INPUT:
+            raise UserError(
+                "awaiting_input",
+                "Answer the open question first (or edit a message to start another version).",
+                status=409,
+            )
+        target = tree.locate(session_id, message_id)
+        revision = tree.switch(session_id, target)
+    return events.path(target.sequence), revision
 
 
 def _died(worker_id: uuid.UUID | None, dead_before: dt.datetime) -> bool:

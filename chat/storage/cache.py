@@ -86,6 +86,11 @@ class MessageCache(ABC):
         """After L2 committed an update of one message as ``updated.revision``."""
 
     @abstractmethod
+    async def invalidate(self, session_id: str, revision: int) -> None:
+        """L2 committed ``revision``, which changed what the tail is (another path): leave a
+        tombstone, unless the entry holds something newer."""
+
+    @abstractmethod
     async def drop(self, session_id: str) -> None: ...
 
     @abstractmethod
@@ -237,6 +242,12 @@ class LocalMessageCache(MessageCache):
                 entry.items[index + 1 :] = [(s + delta, m) for s, m in entry.items[index + 1 :]]
             entry.revision = updated.revision
             self._put(session_id, entry)
+
+    async def invalidate(self, session_id: str, revision: int) -> None:
+        with self._lock:
+            entry = self._get(session_id)
+            if entry is None or entry.revision < revision:
+                self._tombstone(session_id, revision)
 
     async def drop(self, session_id: str) -> None:
         with self._lock:

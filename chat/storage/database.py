@@ -10,20 +10,24 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
-from django.db import connection, transaction
-from django.db.models import F
+from django.db import OperationalError, connection, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from chat import history
 from chat.errors import NotFound
-from chat.models import ChatSession, LoopState, Message
+from chat.models import Branch, ChatSession, LoopState, Message
+from chat.storage import paths
+from chat.storage.paths import Segment
+from chat.storage.tree import segments_of
 
 StoredMessage = dict[str, Any]
 
 _FIELDS = (
     "id",
+    "branch",
     "sequence",
     "role",
     "content",
@@ -88,8 +92,9 @@ class RunClaim:
     worker_id: uuid.UUID
 
 
-def _allocate(session_id: uuid.UUID, count: int, tokens: int, claim: RunClaim | None) -> tuple[int, int, int] | None:
-    """Reserve ``count`` sequences and add ``tokens`` in one statement; None if no such session.
+def _allocate(session_id: uuid.UUID, count: int, tokens: int, claim: RunClaim | None) -> tuple[int, int, int, int] | None:
+    """Reserve ``count`` sequences at the end of the active path and add ``tokens`` in one
+    statement; (last sequence, total tokens, revision, active branch), None if no session.
 
     The UPDATE both allocates and takes the session's row lock until the transaction ends;
     with ``claim`` it also marks the session running for that run. Django's ORM cannot
@@ -111,11 +116,45 @@ def _allocate(session_id: uuid.UUID, count: int, tokens: int, claim: RunClaim | 
             " message_count = message_count + %s, total_tokens = total_tokens + %s,"
             f" revision = revision + 1, updated_at = %s{claiming}"
             " WHERE id = %s"
-            " RETURNING last_sequence, total_tokens, revision",
+            " RETURNING last_sequence, total_tokens, revision, active_branch",
             [count, count, tokens, now, *params, _db_value("id", ChatSession, session_id)],
         )
         row = cursor.fetchone()
-    return None if row is None else (int(row[0]), int(row[1]), int(row[2]))
+    return None if row is None else (int(row[0]), int(row[1]), int(row[2]), int(row[3]))
+
+
+def lock_session(session_id: uuid.UUID) -> tuple[int, str, uuid.UUID | None] | None:
+    """The session's (owner id, state, run worker), locked until the transaction ends; None
+    if there is none. SQL of our own: the turn's hottest read. (SQLite has no FOR UPDATE:
+    its IMMEDIATE transactions lock the whole database at BEGIN.)"""
+    table = connection.ops.quote_name(ChatSession._meta.db_table)
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT owner_id, state, run_worker FROM {table} WHERE id = %s{lock}", [_db_value("id", ChatSession, session_id)]
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    worker = row[2]
+    return int(row[0]), row[1], worker if worker is None or isinstance(worker, uuid.UUID) else uuid.UUID(worker)
+
+
+def end_run(session_id: uuid.UUID, run_id: uuid.UUID, state: str) -> bool:
+    """Release the run's claim with the session's next state; False if it was no longer the
+    run's. SQL of our own: once per turn."""
+    table = connection.ops.quote_name(ChatSession._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET state = %s, run_id = NULL, run_worker = NULL, updated_at = %s WHERE id = %s AND run_id = %s",
+            [
+                state,
+                _db_value("updated_at", ChatSession, timezone.now()),
+                _db_value("id", ChatSession, session_id),
+                _db_value("run_id", ChatSession, run_id),
+            ],
+        )
+        return cursor.rowcount > 0
 
 
 def claim_run(session_id: uuid.UUID, claim: RunClaim) -> None:
@@ -128,14 +167,14 @@ def claim_run(session_id: uuid.UUID, claim: RunClaim) -> None:
     )
 
 
-def _bump_revision(session_id: uuid.UUID, token_delta: int = 0) -> tuple[int, int] | None:
+def _bump_revision(session_id: uuid.UUID, token_delta: int = 0) -> tuple[int, int, int] | None:
     """Lock the session row for an update of its messages, adding ``token_delta`` to its
-    total; returns (revision, last_sequence)."""
+    total; returns (revision, last_sequence, branch_count)."""
     table = connection.ops.quote_name(ChatSession._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {table} SET revision = revision + 1, total_tokens = total_tokens + %s, updated_at = %s"
-            " WHERE id = %s RETURNING revision, last_sequence",
+            " WHERE id = %s RETURNING revision, last_sequence, branch_count",
             [
                 token_delta,
                 _db_value("updated_at", ChatSession, timezone.now()),
@@ -143,7 +182,7 @@ def _bump_revision(session_id: uuid.UUID, token_delta: int = 0) -> tuple[int, in
             ],
         )
         row = cursor.fetchone()
-    return None if row is None else (int(row[0]), int(row[1]))
+    return None if row is None else (int(row[0]), int(row[1]), int(row[2]))
 
 
 def message_by_client_id(session_id: uuid.UUID, client_id: str) -> StoredMessage | None:
@@ -187,13 +226,15 @@ def save_messages(session_id: uuid.UUID, messages: Iterable[dict[str, Any]], *, 
         allocated = _allocate(session_id, count, tokens, claim)
         if allocated is None:
             raise NotFound("No such chat.")
-        last_sequence, total_tokens, revision = allocated
+        last_sequence, total_tokens, revision, branch = allocated
         sequence, cumulative = last_sequence - count, total_tokens - tokens
         rows = []
         for m in prepared:
             sequence += 1
             cumulative += m["tokens"]
-            rows.append(Message(session_id=session_id, sequence=sequence, cumulative_tokens=cumulative, **m))
+            rows.append(
+                Message(session_id=session_id, branch=branch, sequence=sequence, cumulative_tokens=cumulative, **m)
+            )
         Message.objects.bulk_create(rows)
     return Saved(revision=revision, messages=[_message_as_stored(row) for row in rows])
 
@@ -215,10 +256,12 @@ def update_message(
 ) -> Updated:
     """Change a stored message in place (a streamed reply completing, a token count corrected).
 
-    New content without a token count is re-estimated; a changed count shifts the cumulative
-    sums of every later message, in the same transaction. ``known``, the caller's copy of
-    the row (the run writing a reply has it), saves reading it: two statements then, and
-    if the copy turns out stale the row is read after all.
+    ``sequence`` is the message's place on the active path. New content without a token
+    count is re-estimated; a changed count shifts the cumulative sums of every later message
+    of its branch, in the same transaction (a message with other versions after it, on
+    other branches, keeps its count: only the reply being written changes it). ``known``,
+    the caller's copy of the row (the run writing a reply has it), saves reading it: two
+    statements then, and if the copy turns out stale the row is read after all.
     """
     if content is not _UNSET:
         history.check_content(content)
@@ -233,7 +276,13 @@ def update_message(
         locked = _bump_revision(session_id)
         if locked is None:
             raise NotFound("No such chat.")
-        row = Message.objects.filter(session_id=session_id, sequence=sequence).values(*_FIELDS).first()
+        active = ChatSession.objects.values_list("active_branch", flat=True).get(id=session_id)
+        segments = segments_of(session_id, active)
+        try:
+            branch = paths.holder(segments, sequence)
+        except ValueError:
+            raise NotFound(f"No message {sequence} in this chat.") from None
+        row = Message.objects.filter(session_id=session_id, branch=branch, sequence=sequence).values(*_FIELDS).first()
         if row is None:
             raise NotFound(f"No message {sequence} in this chat.")
         return _update(session_id, sequence, _as_stored(row), changes, locked=locked)
@@ -244,7 +293,7 @@ def _update(
     sequence: int,
     current: StoredMessage,
     changes: dict[str, Any],
-    locked: tuple[int, int] | None = None,
+    locked: tuple[int, int, int] | None = None,
 ) -> Updated:
     # content, usage, context: _UNSET leaves them; finished: None leaves it.
     new = {name: value for name, value in changes.items() if value is not _UNSET and name not in ("tokens", "finished")}
@@ -255,15 +304,23 @@ def _update(
     elif "content" in new and current["tokens_estimated"]:
         new["tokens"] = history.estimate_tokens(new["content"])
     delta = new.get("tokens", current["tokens"]) - current["tokens"]
+    branch = current["branch"]
     if locked is None:
         locked = _bump_revision(session_id, delta)
         if locked is None:
             raise NotFound("No such chat.")
     elif delta:
         ChatSession.objects.filter(id=session_id).update(total_tokens=F("total_tokens") + delta)
-    revision, last_sequence = locked
+    revision, last_sequence, branch_count = locked
+    if (
+        delta
+        and branch_count
+        and Branch.objects.filter(session_id=session_id, parent=branch, fork_sequence__gte=sequence).exists()
+    ):
+        raise ValueError("a message with other versions after it keeps its token count")
     updated = Message.objects.filter(
         session_id=session_id,
+        branch=branch,
         sequence=sequence,
         tokens=current["tokens"],
         cumulative_tokens=current["cumulative_tokens"],
@@ -271,7 +328,7 @@ def _update(
     if not updated:
         raise _Stale()
     if delta and sequence < last_sequence:
-        Message.objects.filter(session_id=session_id, sequence__gt=sequence).update(
+        Message.objects.filter(session_id=session_id, branch=branch, sequence__gt=sequence).update(
             cumulative_tokens=F("cumulative_tokens") + delta
         )
     return Updated(
@@ -283,17 +340,28 @@ def _update(
 
 
 def remove_last(session_id: uuid.UUID, sequence: int) -> bool:
-    """Delete message ``sequence`` if it is the session's newest; the counters follow."""
+    """Delete message ``sequence`` if it is the newest of the active path; the counters
+    follow. The first message of a forked branch stays: it is a version of its own (a
+    regenerated reply that failed), and the branch would be left empty."""
     with transaction.atomic():
         message = (
             Message.objects.select_for_update()
-            .filter(session_id=session_id, sequence=sequence, session__last_sequence=sequence)
-            .values("tokens")
+            .filter(
+                session_id=session_id,
+                branch=F("session__active_branch"),
+                sequence=sequence,
+                session__last_sequence=sequence,
+            )
+            .values("id", "branch", "tokens")
             .first()
         )
         if message is None:
             return False
-        Message.objects.filter(session_id=session_id, sequence=sequence).delete()
+        if message["branch"] and not Message.objects.filter(
+            session_id=session_id, branch=message["branch"], sequence=sequence - 1
+        ).exists():
+            return False
+        Message.objects.filter(id=message["id"]).delete()
         ChatSession.objects.filter(id=session_id).update(
             last_sequence=F("last_sequence") - 1,
             message_count=F("message_count") - 1,
@@ -309,51 +377,93 @@ def _revision(session_id: uuid.UUID) -> int:
     return found or 0
 
 
-def _snapshot(session_id: uuid.UUID, rows: list[dict[str, Any]]) -> Snapshot:
-    if not rows:
-        # No rows at all means the session has no messages, so any revision read now
-        # describes the same (empty) state.
-        return Snapshot(revision=_revision(session_id), messages=[], complete=True)
-    revision = rows[0]["_revision"]
-    return Snapshot(
-        revision=revision,
-        messages=[_as_stored(row) for row in rows],
-        complete=rows[0]["sequence"] == 1,
-    )
+# What a path read joins from the session: its revision and where its active path ends.
+_PATH_STATE = {
+    "_revision": F("session__revision"),
+    "_branch": F("session__active_branch"),
+    "_total": F("session__total_tokens"),
+    "_last": F("session__last_sequence"),
+}
+
+
+def _path_read(
+    session_id: uuid.UUID,
+    newest: Q,
+    reaches_back: Callable[[dict[str, Any]], bool],
+    earlier: Callable[[tuple[Segment, ...], dict[str, Any]], Q],
+) -> Snapshot:
+    """Messages of the active path, oldest first, as of one revision.
+
+    The common case is one statement: ``newest`` selects the wanted messages of the active
+    branch, joined with the session (its revision, and where the path ends). Only when
+    what is wanted reaches back past that branch's first message (``reaches_back`` of the
+    oldest row, or no row at all) are the earlier segments read, one index range each
+    (``earlier``); a write between the two reads makes it read again.
+    """
+    for _ in range(5):
+        rows = list(
+            Message.objects.filter(newest, session_id=session_id, branch=F("session__active_branch"))
+            .order_by("sequence")
+            .values(*_FIELDS, **_PATH_STATE)
+        )
+        if rows and (rows[0]["sequence"] == 1 or not reaches_back(rows[0])):
+            return Snapshot(rows[0]["_revision"], [_as_stored(r) for r in rows], complete=rows[0]["sequence"] == 1)
+        state = rows[0] if rows else _path_state(session_id)
+        if state is None:
+            return Snapshot(0, [], complete=True)
+        segments = segments_of(session_id, state["_branch"])[:-1]
+        if not segments:  # nothing before the active branch: what was read is all there is
+            return Snapshot(state["_revision"], [_as_stored(r) for r in rows], complete=not rows or rows[0]["sequence"] == 1)
+        before = list(
+            Message.objects.filter(earlier(segments, state), session_id=session_id)
+            .order_by("sequence")
+            .values(*_FIELDS, _revision=F("session__revision"))
+        )
+        revisions = {r["_revision"] for r in before} | ({state["_revision"]} if rows else {_revision(session_id)})
+        if revisions != {state["_revision"]}:
+            continue  # a write came between the reads
+        found = before + rows
+        return Snapshot(state["_revision"], [_as_stored(r) for r in found], complete=not found or found[0]["sequence"] == 1)
+    raise OperationalError("the chat's path kept changing while it was read")
+
+
+def _path_state(session_id: uuid.UUID) -> dict[str, Any] | None:
+    return ChatSession.objects.filter(id=session_id).values(
+        _revision=F("revision"), _branch=F("active_branch"), _total=F("total_tokens"), _last=F("last_sequence")
+    ).first()
 
 
 def load_within_budget(session_id: uuid.UUID, token_budget: int) -> Snapshot:
-    """The newest messages covering ``token_budget``: what fits, plus the one before it.
+    """The newest messages of the active path covering ``token_budget``: what fits, plus the
+    one before it.
 
-    One statement, so the revision and the rows come from one snapshot. It reads the
-    messages whose cumulative sum lies above (total - budget): a range on the
-    (session, cumulative_tokens) index whose length is the answer plus at most one row.
-    That extra first row (the one that does not fit) is kept so a cache filled from this
-    snapshot can prove it covers the budget; ``history.fit_budget`` drops it.
+    It reads the messages whose cumulative sum lies above (total - budget): per segment of
+    the path a range on the (session, branch, cumulative_tokens) index, whose length is
+    the answer plus at most one row. That extra first row (the one that does not fit) is
+    kept so a cache filled from this snapshot can prove it covers the budget;
+    ``history.fit_budget`` drops it.
     """
     if token_budget <= 0:
         raise ValueError("token_budget must be positive")
-    rows = list(
-        Message.objects.filter(
-            session_id=session_id,
-            cumulative_tokens__gt=F("session__total_tokens") - token_budget,
-        )
-        .order_by("cumulative_tokens")
-        .values(*_FIELDS, _revision=F("session__revision"))
+    return _path_read(
+        session_id,
+        Q(cumulative_tokens__gt=F("session__total_tokens") - token_budget),
+        lambda oldest: oldest["cumulative_tokens"] - oldest["tokens"] > oldest["_total"] - token_budget,
+        lambda segments, state: paths.within_budget(segments, state["_total"] - token_budget),
     )
-    return _snapshot(session_id, rows)
 
 
 def load_recent(session_id: uuid.UUID, limit: int) -> Snapshot:
-    """The newest ``limit`` messages, oldest first; an index range on (session, sequence)."""
+    """The newest ``limit`` messages of the active path, oldest first: per segment an index
+    range on (session, branch, sequence)."""
     if limit <= 0:
         raise ValueError("limit must be positive")
-    rows = list(
-        Message.objects.filter(session_id=session_id, sequence__gt=F("session__last_sequence") - limit)
-        .order_by("sequence")
-        .values(*_FIELDS, _revision=F("session__revision"))
+    return _path_read(
+        session_id,
+        Q(sequence__gt=F("session__last_sequence") - limit),
+        lambda oldest: oldest["sequence"] > oldest["_last"] - limit + 1,
+        lambda segments, state: paths.after_sequence(segments, max(0, state["_last"] - limit)),
     )
-    return _snapshot(session_id, rows)
 
 
 # --- loop state ---------------------------------------------------------------------------

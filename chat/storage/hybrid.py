@@ -102,6 +102,11 @@ class HybridStorage:
         else:
             await self.cache.append(str(session_id), saved.revision, saved.messages)
 
+    async def path_changed(self, session_id: uuid.UUID, revision: int) -> None:
+        """L2 committed ``revision``, which moved the active path (a fork or a switch): the
+        cached tail is another path's now. (Messages saved with it go to ``committed``.)"""
+        await self.cache.invalidate(str(session_id), revision)
+
     async def update_message(
         self, session_id: Any, sequence: int, *, known: StoredMessage | None = None, **changes: Any
     ) -> StoredMessage:

@@ -107,6 +107,13 @@ touch(ttl)
 return 1
 """
 
+_LUA_INVALIDATE = _LUA_COMMON + """
+local rev = tonumber(ARGV[1])
+local m = redis.call('HGET', KEYS[1], 'rev')
+if m and tonumber(m) >= rev then return 1 end
+return tombstone(rev, ARGV[2])
+"""
+
 _LUA_REPLACE = _LUA_COMMON + """
 local rev, ttl = tonumber(ARGV[1]), ARGV[2]
 local seq, prev, delta = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -262,6 +269,12 @@ class RedisMessageCache(MessageCache):
 
         async def op() -> None:
             await self._call("replace", _LUA_REPLACE, session_id, args)
+
+        await self._guard(session_id, True, op, None)
+
+    async def invalidate(self, session_id: str, revision: int) -> None:
+        async def op() -> None:
+            await self._call("invalidate", _LUA_INVALIDATE, session_id, [revision, self.ttl])
 
         await self._guard(session_id, True, op, None)
 

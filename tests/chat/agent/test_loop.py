@@ -32,8 +32,9 @@ async def test_a_reply_is_streamed_stored_and_completed(manager, session_id):
     assert [d["text"] for d in deltas] == ["Hello", " there", "!"]
     assert all(d["sequence"] == 2 for d in deltas)
     assert done == {
-        "type": "message", "sequence": 2, "role": "assistant",
+        "type": "message", "message_id": started["message_id"], "sequence": 2, "role": "assistant",
         "content": [{"type": "text", "text": "Hello there!"}], "finished": True,
+        "created_at": started["created_at"], "usage": model_usage(1),
     }
     assert complete == {"type": "complete", "stop_reason": "end_turn", "usage": model_usage(1)}
     [_, reply] = await stored_messages(session_id)

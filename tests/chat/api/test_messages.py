@@ -40,6 +40,9 @@ def test_messages_come_as_stored_with_the_data_the_ui_needs(as_owner, chat):
     assert messages[3]["context"] == {"first_sequence": 1, "last_sequence": 3, "dropped": 0}
     assert messages[3]["finished"] is False
     assert set(messages[0]) == {
+        "id",
+        "branch",
+        "versions",
         "sequence",
         "role",
         "content",

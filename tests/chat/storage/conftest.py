@@ -26,7 +26,7 @@ class CountingCache(MessageCache):
         self.calls: list[str] = []
 
     def __getattribute__(self, name):
-        if name in ("read_recent", "read_budget", "fill", "append", "replace", "drop", "ping"):
+        if name in ("read_recent", "read_budget", "fill", "append", "replace", "invalidate", "drop", "ping"):
             inner = object.__getattribute__(self, "inner")
             object.__getattribute__(self, "calls").append(name)
             return getattr(inner, name)
@@ -37,6 +37,7 @@ class CountingCache(MessageCache):
     async def fill(self, *a): ...  # pragma: no cover
     async def append(self, *a): ...  # pragma: no cover
     async def replace(self, *a): ...  # pragma: no cover
+    async def invalidate(self, *a): ...  # pragma: no cover
     async def drop(self, *a): ...  # pragma: no cover
     async def ping(self): ...  # pragma: no cover
 
