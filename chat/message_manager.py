@@ -140,11 +140,15 @@ class MessageManager:
         return [block for inject in self.injections for block in inject()]
 
     def context_record(self) -> dict[str, int | None]:
-        """Which stored messages the next prompt is built from, for the reply to record."""
+        """Which stored messages the next prompt is built from, for the reply to record: a
+        range of the path that leads to branch ``branch`` (``chat.models.Branch``)."""
         if not self._messages:
             return {"first_sequence": None, "last_sequence": None, "dropped": 0}
-        first = self._messages[0]["sequence"]
-        return {"first_sequence": first, "last_sequence": self._messages[-1]["sequence"], "dropped": first - 1}
+        first, last = self._messages[0], self._messages[-1]
+        record = {"first_sequence": first["sequence"], "last_sequence": last["sequence"], "dropped": first["sequence"] - 1}
+        if last.get("branch"):
+            record["branch"] = last["branch"]
+        return record
 
     async def save_loop_state(self, state: dict[str, Any]) -> None:
         await self.storage.save_loop_state(self.session_id, state)

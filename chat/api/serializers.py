@@ -81,7 +81,8 @@ class MessageSerializer(serializers.ModelSerializer):
     )
     context = ObjectField(
         help_text="Which stored messages went into the prompt of an assistant reply: "
-        "first_sequence, last_sequence, dropped."
+        "first_sequence, last_sequence, dropped, and branch when the path ran through an edit or "
+        "regeneration (the range is of the path that leads to that branch)."
     )
 
     class Meta:

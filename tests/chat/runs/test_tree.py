@@ -13,6 +13,7 @@ from chat import services
 from chat.db import db_async
 from chat.errors import NotFound, UserError
 from chat.history import fit_budget
+from chat.message_manager import MessageManager
 from chat.models import ChatSession, LoopState, Message
 from chat.runs import turns
 from chat.storage import HybridStorage, database, tree
@@ -78,6 +79,16 @@ async def test_an_edit_is_answered_on_a_new_branch_and_the_old_version_stays(sto
     versions = await sync_to_async(tree.versions)(sid, [{"id": message["message_id"], "branch": 1, "sequence": 1}])
     found = versions[message["message_id"]]
     assert (found.index, found.count) == (2, 2) and found.ids[0] == before["2+2?"]
+
+
+async def test_a_reply_on_an_edited_path_records_which_path_its_prompt_came_from(storage, owner):
+    sid = await chat_with(storage, owner, ("2+2?", "4"), ("and 3+3?", "6"))
+    begun = await act(storage, owner, sid, turns.Edit((await ids(sid))["and 3+3?"], "and 4+4?"))
+    mm = MessageManager(sid, owner, storage)
+    await mm.load(before=begun.reply["sequence"])
+    # The prompt is the path through the edit, which sequence numbers alone do not name.
+    assert [m["sequence"] for m in mm.messages] == [1, 2, 3]
+    assert mm.context_record() == {"first_sequence": 1, "last_sequence": 3, "dropped": 0, "branch": begun.reply["branch"]}
 
 
 async def test_switching_shows_the_old_version_with_all_that_followed_it_and_back_again(storage, owner):
