@@ -167,7 +167,7 @@ def _begin(
 
 
 def _client_id(action: Action) -> str | None:
-    return action.client_id if isinstance(action, SendMessage) else None
+    return action.client_id if isinstance(action, (SendMessage, Edit)) else None
 
 
 def _claim_and_store(
@@ -202,6 +202,11 @@ def _claim_and_store(
             raise BUSY
         return Acknowledged(events.message(stored))
     if isinstance(action, (Edit, Regenerate)):
+        # An edit sent again is acknowledged, not refused: the version it made is shown now,
+        # and the message it edited no longer is.
+        stored = database.message_by_client_id(session_id, action.client_id) if _client_id(action) else None
+        if stored is not None:
+            return Acknowledged(events.message(stored))
         return _new_version(session_id, action, claim, state)
     if isinstance(action, Choose) or state == State.AWAITING_INPUT:
         return _answer(session_id, action, claim, state)

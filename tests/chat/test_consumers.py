@@ -597,3 +597,54 @@ async def test_redis_unreachable_closes_a_new_socket_with_4503_and_the_chat_is_i
     communicator, ready = await connect(owner, sid)
     assert ready["state"] == "idle"
     assert [m["content"] for m in await stored(sid) if m["role"] == "user"] == ["kept"]
+
+
+async def ids_by_text(sid):
+    found = {}
+    async for m in Message.objects.filter(session_id=sid).values("id", "content"):
+        content = m["content"]
+        found[content if isinstance(content, str) else "".join(b.get("text", "") for b in content)] = str(m["id"])
+    return found
+
+
+async def test_an_edit_regeneration_and_switch_reach_every_socket_of_the_chat_as_path_events(owner):
+    sid = uuid.uuid4()
+    mine, _ = await connect(owner, sid)
+    other, _ = await connect(owner, sid)  # the same chat in another tab
+    await send(mine, type="user_message", text="Hello there")
+    await until(mine, "complete")
+    await until(other, "complete")
+    original = (await ids_by_text(sid))["Hello there"]
+
+    await send(mine, type="edit", message_id=original, text="Hello again")
+    for socket in (mine, other):
+        # (The chat's title, generated in the background, may come between any two frames.)
+        frames = [f for f in await until(socket, "complete") if f["type"] != "title"]
+        path, question = frames[0], frames[1]
+        assert path == {"type": "path", "sequence": 1, "id": path["id"]}
+        assert (question["type"], question["role"], question["content"]) == ("message", "user", "Hello again")
+        assert question["message_id"] != original
+        assert "Hello again" in text_of(frames)
+    # Both versions are kept; the path shows the new one and its reply.
+    assert sorted(m["content"] for m in await stored(sid) if m["role"] == "user") == ["Hello again", "Hello there"]
+
+    reply_id = [m async for m in Message.objects.filter(session_id=sid, branch=1, role="assistant").values_list("id", flat=True)][0]
+    await send(mine, type="regenerate", message_id=str(reply_id))
+    frames = [f for f in await until(mine, "complete") if f["type"] != "title"]
+    assert frames[0]["type"] == "path" and frames[0]["sequence"] == 2
+    await until(other, "complete")
+    assert await Message.objects.filter(session_id=sid, role="assistant").acount() == 3
+
+    await send(other, type="switch", message_id=original)
+    for socket in (mine, other):
+        event = (await until(socket, "path"))[-1]
+        assert event["sequence"] == 1
+    session = await ChatSession.objects.aget(pk=sid)
+    assert (session.active_branch, session.branch_count) == (0, 2)
+
+    # What may not be edited is refused on the socket that asked, and nothing changes.
+    shown_reply = await Message.objects.filter(session_id=sid, branch=0, role="assistant").values_list("id", flat=True).aget()
+    await send(mine, type="edit", message_id=str(shown_reply), text="not mine to edit")
+    refused = await reply(mine)
+    assert (refused["type"], refused["code"]) == ("error", "not_editable")
+    assert await Message.objects.filter(session_id=sid).acount() == 5

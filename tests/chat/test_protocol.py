@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 
@@ -22,6 +23,12 @@ def test_valid_frames_become_commands():
     assert parse({"type": "cancel"}) == protocol.Cancel()
     assert parse({"type": "resume", "after": 0}) == protocol.Resume(0)
     assert parse({"type": "ack", "last": 12}) == protocol.Ack(12)
+    mid = "6f1c2d3e-0000-4000-8000-00000000000a"
+    assert parse({"type": "edit", "message_id": mid, "text": "again", "client_id": "e-1"}) == protocol.Edit(
+        uuid.UUID(mid), "again", "e-1"
+    )
+    assert parse({"type": "regenerate", "message_id": mid.upper()}) == protocol.Regenerate(uuid.UUID(mid))
+    assert parse({"type": "switch", "message_id": mid}) == protocol.Switch(uuid.UUID(mid))
 
 
 @pytest.mark.parametrize(
@@ -55,6 +62,13 @@ def test_valid_frames_become_commands():
         ({"frame": {"type": "user_message", "text": "\u200b\u200c\u2060"}}, "empty_message"),
         ({"frame": {"type": "user_message", "text": "\u2800 \u3164"}}, "empty_message"),
         ({"raw": "[" * 400 + "]" * 400}, "invalid_frame"),
+        ({"frame": {"type": "edit", "text": "hi"}}, "invalid_field"),
+        ({"frame": {"type": "edit", "message_id": "not-an-id", "text": "hi"}}, "invalid_field"),
+        ({"frame": {"type": "edit", "message_id": "6f1c2d3e-0000-4000-8000-00000000000a"}}, "invalid_field"),
+        ({"frame": {"type": "edit", "message_id": "6f1c2d3e-0000-4000-8000-00000000000a", "text": " "}}, "empty_message"),
+        ({"frame": {"type": "edit", "message_id": "6f1c2d3e-0000-4000-8000-00000000000a", "text": "x" * 101}}, "text_too_long"),
+        ({"frame": {"type": "regenerate", "message_id": 12}}, "invalid_field"),
+        ({"frame": {"type": "switch"}}, "invalid_field"),
     ],
 )
 def test_bad_frames_get_a_specific_error_code(kwargs, code):
