@@ -22,6 +22,7 @@ from django.utils.timesince import timesince
 
 from chat import services
 from chat.models import Artifact, ArtifactVersion, ChatSession, LoopState, Message
+from chat.storage import paths, tree
 
 # Characters of one value shown on a page; the rest is summarised.
 SHOWN_CHARACTERS = 5000
@@ -87,14 +88,16 @@ class RepairActionsMixin:
 
 
 class MessagePageFormSet(BaseInlineFormSet):
-    """One page of a session's messages: never the whole history."""
+    """One page of the messages the user sees (the active path): never the whole history.
+    The versions left on other branches are in the chat's JSON export."""
 
     after = 0
     page_size = 50
 
     def get_queryset(self) -> QuerySet[Message]:
         if not hasattr(self, "_queryset"):
-            page = self.queryset.filter(sequence__gt=self.after).order_by("sequence")
+            segments = tree.segments_of(self.instance.pk, self.instance.active_branch)
+            page = self.queryset.filter(paths.after_sequence(segments, self.after)).order_by("sequence")
             self._queryset = page[: self.page_size]
         return self._queryset
 
@@ -108,6 +111,7 @@ class MessageInline(ReadOnlyMixin, admin.TabularInline):
     can_delete = False
     fields = readonly_fields = (
         "sequence",
+        "branch",
         "role",
         "shown_content",
         "tokens",
@@ -128,7 +132,8 @@ class MessageInline(ReadOnlyMixin, admin.TabularInline):
         except ValueError:
             after = 0
         size = self.page_size
-        # Sequences run 1..last_sequence without gaps, so pages are plain arithmetic.
+        # Along the active path sequences run 1..last_sequence without gaps, so pages are
+        # plain arithmetic.
         return type(
             "MessagePage",
             (formset,),
@@ -185,6 +190,8 @@ class ChatSessionAdmin(UUIDSearchMixin, RepairActionsMixin, ReadOnlyMixin, admin
         "message_count",
         "total_tokens",
         "last_sequence",
+        "active_branch",
+        "branch_count",
         "revision",
         "created_at",
         "updated_at",

@@ -7,6 +7,7 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 
 from chat.models import ChatSession, LoopState, Message
+from chat.storage import database, tree
 from tests.factories import make_artifact, pause_on_question, seed_history, seed_messages, tool_turn
 
 pytestmark = [pytest.mark.django_db]
@@ -122,6 +123,19 @@ def test_session_page_pages_through_a_long_history(admin_client, owner):
     assert "?messages_after=0#messages" in middle.content.decode()  # first/previous
     assert "previous</a>" not in first.content.decode()
     assert "next</a>" not in last.content.decode()
+
+
+def test_session_page_shows_the_conversation_the_user_sees_after_an_edit(admin_client, owner):
+    session = seed_history(owner, 60)
+    branch = tree.fork(session.pk, 2)  # message 3 edited: the old 3..60 stay on branch 0
+    database.save_messages(session.pk, [{"role": "user", "content": "edited"}, {"role": "assistant", "content": "again"}])
+
+    response = admin_client.get(change("chatsession", session.pk))
+    rows = response.context["inline_admin_formsets"][1].formset.get_queryset()
+    assert [(m.sequence, m.branch) for m in rows] == [(1, 0), (2, 0), (3, branch), (4, branch)]
+    html = response.content.decode()
+    assert "Messages 1–4 of 4" in html and "edited" in html
+    assert "active branch" in html.lower() and "branch count" in html.lower()
 
 
 @pytest.mark.parametrize(("after", "shown"), [("x", [1, 2, 3, 4]), ("-5", [1, 2, 3, 4]), ("99999", [4])])
