@@ -59,11 +59,11 @@ class CountingCache(MessageCache):
         self.round_trips += 1
         return await self.inner.fill(session_id, snapshot)
 
-    async def append(self, session_id, revision, messages):
+    async def append(self, session_id, revision, messages, *, forked=False):
         self.round_trips += 1
         if self.invalidate_on_write:
             return await self.inner.drop(session_id)
-        return await self.inner.append(session_id, revision, messages)
+        return await self.inner.append(session_id, revision, messages, forked=forked)
 
     async def replace(self, session_id, updated):
         self.round_trips += 1
@@ -98,7 +98,7 @@ class MissingCache(MessageCache):
     async def fill(self, session_id, snapshot):
         return False
 
-    async def append(self, session_id, revision, messages):
+    async def append(self, session_id, revision, messages, *, forked=False):
         return None
 
     async def replace(self, session_id, updated):

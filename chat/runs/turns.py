@@ -13,6 +13,7 @@ from any process, are decided one after the other.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import uuid
 from dataclasses import dataclass
@@ -242,7 +243,7 @@ def _new_version(session_id: uuid.UUID, action: Edit | Regenerate, claim: RunCla
     stored: list[dict[str, Any]] = [REPLY]
     if isinstance(action, Edit):
         stored = [{"role": "user", "content": action.text, "client_id": action.client_id}, REPLY]
-    saved = database.save_messages(session_id, stored, claim=claim)
+    saved = dataclasses.replace(database.save_messages(session_id, stored, claim=claim), forked=True)
     path = events.path(target.sequence)
     return _Begun(
         saved=saved,

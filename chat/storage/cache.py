@@ -78,8 +78,13 @@ class MessageCache(ABC):
         """Store what a reader loaded from L2, unless the cache holds something newer."""
 
     @abstractmethod
-    async def append(self, session_id: str, revision: int, messages: list[StoredMessage]) -> None:
-        """After L2 committed ``messages`` as ``revision``: extend the tail or leave a tombstone."""
+    async def append(self, session_id: str, revision: int, messages: list[StoredMessage], *, forked: bool = False) -> None:
+        """After L2 committed ``messages`` as ``revision``: extend the tail or leave a tombstone.
+
+        ``forked``: revision - 1 cut the path back to just before ``messages`` (an edit, a
+        regenerated reply; ``database.Saved.forked``), so an entry of revision - 2 keeps
+        the part of its tail before them and goes on with them.
+        """
 
     @abstractmethod
     async def replace(self, session_id: str, updated: Updated) -> None:
@@ -191,17 +196,22 @@ class LocalMessageCache(MessageCache):
             )
             return True
 
-    async def append(self, session_id: str, revision: int, messages: list[StoredMessage]) -> None:
+    async def append(self, session_id: str, revision: int, messages: list[StoredMessage], *, forked: bool = False) -> None:
         with self._lock:
             entry = self._get(session_id)
             if entry is not None and entry.revision >= revision:
                 return
-            if (
-                entry is None
-                or entry.revision != revision - 1
-                or not entry.filled
-                or entry.last_sequence + 1 != messages[0]["sequence"]
-            ):
+            after = messages[0]["sequence"] - 1
+            if entry is None or entry.revision != revision - (2 if forked else 1) or not entry.filled:
+                self._tombstone(session_id, revision)
+                return
+            if forked:
+                keep = after - (entry.last_sequence - len(entry.items))
+                if keep < 0 or after > entry.last_sequence:  # the fork is outside the cached tail
+                    self._tombstone(session_id, revision)
+                    return
+                del entry.items[keep:]
+            elif entry.last_sequence != after:
                 self._tombstone(session_id, revision)
                 return
             entry.items.extend((m["cumulative_tokens"], encode_member(m)) for m in messages)

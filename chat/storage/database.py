@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 from django.db import OperationalError, connection, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from chat import history
@@ -57,6 +57,10 @@ class Snapshot:
 class Saved:
     revision: int
     messages: list[StoredMessage]
+    # The revision before this one was a fork (``tree.fork``) that cut the active path back
+    # to just before these messages: an edit or a regenerated reply. A cache holding the
+    # path as it was before the fork can keep what the two paths share.
+    forked: bool = False
 
 
 @dataclass(frozen=True)
@@ -388,6 +392,7 @@ _PATH_STATE = {
 
 def _path_read(
     session_id: uuid.UUID,
+    key: str,
     newest: Q,
     reaches_back: Callable[[dict[str, Any]], bool],
     earlier: Callable[[tuple[Segment, ...], dict[str, Any]], Q],
@@ -401,11 +406,7 @@ def _path_read(
     (``earlier``); a write between the two reads makes it read again.
     """
     for _ in range(5):
-        rows = list(
-            Message.objects.filter(newest, session_id=session_id, branch=F("session__active_branch"))
-            .order_by("sequence")
-            .values(*_FIELDS, **_PATH_STATE)
-        )
+        rows = list(active_branch_rows(session_id, newest, key))
         if rows and (rows[0]["sequence"] == 1 or not reaches_back(rows[0])):
             return Snapshot(rows[0]["_revision"], [_as_stored(r) for r in rows], complete=rows[0]["sequence"] == 1)
         state = rows[0] if rows else _path_state(session_id)
@@ -414,17 +415,52 @@ def _path_read(
         segments = segments_of(session_id, state["_branch"])[:-1]
         if not segments:  # nothing before the active branch: what was read is all there is
             return Snapshot(state["_revision"], [_as_stored(r) for r in rows], complete=not rows or rows[0]["sequence"] == 1)
-        before = list(
-            Message.objects.filter(earlier(segments, state), session_id=session_id)
-            .order_by("sequence")
-            .values(*_FIELDS, _revision=F("session__revision"))
-        )
+        before = list(path_rows(session_id, earlier(segments, state), key))
         revisions = {r["_revision"] for r in before} | ({state["_revision"]} if rows else {_revision(session_id)})
         if revisions != {state["_revision"]}:
             continue  # a write came between the reads
         found = before + rows
         return Snapshot(state["_revision"], [_as_stored(r) for r in found], complete=not found or found[0]["sequence"] == 1)
     raise OperationalError("the chat's path kept changing while it was read")
+
+
+# The wanted rows of the active branch as a range with both ends. The upper end holds for
+# every row of the branch (the path ends at its newest message); it is there for the
+# planner, which estimates a one-sided bound on a joined column at a third of the chat and
+# would rather read the whole chat than that much by index, but a two-sided range as a
+# small slice.
+
+
+def budget_range(token_budget: int) -> Q:
+    total = F("session__total_tokens")
+    return Q(cumulative_tokens__gt=total - token_budget, cumulative_tokens__lte=total)
+
+
+def recent_range(limit: int) -> Q:
+    last = F("session__last_sequence")
+    return Q(sequence__gt=last - limit, sequence__lte=last)
+
+
+def active_branch_rows(session_id: uuid.UUID, newest: Q, key: str) -> QuerySet:
+    """The first statement of every path read: the ``newest`` messages of the session's
+    active branch, with the session's state. (Also what the benchmarks EXPLAIN.)
+
+    ``key`` is the column ``newest`` bounds (``sequence`` or ``cumulative_tokens``): the rows
+    are ordered by it, which along a path is the same order, so the index that answers
+    the range also gives the order and the planner has no reason to prefer the other one
+    and filter the whole branch through it.
+    """
+    return (
+        Message.objects.filter(newest, session_id=session_id, branch=F("session__active_branch"))
+        .order_by(key)
+        .values(*_FIELDS, **_PATH_STATE)
+    )
+
+
+def path_rows(session_id: uuid.UUID, ranges: Q, key: str) -> QuerySet:
+    """The statement that reads earlier segments of a path: ``ranges`` (``chat.storage.paths``)
+    of ``key``; the caller orders the segments (each is in order by ``key``)."""
+    return Message.objects.filter(ranges, session_id=session_id).order_by(key).values(*_FIELDS, _revision=F("session__revision"))
 
 
 def _path_state(session_id: uuid.UUID) -> dict[str, Any] | None:
@@ -447,7 +483,8 @@ def load_within_budget(session_id: uuid.UUID, token_budget: int) -> Snapshot:
         raise ValueError("token_budget must be positive")
     return _path_read(
         session_id,
-        Q(cumulative_tokens__gt=F("session__total_tokens") - token_budget),
+        "cumulative_tokens",
+        budget_range(token_budget),
         lambda oldest: oldest["cumulative_tokens"] - oldest["tokens"] > oldest["_total"] - token_budget,
         lambda segments, state: paths.within_budget(segments, state["_total"] - token_budget),
     )
@@ -460,7 +497,8 @@ def load_recent(session_id: uuid.UUID, limit: int) -> Snapshot:
         raise ValueError("limit must be positive")
     return _path_read(
         session_id,
-        Q(sequence__gt=F("session__last_sequence") - limit),
+        "sequence",
+        recent_range(limit),
         lambda oldest: oldest["sequence"] > oldest["_last"] - limit + 1,
         lambda segments, state: paths.after_sequence(segments, max(0, state["_last"] - limit)),
     )

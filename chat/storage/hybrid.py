@@ -100,7 +100,7 @@ class HybridStorage:
             # state at this revision, so a new chat starts with a warm cache.
             await self.cache.fill(str(session_id), Snapshot(saved.revision, saved.messages, complete=True))
         else:
-            await self.cache.append(str(session_id), saved.revision, saved.messages)
+            await self.cache.append(str(session_id), saved.revision, saved.messages, forked=saved.forked)
 
     async def path_changed(self, session_id: uuid.UUID, revision: int) -> None:
         """L2 committed ``revision``, which moved the active path (a fork or a switch): the

@@ -85,15 +85,26 @@ return 1
 
 _LUA_APPEND = _LUA_COMMON + """
 local rev, ttl = tonumber(ARGV[1]), ARGV[2]
+-- ARGV[6] is '1' when the revision before was a fork to just before these messages.
+local forked = ARGV[6] == '1'
 local m = redis.call('HMGET', KEYS[1], 'rev', 'filled', 'last_seq', 'count')
 if not m[1] then return tombstone(rev, ttl) end
 if tonumber(m[1]) >= rev then return 1 end
-if tonumber(m[1]) ~= rev - 1 or m[2] ~= '1' or tonumber(m[3]) + 1 ~= tonumber(ARGV[4])
-   or not intact(m[4]) then
+local expected = rev - 1
+if forked then expected = rev - 2 end
+if tonumber(m[1]) ~= expected or m[2] ~= '1' or not intact(m[4]) then return tombstone(rev, ttl) end
+local after, last, count = tonumber(ARGV[4]) - 1, tonumber(m[3]), tonumber(m[4])
+if forked then
+  -- Keep the tail up to the fork (scores rise along the path, so ranks are sequences).
+  local keep = after - (last - count)
+  if keep < 0 or after > last then return tombstone(rev, ttl) end
+  if keep < count then redis.call('ZREMRANGEBYRANK', KEYS[2], keep, -1) end
+  count = keep
+elseif last ~= after then
   return tombstone(rev, ttl)
 end
 zadd_from(7)
-local n = tonumber(m[4]) + (#ARGV - 6) / 2
+local n = count + (#ARGV - 6) / 2
 local max = tonumber(ARGV[3])
 if n > max then
   local cut = n - max
@@ -240,14 +251,14 @@ class RedisMessageCache(MessageCache):
 
         return await self._guard(session_id, False, op, False)
 
-    async def append(self, session_id: str, revision: int, messages: list[StoredMessage]) -> None:
+    async def append(self, session_id: str, revision: int, messages: list[StoredMessage], *, forked: bool = False) -> None:
         args = [
             revision,
             self.ttl,
             self.max_messages,
             messages[0]["sequence"],
             messages[-1]["sequence"],
-            len(messages),
+            int(forked),
             *_pairs(messages),
         ]
 

@@ -17,7 +17,7 @@ from chat.message_manager import MessageManager
 from chat.models import ChatSession, LoopState, Message
 from chat.runs import turns
 from chat.storage import HybridStorage, database, tree
-from tests.chat.storage.conftest import CACHE_KINDS, make_cache
+from tests.chat.storage.conftest import CACHE_KINDS, CountingCache, make_cache
 from tests.queries import counting_queries
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -89,6 +89,32 @@ async def test_a_reply_on_an_edited_path_records_which_path_its_prompt_came_from
     # The prompt is the path through the edit, which sequence numbers alone do not name.
     assert [m["sequence"] for m in mm.messages] == [1, 2, 3]
     assert mm.context_record() == {"first_sequence": 1, "last_sequence": 3, "dropped": 0, "branch": begun.reply["branch"]}
+
+
+@pytest.mark.parametrize("kind", CACHE_KINDS)
+async def test_an_edit_or_regenerated_reply_keeps_the_cache_warm_on_what_the_paths_share(owner, kind, key_prefix):
+    cache = CountingCache(make_cache(kind))
+    storage = HybridStorage(cache=cache)
+    sid = await chat_with(storage, owner, ("one", "1"), ("two", "2"), ("three", "3"))
+    await storage.load_within_budget(sid, 10_000)
+    old = await ids(sid)
+    for action, text in [(turns.Regenerate(old["3"]), "3 again"), (turns.Edit(old["two"], "two, edited"), "2 again")]:
+        await answer(storage, await act(storage, owner, sid, action), text)
+        cache.calls.clear()
+        window = await storage.load_within_budget(sid, 10_000)
+        assert cache.calls == ["read_budget"]  # a hit: no database read, no fill
+        assert window == (await db_async(database.load_within_budget)(sid, 10_000)).messages
+    assert [m["content"] for m in window] == ["one", "1", "two, edited", "2 again"]
+
+
+@pytest.mark.parametrize("kind", CACHE_KINDS)
+async def test_a_fork_before_the_cached_tail_leaves_a_miss_not_a_wrong_path(owner, kind, key_prefix):
+    storage = HybridStorage(cache=make_cache(kind, max_messages=4))
+    sid = await chat_with(storage, owner, *[(f"q{i}", f"a{i}") for i in range(5)])
+    await storage.load_recent_messages(sid, 4)
+    await answer(storage, await act(storage, owner, sid, turns.Edit((await ids(sid))["q1"], "q1 edited")), "a1 edited")
+    assert await storage.cache.read_recent(str(sid), 1) is None
+    assert await path(storage, sid) == ["q0", "a0", "q1 edited", "a1 edited"]
 
 
 async def test_switching_shows_the_old_version_with_all_that_followed_it_and_back_again(storage, owner):

@@ -238,10 +238,10 @@ async def test_a_writer_whose_cache_update_is_delayed_does_not_lose_its_message(
     committed, release = asyncio.Event(), asyncio.Event()
     real_append = storage.cache.append
 
-    async def slow_append(session_id, revision, messages):
+    async def slow_append(session_id, revision, messages, **options):
         committed.set()  # L2 has the message; the cache has not heard of it yet
         await release.wait()
-        return await real_append(session_id, revision, messages)
+        return await real_append(session_id, revision, messages, **options)
 
     storage.cache.append = slow_append
     writer = asyncio.create_task(storage.save_messages(sid, [{"role": "user", "content": "late"}]))
