@@ -1,4 +1,4 @@
-"""Storage benchmarks (issue 2). Run with ``bin/bench storage``.
+"""Storage benchmarks (issues 2 and 13). Run with ``bin/bench storage``.
 
 Measured against whatever DATABASE_URL and REDIS_URL point at (the targets are for
 PostgreSQL and Redis). Each ratio's two sides run interleaved (A B A B …) in one process
@@ -24,10 +24,11 @@ from django.conf import settings  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.db import connection  # noqa: E402
 
-from chat import runtime  # noqa: E402
+from chat import runtime, services  # noqa: E402
 from chat.message_manager import MessageManager  # noqa: E402
 from chat.models import ChatSession, Message  # noqa: E402
-from chat.storage import HybridStorage, keys  # noqa: E402
+from chat.runs import turns as turns_service  # noqa: E402
+from chat.storage import HybridStorage, database, keys, paths, tree  # noqa: E402
 from chat.storage.cache import MessageCache  # noqa: E402
 from tests.factories import seed_history  # noqa: E402
 from tests.queries import counting_queries  # noqa: E402
@@ -38,9 +39,9 @@ ROUNDS = 300
 class CountingCache(MessageCache):
     """Counts reads that hit; optionally invalidates on every write (the article's way)."""
 
-    def __init__(self, inner: MessageCache, *, invalidate_on_write: bool = False):
+    def __init__(self, inner: MessageCache, *, invalidate_on_write: bool = False, forget_forks: bool = False):
         super().__init__(ttl=inner.ttl, max_messages=inner.max_messages)
-        self.inner, self.invalidate_on_write = inner, invalidate_on_write
+        self.inner, self.invalidate_on_write, self.forget_forks = inner, invalidate_on_write, forget_forks
         self.reads = self.hits = self.round_trips = 0
 
     async def _read(self, result: Any) -> Any:
@@ -63,7 +64,8 @@ class CountingCache(MessageCache):
         self.round_trips += 1
         if self.invalidate_on_write:
             return await self.inner.drop(session_id)
-        return await self.inner.append(session_id, revision, messages, forked=forked)
+        # forget_forks: what a cache that cannot keep the shared part of two paths would do.
+        return await self.inner.append(session_id, revision, messages, forked=forked and not self.forget_forks)
 
     async def replace(self, session_id, updated):
         self.round_trips += 1
@@ -157,28 +159,100 @@ async def bench_budget_scaling(owner: Any) -> None:
     small = await sync_to_async(seed_history)(owner, 100)
     storage = HybridStorage(cache=MissingCache())
     budget = 300  # about 30 messages of 10 tokens: the same answer size on both sides
+    await database_sync_to_async(_analyze)()
     at_big, at_small = await interleaved(
         lambda: storage.load_within_budget(big.pk, budget), lambda: storage.load_within_budget(small.pk, budget)
     )
     report("Budget load from L2 (30 messages answered)", "100,000 history", at_big, "100 history", at_small, "<= 1.5")
-    plan = await database_sync_to_async(_budget_plan)(big.pk, budget)
-    print("  EXPLAIN ANALYZE of the budget query at 100,000 messages:")
-    for line in plan.splitlines():
-        print("    " + line)
-
-
-def _budget_plan(session_id: uuid.UUID, budget: int) -> str:
-    from django.db.models import F
-
-    queryset = (
-        Message.objects.filter(session_id=session_id, cumulative_tokens__gt=F("session__total_tokens") - budget)
-        .order_by("cumulative_tokens")
-        .values("id", "sequence", "content", "tokens", "cumulative_tokens", _revision=F("session__revision"))
+    _print_plan(
+        "EXPLAIN ANALYZE of the budget query at 100,000 messages",
+        await database_sync_to_async(_explain)(database.active_branch_rows(big.pk, database.budget_range(budget), KEY)),
     )
+
+
+KEY = "cumulative_tokens"
+
+
+def _analyze() -> None:
+    """Statistics as a table in use has them (autovacuum's ANALYZE), so plans are the real
+    ones. Right after a bulk load PostgreSQL knows nothing of the new rows and may read a
+    chat whole (see the README's Operating section)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE chat_message")
+
+
+def _explain(queryset: Any) -> str:
     try:
         return queryset.explain(analyze=True) if connection.vendor == "postgresql" else queryset.explain()
     except Exception as exc:  # noqa: BLE001 - the plan is informative only
         return f"(no plan: {exc})"
+
+
+def _print_plan(title: str, plan: str) -> None:
+    print(f"  {title}:")
+    for line in plan.splitlines():
+        print("    " + line)
+
+
+def _branchy_chat(owner: Any, branches: int, per_branch: int) -> ChatSession:
+    """A chat of ``branches`` branches of ``per_branch`` messages, each forked halfway back
+    along the one before it (an edit 500 messages up): the active path runs through all
+    of them, half of each branch is off it."""
+    session = ChatSession.objects.create(owner=owner)
+    for number in range(branches):
+        if number:
+            last = ChatSession.objects.values_list("last_sequence", flat=True).get(pk=session.pk)
+            tree.fork(session.pk, last - per_branch // 2)
+        database.save_messages(
+            session.pk,
+            [{"role": ("user", "assistant")[i % 2], "content": f"message {i} of branch {number} " + "x" * 20} for i in range(per_branch)],
+        )
+    return ChatSession.objects.get(pk=session.pk)
+
+
+async def bench_tree(owner: Any) -> None:
+    """Issue 13: a budget load on the active path of a chat with 100 branches and 100,000
+    messages costs what it costs on a plain chat: one index range per segment it reaches."""
+    branchy = await database_sync_to_async(_branchy_chat)(owner, 100, 1000)
+    plain = await sync_to_async(seed_history)(owner, 100_000)
+    stored = await Message.objects.filter(session_id=branchy.pk).acount()
+    print(f"Budget load on a chat of {branchy.branch_count + 1} branches, {stored:,} messages ({branchy.last_sequence:,} on the active path)")
+    storage = HybridStorage(cache=MissingCache())
+    await database_sync_to_async(_analyze)()
+    last_segment = await database_sync_to_async(_last_segment_tokens)(branchy)
+    for label, budget in (("within the active branch", last_segment // 2), ("reaching back over three forks", last_segment * 3)):
+        on_tree, on_line = await interleaved(
+            lambda: storage.load_within_budget(branchy.pk, budget), lambda: storage.load_within_budget(plain.pk, budget)
+        )
+        answered = len(await storage.load_within_budget(branchy.pk, budget))
+        async with counting_queries() as queries:
+            await storage.load_within_budget(branchy.pk, budget)
+        report(
+            f"  {label}: {answered} messages, {len(queries)} statement(s)",
+            "100 branches", on_tree, "one line of 100,000", on_line, "<= 1.5 within the branch; one more statement per fork reached",
+        )
+    _print_plan(
+        "EXPLAIN ANALYZE of its budget query (the active branch)",
+        await database_sync_to_async(_explain)(database.active_branch_rows(branchy.pk, database.budget_range(last_segment // 2), KEY)),
+    )
+    segments, threshold = await database_sync_to_async(_earlier)(branchy, last_segment * 3)
+    _print_plan(
+        "EXPLAIN ANALYZE of the earlier segments' query (budget reaching back over three forks)",
+        await database_sync_to_async(_explain)(database.path_rows(branchy.pk, paths.within_budget(segments, threshold), KEY)),
+    )
+
+
+def _last_segment_tokens(session: ChatSession) -> int:
+    first = tree.segments_of(session.pk, session.active_branch)[-1].first
+    before = Message.objects.filter(session_id=session.pk, branch=session.active_branch, sequence=first).values_list(
+        "cumulative_tokens", "tokens"
+    )[0]
+    return session.total_tokens - (before[0] - before[1])
+
+
+def _earlier(session: ChatSession, budget: int) -> tuple[Any, int]:
+    return tree.segments_of(session.pk, session.active_branch)[:-1], session.total_tokens - budget
 
 
 async def bench_save_scaling(owner: Any) -> None:
@@ -194,8 +268,12 @@ async def bench_save_scaling(owner: Any) -> None:
     report("Save (insert + cache update)", "10,000 history", at_big, "10 history", at_small, "<= 2")
 
 
-async def _workload(owner: Any, cache: CountingCache, sessions: int, turns: int) -> None:
+async def _workload(owner: Any, cache: CountingCache, sessions: int, turns: int, *, regenerate_every: int = 0) -> None:
+    """Each turn of each chat: a budget load, the reply, the next question. With
+    ``regenerate_every``, every that many turns the reply is regenerated before the next
+    question, through the turn service (a fork, the new reply written, the run ended)."""
     storage = HybridStorage(cache=cache)
+    worker = uuid.uuid4()
     ids = [(await ChatSession.objects.acreate(owner=owner)).pk for _ in range(sessions)]
     for sid in ids:  # each chat starts with the user's first message
         await storage.save_messages(sid, [{"role": "user", "content": "hello, let us begin"}])
@@ -203,18 +281,33 @@ async def _workload(owner: Any, cache: CountingCache, sessions: int, turns: int)
         for sid in ids:
             mm = MessageManager(sid, owner, storage)
             await mm.load(token_budget=settings.CHAT_CONTEXT_TOKENS)
-            await mm.add_assistant_message([{"type": "text", "text": f"answer {turn} " + "a" * 200}])
+            reply = await mm.add_assistant_message([{"type": "text", "text": f"answer {turn} " + "a" * 200}])
+            if regenerate_every and turn % regenerate_every == regenerate_every - 1:
+                regenerate = turns_service.Regenerate(reply["id"])
+                begun = await turns_service.start_turn(owner, sid, regenerate, storage=storage, worker_id=worker)
+                again = [{"type": "text", "text": f"again {turn} " + "b" * 200}]
+                await storage.update_message(sid, begun.reply["sequence"], known=begun.reply, content=again)
+                await database_sync_to_async(services.end_run)(sid, begun.run_id, "idle")
             await mm.add_user_message(f"question {turn} " + "q" * 100)
 
 
 async def bench_hit_rate(owner: Any) -> None:
+    print("Cache hit rate, 200 sessions x 20 turns (load + 2 saves per turn, interleaved)")
     warm = CountingCache(runtime.get().cache)
     await _workload(owner, warm, 200, 20)
+    print(f"  extend-on-write: {warm.hits / warm.reads:6.1%} of {warm.reads} loads   (target >= 95%)")
     article = CountingCache(runtime.get().cache, invalidate_on_write=True)
     await _workload(owner, article, 200, 20)
-    print("Cache hit rate, 200 sessions x 20 turns (load + 2 saves per turn, interleaved)")
-    print(f"  extend-on-write: {warm.hits / warm.reads:6.1%} of {warm.reads} loads   (target >= 95%)")
     print(f"  invalidate-on-write (the article): {article.hits / article.reads:6.1%} of {article.reads} loads")
+    regenerating = CountingCache(runtime.get().cache)
+    await _workload(owner, regenerating, 200, 20, regenerate_every=10)
+    print(
+        f"  extend-on-write, a regenerated reply every ten turns: {regenerating.hits / regenerating.reads:6.1%}"
+        f" of {regenerating.reads} loads   (target >= 95%)"
+    )
+    forgetting = CountingCache(runtime.get().cache, forget_forks=True)
+    await _workload(owner, forgetting, 200, 20, regenerate_every=10)
+    print(f"  the same, a fork leaving a tombstone instead: {forgetting.hits / forgetting.reads:6.1%} of {forgetting.reads} loads")
 
 
 async def bench_turn_costs(owner: Any) -> None:
@@ -234,6 +327,7 @@ async def bench_turn_costs(owner: Any) -> None:
 
 
 async def main() -> None:
+    settings.CHAT_RATE_LIMIT_PER_MINUTE = 10**9  # the workloads send far faster than a person
     owner = await sync_to_async(get_user_model().objects.create_user)(f"bench-{uuid.uuid4().hex[:8]}")
     print(f"database: {connection.vendor}; cache: {type(runtime.get().cache).__name__}; rounds: {ROUNDS}\n")
     await bench_l2_vs_l1(owner)
@@ -241,6 +335,7 @@ async def main() -> None:
     await bench_save_scaling(owner)
     await bench_hit_rate(owner)
     await bench_turn_costs(owner)
+    await bench_tree(owner)
 
 
 if __name__ == "__main__":
