@@ -223,7 +223,8 @@ async def bench_tree(owner: Any) -> None:
     last_segment = await database_sync_to_async(_last_segment_tokens)(branchy)
     for label, budget in (("within the active branch", last_segment // 2), ("reaching back over three forks", last_segment * 3)):
         on_tree, on_line = await interleaved(
-            lambda: storage.load_within_budget(branchy.pk, budget), lambda: storage.load_within_budget(plain.pk, budget)
+            lambda budget=budget: storage.load_within_budget(branchy.pk, budget),
+            lambda budget=budget: storage.load_within_budget(plain.pk, budget),
         )
         answered = len(await storage.load_within_budget(branchy.pk, budget))
         async with counting_queries() as queries:
