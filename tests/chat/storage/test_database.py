@@ -52,11 +52,11 @@ async def test_a_failing_database_raises_leaves_the_cache_unchanged_and_writes_n
     assert cached_before is not None
     session_before = await ChatSession.objects.aget(pk=sid)
 
-    def fail_after_allocating(self, objs, *args, **kwargs):
+    def fail_after_allocating(rows):
         # The sequence UPDATE has run inside the transaction; the INSERT now fails.
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(type(Message.objects), "bulk_create", fail_after_allocating)
+    monkeypatch.setattr(database, "_insert", fail_after_allocating)
     with pytest.raises(OperationalError):
         await storage.save_messages(sid, [{"role": "user", "content": "lost?"}])
     monkeypatch.undo()
