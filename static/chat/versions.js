@@ -182,6 +182,7 @@ class Versions {
       return;
     }
     editor.saving = true;
+    editor.input.focus(); // kept in the editor (not lost with a disabled Save) until it goes
     editor.input.readOnly = true;
     editor.save.disabled = true;
     editor.cancel.disabled = true;
@@ -248,8 +249,10 @@ class Versions {
 
   /** A path event came: the conversation is being redrawn, the buttons work again. */
   settled() {
+    const editor = this.editor;
     this.waiting = false;
     this.editor = null; // the conversation is drawn again, without it
+    if (editor && editor.saving && editor.form.contains(document.activeElement)) this.chat.focusHome();
     this.sync();
   }
 

@@ -59,6 +59,9 @@ def test_an_edit_is_answered_and_previous_and_next_show_each_version_also_after_
     expect(question.get_by_role("button", name="Next version")).to_be_disabled()
     expect(question.get_by_role("button", name="Previous version")).to_be_enabled()
     expect(reply_turn(page)).not_to_contain_text("apples")
+    page.mouse.move(0, 0)
+    expect(question.locator(".message-actions")).to_have_css("opacity", "1")  # versions are seen without a hover
+    expect(composer(page)).to_be_focused()  # the editor went; the focus did not go to the page
     question.hover()
     browser_page.shoot("version-edited")
 
@@ -170,6 +173,43 @@ def test_while_a_reply_is_written_edit_and_regenerate_wait_quietly(browser_page,
     wait_until_idle(page)
     expect(user_turn(page, 0).get_by_role("button", name="Edit")).to_be_enabled()
     expect(reply_turn(page, 1).get_by_role("button", name="Regenerate")).to_be_enabled()
+
+
+def test_a_refusal_that_only_means_not_now_is_said_quietly(browser_page, owner):
+    page = browser_page.page
+    browser_page.sign_in(owner)
+    page.goto("/")
+    send(page, "hello")
+    wait_until_idle(page)
+    send(page, "Please choose a topic")
+    expect(page.locator("#chat-app")).to_have_attribute("data-run-state", "awaiting_input")
+    first_reply = browser_page.api(f"chats/{chat_id_of(page)}/messages/")["results"][1]["id"]
+    # Sent past the disabled pager (as a page that missed an event could): the server says
+    # awaiting_input (busy is said the same way, after a few quiet retries).
+    assert page.evaluate("(id) => window.agentsite.chat.switchTo(id)", first_reply)
+    expect(page.locator("#composer-status")).to_contain_text("Answer the open question first")
+    expect(page.locator("#notices")).to_be_empty()
+    expect(page.locator("#messages .user-text")).to_have_text(["hello", "Please choose a topic"])
+
+
+def test_an_edit_while_a_question_waits_leaves_the_question_behind(browser_page, owner):
+    page = browser_page.page
+    browser_page.sign_in(owner)
+    page.goto("/")
+    send(page, "Please choose a topic")
+    card = page.get_by_role("group", name="Which topic should we explore next?")
+    expect(card.get_by_role("button", name="Rust")).to_be_enabled()
+    expect(page.locator("#chat-app")).to_have_attribute("data-run-state", "awaiting_input")
+
+    edit(page, user_turn(page), "Tell me about cherries")
+    shows(page, "Tell me about cherries", "cherries")
+    expect(card).to_have_count(0)
+    wait_until_idle(page)
+    expect(page.locator("#chat-app")).to_have_attribute("data-run-state", "idle")
+    send(page, "and more")  # the chat goes on from the new version
+    expect(page.locator("#messages")).to_contain_text("You said: “and more”")
+    wait_until_idle(page)
+    expect(page.locator("#messages .user-text")).to_have_text(["Tell me about cherries", "and more"])
 
 
 def test_edit_is_offered_on_messages_you_typed_not_on_the_answer_to_a_question(browser_page, owner):
