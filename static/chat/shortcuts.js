@@ -13,8 +13,8 @@ const MOD = MAC ? "⌘" : "Ctrl";
 export const SHORTCUTS = [
   [["Enter"], "Send the message"],
   [["Shift", "Enter"], "Start a new line"],
-  [["↑"], "Edit your last message (in the empty message box)"],
-  [["Esc"], "Stop the reply being written (in an editor: cancel)"],
+  [["↑"], "Edit your last message (box empty)"],
+  [["Esc"], "Stop the reply being written, or cancel an edit"],
   [[MOD, "Shift", "O"], "Start a new chat"],
   [[MOD, "/"], "Show these shortcuts"],
 ];

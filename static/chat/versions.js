@@ -51,6 +51,8 @@ class Versions {
 
   /** The open chat's run state, and whether a message of the user's is on its way. */
   setState(state, { outgoing }) {
+    // Told on every streamed word: the buttons are touched only when something changed.
+    if (state === this.state && outgoing === this.outgoing) return;
     this.state = state;
     this.outgoing = outgoing;
     this.sync();
