@@ -80,16 +80,21 @@ export function createApi({ apiRoot, csrfToken, loginUrl }) {
       return page.results;
     },
 
-    /** Every message of a chat, in order (a page of 500 at a time). */
-    async allMessages(id) {
+    /** Every message of a chat after sequence `after` (all by default), in order (a page of 500 at a time). */
+    async allMessages(id, after = 0) {
       const messages = [];
-      let after = 0;
       for (;;) {
         const page = await request("GET", `chats/${id}/messages/?after=${after}&limit=${PAGE}`);
         messages.push(...page.results);
         if (page.next_after === null || page.next_after === undefined) return messages;
         after = page.next_after;
       }
+    },
+
+    /** A message's versions, oldest first: {id, sequence, role, active, …}. */
+    async versions(chatId, messageId) {
+      const page = await request("GET", `chats/${chatId}/messages/${messageId}/versions/`);
+      return page.results;
     },
 
     /** Every artifact of a chat, oldest first (without content). */
