@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import uuid
 
 import pytest
@@ -197,3 +198,30 @@ def test_deleting_a_chat_deletes_its_files(as_owner, chat, _attachment_storage, 
 
     assert list(Attachment.objects.values_list("name", flat=True)) == ["kept.png"]
     assert [p.name for p in stored_files(_attachment_storage)] == [f"{other['id']}.png"]
+
+
+def test_exports_list_a_chats_files(as_owner, chat):
+    created = upload(as_owner, chat.pk, "photo.png", files.image(64, 48)).json()
+    upload(as_owner, chat.pk, "report.pdf", files.pdf("One"))
+
+    exported = json.loads(b"".join(as_owner.get(f"/api/v1/chats/{chat.pk}/export/?format=json").streaming_content))
+    assert [(a["id"], a["name"], a["width"]) for a in exported["attachments"]][0] == (created["id"], "photo.png", 64)
+    assert [a["name"] for a in exported["attachments"]] == ["photo.png", "report.pdf"]
+    markdown = b"".join(as_owner.get(f"/api/v1/chats/{chat.pk}/export/?format=markdown").streaming_content).decode()
+    assert "# Attachments\n\n- photo.png (image/png, " in markdown and "- report.pdf (application/pdf, " in markdown
+
+
+def test_a_sent_file_shows_in_the_markdown_transcript():
+    from chat.export import _block_markdown
+
+    block = {"type": "image", "source": {"type": "attachment", "kind": "image", "name": "photo.png", "width": 640, "height": 480}}
+    assert _block_markdown(block, {}) == ["_Attached: photo.png, a 640×480 image._"]
+
+
+def test_the_admin_lists_attachments_without_serving_them(admin_client, as_owner, chat_id):
+    created = upload(as_owner, chat_id, "report.pdf", files.pdf("One", "Two")).json()
+
+    html = admin_client.get("/admin/chat/attachment/").content.decode()
+    assert "report.pdf" in html and "2 pages" in html
+    page = admin_client.get(f"/admin/chat/attachment/{created['id']}/change/").content.decode()
+    assert "One Two" in page and created["download"] not in page
