@@ -413,7 +413,7 @@ if ATTACHMENTS_S3_BUCKET:
 else:
     STORAGES["attachments"] = {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": str(VAR_DIR / "attachments"), "base_url": None},
+        "OPTIONS": {"location": env.str("ATTACHMENTS_DIR", default=str(VAR_DIR / "attachments")), "base_url": None},
     }
 # One file's size, and a message's files together (the Messages API takes 32 MB a request).
 ATTACHMENT_MAX_BYTES = _positive_int("ATTACHMENT_MAX_BYTES", 32 * 1024 * 1024)
