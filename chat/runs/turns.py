@@ -25,6 +25,7 @@ from chat import history, ratelimit
 from chat.agent import events
 from chat.agent.events import Event
 from chat.agent.reply import EMPTY_TEXT
+from chat.attachments import blocks as attachment_blocks
 from chat.attachments import service as attachment_service
 from chat.db import db_async
 from chat.errors import NotFound, UserError
@@ -251,7 +252,10 @@ def _new_version(session_id: uuid.UUID, action: Edit | Regenerate, claim: RunCla
     tree.fork(session_id, target.sequence - 1)
     stored: list[dict[str, Any]] = [REPLY]
     if isinstance(action, Edit):
-        stored = [{"role": "user", "content": action.text, "client_id": action.client_id}, REPLY]
+        # The new version keeps the files the old one was sent with.
+        files = [b for b in target.content if attachment_blocks.source_of(b)] if isinstance(target.content, list) else []
+        content: Any = [*files, {"type": "text", "text": action.text}] if files else action.text
+        stored = [{"role": "user", "content": content, "client_id": action.client_id}, REPLY]
     saved = dataclasses.replace(database.save_messages(session_id, stored, claim=claim), forked=True)
     path = events.path(target.sequence)
     return _Begun(

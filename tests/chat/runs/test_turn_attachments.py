@@ -120,3 +120,21 @@ async def test_a_file_listed_twice_is_refused(storage, owner):
     with pytest.raises(UserError, match="twice"):
         await start(storage, owner, sid, "Look", [photo, photo])
     await nothing_stored(sid, photo)
+
+
+async def test_an_edited_message_keeps_its_files(storage, owner):
+    from chat import services
+
+    sid = uuid.uuid4()
+    photo = await upload(owner, sid)
+    turn = await start(storage, owner, sid, "What is this?", [photo])
+    await sync_to_async(services.end_run)(sid, turn.run_id, "idle")
+    [ack] = turn.events
+
+    edited = await turns.start_turn(
+        owner, sid, turns.Edit(uuid.UUID(ack["message_id"]), "And now?"), storage=storage, worker_id=uuid.uuid4()
+    )
+
+    message = next(e for e in edited.events if e["type"] == "message")
+    image, text = message["content"]
+    assert image["source"]["attachment_id"] == str(photo) and text == {"type": "text", "text": "And now?"}
