@@ -39,7 +39,7 @@ TEXT_EXTENSIONS = frozenset(
     "txt text md markdown csv tsv json jsonl log ini cfg conf toml yaml yml xml html htm css "
     "py pyi js mjs cjs ts tsx jsx java kt kts scala go rs c h cc cpp cxx hpp cs swift rb php pl "
     "pm lua r sql sh bash zsh fish ps1 bat dart hs ex exs erl clj vue svelte tex rst adoc diff patch "
-    "gradle make mk cmake dockerfile".split()
+    "gradle makefile mk cmake dockerfile".split()
 )
 ACCEPTED = "images (PNG, JPEG, GIF, WebP), PDFs and text files (txt, md, csv, json, source code)"
 
@@ -58,9 +58,10 @@ class Inspected:
 
 
 def _extension(name: str) -> str:
+    """``photo.png`` → ``png``; a Dockerfile or Makefile counts by its name."""
     base = os.path.basename(name).lower()
     if base in ("dockerfile", "makefile"):
-        return base.removesuffix("file") if base == "makefile" else base
+        return base
     return base.rpartition(".")[2] if "." in base else ""
 
 
