@@ -428,3 +428,5 @@ ATTACHMENT_IMAGE_LONG_EDGE = _positive_int("ATTACHMENT_IMAGE_LONG_EDGE", 1568)
 ATTACHMENT_MAX_IMAGE_PIXELS = _positive_int("ATTACHMENT_MAX_IMAGE_PIXELS", 8000 * 8000)
 # A text file is sent as text: at most this many bytes (about 100,000 tokens).
 ATTACHMENT_MAX_TEXT_BYTES = _positive_int("ATTACHMENT_MAX_TEXT_BYTES", 400_000)
+# Uploads never sent with a message are deleted after this many hours (at the owner's next upload).
+ATTACHMENT_UNSENT_HOURS = _positive_int("ATTACHMENT_UNSENT_HOURS", 24)

@@ -8,6 +8,7 @@ memory.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import unicodedata
@@ -17,6 +18,7 @@ from typing import Any, Sequence
 from django.conf import settings
 from django.core.files.base import ContentFile, File
 from django.db import transaction
+from django.utils import timezone
 
 from chat.attachments import blocks
 from chat.attachments.inspect import inspect, too_large
@@ -55,6 +57,9 @@ def _chat_check(owner: Any, chat_id: uuid.UUID) -> None:
 def upload(owner: Any, chat_id: uuid.UUID, uploaded: File) -> Attachment:
     """Check ``uploaded`` and store it as an attachment of ``chat_id``, not yet sent."""
     _chat_check(owner, chat_id)
+    # The owner's uploads that were never sent (a tab closed before sending) go after a while.
+    cutoff = timezone.now() - dt.timedelta(hours=settings.ATTACHMENT_UNSENT_HOURS)
+    Attachment.objects.filter(owner_id=owner.pk, sent=False, created_at__lt=cutoff).delete()
     limit = settings.ATTACHMENT_MAX_PER_MESSAGE
     if Attachment.objects.filter(owner_id=owner.pk, chat_id=chat_id, sent=False).count() >= limit:
         raise UserError(
@@ -111,27 +116,27 @@ def remove(owner: Any, attachment_id: Any) -> None:
     attachment = get(owner, attachment_id)
     if attachment.sent:
         raise UserError("attachment_sent", "This file was sent with a message; delete the chat to remove it.", status=409)
-    name = attachment.file.name
     attachment.delete()
-    attachment_storage().delete(name)
 
 
 def delete_for_chat(chat_id: uuid.UUID) -> int:
-    """Delete a chat's files and their rows (the files once the deletion committed)."""
-    rows = Attachment.objects.filter(chat_id=chat_id)
-    names = list(rows.values_list("file", flat=True))
-    rows.delete()
+    """Delete a chat's attachments (their files go once the deletion committed)."""
+    deleted, _ = Attachment.objects.filter(chat_id=chat_id).delete()
+    return deleted
 
-    def delete_files() -> None:
-        storage = attachment_storage()
-        for name in names:
-            try:
-                storage.delete(name)
-            except Exception:  # the rows are gone; a file left behind is logged, not fatal
-                logger.exception("could not delete attachment file %s", name)
 
-    transaction.on_commit(delete_files)
-    return len(names)
+def delete_file_after_commit(sender: Any, instance: Attachment, **kwargs: Any) -> None:
+    """``post_delete`` of an Attachment, however it was deleted (a chat, a user, the
+    admin): its file goes once the deletion committed; rolled back, the file stays."""
+    name = instance.file.name
+
+    def delete_file() -> None:
+        try:
+            attachment_storage().delete(name)
+        except Exception:  # the row is gone; a file left behind is logged, not fatal
+            logger.exception("could not delete attachment file %s", name)
+
+    transaction.on_commit(delete_file)
 
 
 def claim(owner_id: int, chat_id: uuid.UUID, ids: Sequence[uuid.UUID]) -> list[dict[str, Any]]:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import io
 import json
 import uuid
+from datetime import timedelta
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
 from PIL import Image
 
 from chat.models import Attachment
@@ -171,13 +173,16 @@ def test_an_image_download_keeps_its_type(as_owner, chat_id):
     assert Image.open(io.BytesIO(b"".join(response.streaming_content))).size == (20, 10)
 
 
-def test_an_unsent_file_can_be_removed_a_sent_one_cannot(as_owner, as_stranger, chat_id, _attachment_storage):
+def test_an_unsent_file_can_be_removed_a_sent_one_cannot(
+    as_owner, as_stranger, chat_id, _attachment_storage, django_capture_on_commit_callbacks
+):
     first = upload(as_owner, chat_id, "a.png", files.image(10, 10)).json()
     second = upload(as_owner, chat_id, "b.png", files.image(10, 10)).json()
     Attachment.objects.filter(pk=second["id"]).update(sent=True)
 
     assert_error(as_stranger.delete(f"/api/v1/attachments/{first['id']}/"), 404)
-    assert as_owner.delete(f"/api/v1/attachments/{first['id']}/").status_code == 204
+    with django_capture_on_commit_callbacks(execute=True):
+        assert as_owner.delete(f"/api/v1/attachments/{first['id']}/").status_code == 204
     assert_error(as_owner.delete(f"/api/v1/attachments/{second['id']}/"), 409, "attachment_sent")
     assert [p.name for p in stored_files(_attachment_storage)] == [f"{second['id']}.png"]
 
@@ -225,3 +230,29 @@ def test_the_admin_lists_attachments_without_serving_them(admin_client, as_owner
     assert "report.pdf" in html and "2 pages" in html
     page = admin_client.get(f"/admin/chat/attachment/{created['id']}/change/").content.decode()
     assert "One Two" in page and created["download"] not in page
+
+
+def test_deleting_a_user_deletes_their_files(as_owner, owner, chat_id, _attachment_storage, django_capture_on_commit_callbacks):
+    upload(as_owner, chat_id, "a.png", files.image(10, 10))
+    assert len(stored_files(_attachment_storage)) == 1
+
+    with django_capture_on_commit_callbacks(execute=True):
+        owner.delete()
+
+    assert not Attachment.objects.exists() and stored_files(_attachment_storage) == []
+
+
+def test_uploads_never_sent_go_after_a_while(
+    as_owner, chat_id, settings, _attachment_storage, django_capture_on_commit_callbacks
+):
+    settings.ATTACHMENT_UNSENT_HOURS = 24
+    old = upload(as_owner, chat_id, "old.png", files.image(10, 10)).json()
+    sent = upload(as_owner, chat_id, "sent.png", files.image(10, 10)).json()
+    Attachment.objects.filter(pk__in=[old["id"], sent["id"]]).update(created_at=timezone.now() - timedelta(hours=25))
+    Attachment.objects.filter(pk=sent["id"]).update(sent=True)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        fresh = upload(as_owner, chat_id, "new.png", files.image(10, 10)).json()
+
+    assert set(Attachment.objects.values_list("name", flat=True)) == {"sent.png", "new.png"}
+    assert {p.name for p in stored_files(_attachment_storage)} == {f"{sent['id']}.png", f"{fresh['id']}.png"}
