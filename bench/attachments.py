@@ -14,7 +14,6 @@ without reading it: what daphne itself costs to receive it, whoever handles it. 
 from __future__ import annotations
 
 import http.client
-import os
 import shutil
 import statistics
 import sys
@@ -107,14 +106,22 @@ def _in_process(file: Path) -> tuple[float, int]:
 
 
 def main() -> int:
+    from django.conf import settings
     from django.contrib.auth import get_user_model
+    from django.test import override_settings
     from rest_framework.authtoken.models import Token
 
     from tests import files
     from tests.live import DaphneServer
 
     work = Path(tempfile.mkdtemp(prefix="agentsite-bench-attachments-"))
-    os.environ["ATTACHMENTS_DIR"] = str(work / "in-process")
+    in_process = {
+        **settings.STORAGES,
+        "attachments": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(work / "in-process")},
+        },
+    }
     try:
         pdf = work / "report.pdf"
         pdf.write_bytes(files.pdf(*[f"Page {i}: quarterly figures." for i in range(1, 101)], padding=30 * MB))
@@ -153,7 +160,8 @@ def main() -> int:
             print(f"  same body, 404 unread   {baseline / MB:7.1f} MB  ({baseline / size:.2f} × the file; upload / this {peak / baseline:.2f} ×)")
         else:
             print("daphne peak RSS growth    (not measurable here: /proc/<pid>/clear_refs refused)")
-        results = [_in_process(pdf) for _ in range(RUNS)]
+        with override_settings(STORAGES=in_process):
+            results = [_in_process(pdf) for _ in range(RUNS)]
         seconds = statistics.median(r[0] for r in results)
         peak = statistics.median(r[1] for r in results)
         print(f"check + store in process  {seconds:7.2f} s   peak Python allocations {peak / MB:.1f} MB ({peak / size:.3f} × the file)")
