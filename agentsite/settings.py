@@ -389,3 +389,44 @@ SPECTACULAR_SETTINGS = {
     # Swagger UI would send the schema to its public validator for a badge.
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
 }
+
+# --- Attachments (chat.attachments) --------------------------------------------------------
+# Files users send the model. Stored under var/attachments, or in an S3-compatible bucket
+# when ATTACHMENTS_S3_BUCKET is set (credentials: the usual AWS_ACCESS_KEY_ID /
+# AWS_SECRET_ACCESS_KEY, or the machine's role). Defaults follow Anthropic's documented
+# limits: 32 MB a request, 100 PDF pages, images scaled to a long edge of 1568 px.
+ATTACHMENTS_S3_BUCKET = env.str("ATTACHMENTS_S3_BUCKET", default="")
+if ATTACHMENTS_S3_BUCKET:
+    STORAGES["attachments"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": ATTACHMENTS_S3_BUCKET,
+            "endpoint_url": env.str("ATTACHMENTS_S3_ENDPOINT_URL", default="") or None,
+            "region_name": env.str("ATTACHMENTS_S3_REGION", default="") or None,
+            "location": env.str("ATTACHMENTS_S3_PREFIX", default="attachments"),
+            "default_acl": None,
+            "file_overwrite": False,
+            # Files are served by the site to their owner only, never by bucket URLs.
+            "querystring_auth": True,
+        },
+    }
+else:
+    STORAGES["attachments"] = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": env.str("ATTACHMENTS_DIR", default=str(VAR_DIR / "attachments")), "base_url": None},
+    }
+# One file's size, and a message's files together (the Messages API takes 32 MB a request).
+ATTACHMENT_MAX_BYTES = _positive_int("ATTACHMENT_MAX_BYTES", 32 * 1024 * 1024)
+ATTACHMENT_MAX_MESSAGE_BYTES = _positive_int("ATTACHMENT_MAX_MESSAGE_BYTES", 32 * 1024 * 1024)
+# Files one message may carry (and uploads a chat may hold unsent).
+ATTACHMENT_MAX_PER_MESSAGE = _positive_int("ATTACHMENT_MAX_PER_MESSAGE", 20)
+ATTACHMENT_MAX_PDF_PAGES = _positive_int("ATTACHMENT_MAX_PDF_PAGES", 100)
+# Images are scaled down to this long edge (Anthropic's recommendation); larger ones cost
+# more time to first token and no more accuracy. Pixels past the limit are refused before
+# decoding (a decompression bomb: a small file that decodes to gigabytes).
+ATTACHMENT_IMAGE_LONG_EDGE = _positive_int("ATTACHMENT_IMAGE_LONG_EDGE", 1568)
+ATTACHMENT_MAX_IMAGE_PIXELS = _positive_int("ATTACHMENT_MAX_IMAGE_PIXELS", 8000 * 8000)
+# A text file is sent as text: at most this many bytes (about 100,000 tokens).
+ATTACHMENT_MAX_TEXT_BYTES = _positive_int("ATTACHMENT_MAX_TEXT_BYTES", 400_000)
+# Uploads never sent with a message are deleted after this many hours (at the owner's next upload).
+ATTACHMENT_UNSENT_HOURS = _positive_int("ATTACHMENT_UNSENT_HOURS", 24)

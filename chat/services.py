@@ -17,6 +17,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from chat import history, runtime
+from chat.attachments import service as attachment_service
 from chat.db import db_async
 from chat.errors import NotFound, UserError
 from chat.ids import ChatRef
@@ -105,6 +106,8 @@ def delete_session(owner: Any, session_id: Any) -> None:
     sid = session.pk
     with transaction.atomic():
         session.delete()
+        # Its files: the rows now, the files once this has committed.
+        attachment_service.delete_for_chat(sid)
     # The cache entry would expire on its own; dropping it frees the memory now.
     drop_session_cache(sid)
 

@@ -27,6 +27,7 @@ MODULES = (
     "chat/app.js",
     "chat/api.js",
     "chat/artifacts.js",
+    "chat/attachments.js",
     "chat/cards.js",
     "chat/charts.js",
     "chat/composer.js",

@@ -25,6 +25,8 @@ from chat import history, ratelimit
 from chat.agent import events
 from chat.agent.events import Event
 from chat.agent.reply import EMPTY_TEXT
+from chat.attachments import blocks as attachment_blocks
+from chat.attachments import service as attachment_service
 from chat.db import db_async
 from chat.errors import NotFound, UserError
 from chat.ids import ChatRef
@@ -39,10 +41,12 @@ NOT_AWAITING = UserError("not_awaiting_input", "This chat is not waiting for an 
 
 @dataclass(frozen=True)
 class SendMessage:
-    """Text the user sent. While a question is open, it answers the question."""
+    """Text the user sent, with the files uploaded for it (``chat.attachments``; their
+    ids). While a question is open, it answers the question."""
 
     text: str
     client_id: str | None = None
+    attachments: tuple[uuid.UUID, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -209,16 +213,22 @@ def _claim_and_store(
         if stored is not None:
             return Acknowledged(events.message(stored))
         return _new_version(session_id, action, claim, state)
+    # The files sent with it: the owner's own uploads to this chat, or nothing is stored.
+    files = attachment_service.claim(owner_id, session_id, action.attachments) if isinstance(action, SendMessage) else []
     if isinstance(action, Choose) or state == State.AWAITING_INPUT:
-        return _answer(session_id, action, claim, state)
-    message = {"role": "user", "content": action.text, "client_id": action.client_id}
+        return _answer(session_id, action, claim, state, files)
+    content: Any = action.text
+    if files:
+        content = [*files, *([{"type": "text", "text": action.text}] if action.text else [])]
+    message = {"role": "user", "content": content, "client_id": action.client_id}
     saved = database.save_messages(session_id, [message, REPLY], claim=claim)
     stored, reply = saved.messages
+    title_from = action.text or ", ".join(block["source"]["name"] for block in files)
     return _Begun(
         saved=saved,
         reply=reply,
         events=[events.message(stored)],
-        title_from=action.text if stored["sequence"] == 1 else None,
+        title_from=title_from if stored["sequence"] == 1 else None,
         interrupted=interrupted,
     )
 
@@ -242,7 +252,10 @@ def _new_version(session_id: uuid.UUID, action: Edit | Regenerate, claim: RunCla
     tree.fork(session_id, target.sequence - 1)
     stored: list[dict[str, Any]] = [REPLY]
     if isinstance(action, Edit):
-        stored = [{"role": "user", "content": action.text, "client_id": action.client_id}, REPLY]
+        # The new version keeps the files the old one was sent with.
+        files = [b for b in target.content if attachment_blocks.source_of(b)] if isinstance(target.content, list) else []
+        content: Any = [*files, {"type": "text", "text": action.text}] if files else action.text
+        stored = [{"role": "user", "content": content, "client_id": action.client_id}, REPLY]
     saved = dataclasses.replace(database.save_messages(session_id, stored, claim=claim), forked=True)
     path = events.path(target.sequence)
     return _Begun(
@@ -279,8 +292,11 @@ def _died(worker_id: uuid.UUID | None, dead_before: dt.datetime) -> bool:
     return not Worker.objects.filter(id=worker_id, beat_at__gte=dead_before).exists()
 
 
-def _answer(session_id: uuid.UUID, action: Action, claim: RunClaim, state: str) -> _Begun:
-    """Answer the open question: every tool result of the paused turn in one message."""
+def _answer(
+    session_id: uuid.UUID, action: Action, claim: RunClaim, state: str, files: list[dict[str, Any]]
+) -> _Begun:
+    """Answer the open question: every tool result of the paused turn in one message (and
+    the files sent with a typed answer, after them)."""
     pending = database.load_loop_state(session_id) if state == State.AWAITING_INPUT else None
     if pending is None:
         raise NOT_AWAITING
@@ -301,7 +317,9 @@ def _answer(session_id: uuid.UUID, action: Action, claim: RunClaim, state: str) 
             block = {k: v for k, v in block.items() if k != "requires_user_input"}
             answered = block = {**block, "content": answer}
         results.append(block)
-    saved = database.save_messages(session_id, [{"role": "user", "content": results, "client_id": client_id}, REPLY], claim=claim)
+    saved = database.save_messages(
+        session_id, [{"role": "user", "content": [*results, *files], "client_id": client_id}, REPLY], claim=claim
+    )
     database.clear_loop_state(session_id)
     stored, reply = saved.messages
     return _Begun(

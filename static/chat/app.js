@@ -3,6 +3,7 @@
 
 import { createApi } from "./api.js";
 import { ArtifactPanel, ArtifactStore } from "./artifacts.js";
+import { AttachmentTray } from "./attachments.js";
 import { Composer } from "./composer.js";
 import { Conversation } from "./conversation.js";
 import { h, newId } from "./dom.js";
@@ -84,15 +85,22 @@ const composer = new Composer(
   { form: $("composer"), input: $("composer-input"), send: $("send-button"), stop: $("stop-button"), hint: $("composer-hint"), status: $("composer-status") },
   {
     submit(text) {
-      if (!current || !current.send(text)) return false;
+      if (!current || !current.send(text, tray.ids())) return false;
+      tray.sent();
       clearNotices();
       return true;
     },
+    files: () => ({ count: tray.ids().length, busy: tray.busy }),
     stop() {
       if (current) current.cancel();
     },
     editLast: () => versions.openEditor(view.lastTypedEntry()),
   },
+);
+
+const tray = new AttachmentTray(
+  { button: $("attach-button"), input: $("attach-input"), chips: $("attachment-chips"), dropZone: $("conversation-pane"), pasteTarget: $("composer-input") },
+  { chatId: () => current.id, announce },
 );
 
 const panel = new ArtifactPanel($("artifact-panel"), {
@@ -223,6 +231,7 @@ fork.connect({
 function open(id) {
   if (current) current.stop();
   clearNotices();
+  tray.reset();
   panel.reset();
   store.clear();
   view.reset();

@@ -11,7 +11,9 @@ const TOUCH = window.matchMedia("(pointer: coarse)");
 export class Composer {
   /**
    * @param {object} parts  form, input, send, stop, hint, status (elements)
-   * @param {object} on     submit(text): true if it was taken; stop(); editLast(): true if an editor opened
+   * @param {object} on     submit(text): true if it was taken; stop(); editLast(): true if an editor opened;
+   *                        files(): {count, busy} of
+   *                        the attachments waiting to go with it (attachments.js)
    */
   constructor({ form, input, send, stop, hint, status }, on) {
     Object.assign(this, { form, input, sendButton: send, stopButton: stop, hint, status });
@@ -44,9 +46,14 @@ export class Composer {
 
   submit() {
     const text = this.input.value;
-    if (!text.trim()) return;
+    const files = this.on.files ? this.on.files() : { count: 0, busy: false };
+    if (!text.trim() && !files.count && !files.busy) return;
     if (this.state === "running") {
       this.status.textContent = "The assistant is still replying: your message waits here until it is done. Esc stops the reply.";
+      return;
+    }
+    if (files.busy) {
+      this.status.textContent = "Your files are still uploading: the message goes once they are up.";
       return;
     }
     if (this.on.submit(text)) {

@@ -15,6 +15,7 @@
 // message on is replaced (replaceFrom).
 
 import { addCodeCopyButtons } from "./copy.js";
+import { sentFiles } from "./attachments.js";
 import { h, textOf } from "./dom.js";
 import { renderMarkdown } from "./markdown.js";
 import { ToolSlots } from "./toolslots.js";
@@ -308,6 +309,8 @@ export class Conversation {
     const results = isToolResults(content) ? content.filter((b) => b && b.type === "tool_result") : [];
     entry.el.classList.toggle("tool-results", results.length > 0);
     entry.body.replaceChildren();
+    const files = sentFiles(content);
+    if (files) entry.body.append(files);
     if (text) entry.body.append(h("p", { class: "user-text" }, text));
     let orphans = 0;
     for (const block of results) {

@@ -65,11 +65,12 @@ export class OpenChat {
 
   // --- what the user does ------------------------------------------------------------------
 
-  /** Send a message (or, while a question is open, a typed answer); false if one is still on its way. */
-  send(text) {
+  /** Send a message (or, while a question is open, a typed answer), with the ids of the
+   * files uploaded for it; false if one is still on its way. */
+  send(text, attachments = []) {
     if (this.outgoing) return false;
     const question = this.state === "awaiting_input" ? this.view.pending : null;
-    this.outgoing = { text, clientId: newId(), state: "waiting", answers: question ? question.tool_use_id : null };
+    this.outgoing = { text, attachments, clientId: newId(), state: "waiting", answers: question ? question.tool_use_id : null };
     this.showOutgoing();
     this.ui.runState(this.state, { outgoing: true });
     this.transmit();
@@ -78,14 +79,16 @@ export class OpenChat {
 
   /** Where the message on its way is shown: its own bubble, or the card of the question it answers. */
   showOutgoing() {
-    const { answers, text } = this.outgoing;
-    if (!answers) this.view.showOutgoing(text);
+    const { answers, text, attachments } = this.outgoing;
+    const files = attachments.length === 1 ? "1 file" : `${attachments.length} files`;
+    if (!answers) this.view.showOutgoing(text || files);
     else if (this.view.pending && this.view.pending.tool_use_id === answers) this.view.lockQuestion(answers, { reply: text });
   }
 
   transmit() {
     if (!this.outgoing) return;
     const frame = { type: "user_message", text: this.outgoing.text, client_id: this.outgoing.clientId };
+    if (this.outgoing.attachments.length) frame.attachments = this.outgoing.attachments;
     this.outgoing.state = this.connection.send(frame) ? "sending" : "waiting";
     if (this.outgoing.state === "sending") this.lastCommand = { kind: "send" };
     this.view.outgoingState(this.outgoing.state);

@@ -25,6 +25,7 @@ from django.conf import settings
 
 from chat.agent.prompts import TITLE_PROMPT
 from chat.agent.providers.base import ModelEvent, ModelReply, Provider, ProviderError, TextDelta, usage, with_context
+from chat.attachments import blocks
 
 logger = logging.getLogger(__name__)
 
@@ -189,6 +190,12 @@ class AnthropicProvider(Provider):
         tools: list[dict[str, Any]],
         context: list[dict[str, Any]] = (),  # type: ignore[assignment]
     ) -> AsyncIterator[ModelEvent]:
+        if any(blocks.attachments_in(m["content"]) for m in messages):
+            # The files, read from the storage off the event loop: base64 images and PDFs
+            # and text documents where they were sent, inside the cached prefix (the
+            # history's breakpoint is on its last block, after them), the same bytes on
+            # every call so that the prefix stays byte-identical.
+            messages = await asyncio.to_thread(blocks.for_api, messages)
         request = self.request(system=system, messages=messages, tools=tools, context=context)
         attempt = 0
         while True:

@@ -28,6 +28,7 @@ from django.conf import settings
 
 from chat import history
 from chat.agent.providers.base import ModelEvent, ModelReply, Provider, TextDelta, usage
+from chat.attachments import blocks
 
 QUOTE_LIMIT = 200
 TITLE_MAX_LENGTH = 60  # a longer message is cut to TITLE_HEAD_LENGTH and tagged
@@ -161,6 +162,28 @@ def _sentence(name: str, tool_input: dict[str, Any], result: dict[str, Any]) -> 
     return f"The {name} tool returned: {text}"
 
 
+NO_READING = (
+    "I am the offline demo model, so that is all I can tell about them; set ANTHROPIC_API_KEY "
+    "and Claude will read them."
+)
+
+
+def acknowledge(files: list[dict[str, Any]]) -> str:
+    """What the files sent were: "I got photo.png, a 640×480 image and report.pdf, 3 pages,
+    starting: “…”." """
+    described = []
+    for source in files:
+        line = blocks.describe(source)
+        if source.get("excerpt"):
+            line += f", starting: “{source['excerpt']}”"
+        described.append(line)
+    if len(described) <= 2:
+        listed = " and ".join(described)
+    else:
+        listed = "; ".join(described[:-1]) + "; and " + described[-1]
+    return f"I got {listed}."
+
+
 def after_tools(messages: list[dict[str, Any]]) -> str:
     """One sentence per tool result of the last message, using what it says."""
     calls: dict[str, dict[str, Any]] = {}
@@ -198,10 +221,15 @@ class OfflineProvider(Provider):
         last = messages[-1] if messages else {"role": "user", "content": ""}
         typed = _text_of(last["content"])
         has_results = isinstance(last["content"], list) and any(b.get("type") == "tool_result" for b in last["content"])
+        files = blocks.attachments_in(last["content"]) if last["role"] == "user" else []
         if has_results and not typed:
             text, calls = after_tools(messages), []
+        elif files and not typed:
+            text, calls = f"{acknowledge(files)} {NO_READING}", []
         else:
             text, calls = plan(typed, {tool["name"] for tool in tools})
+            if files:
+                text = f"{acknowledge(files)} {text}"
         for word in _WORD.findall(text):
             # Even at 0 this yields to the event loop, as a network stream would.
             await asyncio.sleep(self.word_delay)
