@@ -22,6 +22,7 @@ from chat.errors import NotFound, UserError
 from chat.ids import ChatRef
 from chat.models import ChatSession, LoopState, Message, Worker
 from chat.storage import database, tree
+from chat.usage import ledger
 
 TITLE_MAX_LENGTH = 200
 # The answer stored for a question an administrator closed (see repair_stuck_session).
@@ -100,11 +101,12 @@ def delete_session(owner: Any, session_id: Any) -> None:
     drop_session_cache(sid)
 
 
-def set_title(session_id: Any, title: str, *, replace: bool = False) -> bool:
+def set_title(session_id: Any, title: str, *, replace: bool = False, charge: ledger.Charge | None = None) -> bool:
     """Give a session a generated title; False if it has one already (unless ``replace``).
 
     A generated title never overwrites one the owner chose meanwhile: the check and the
-    write are one UPDATE.
+    write are one UPDATE. ``charge``, the model call that wrote the title, goes to the
+    usage ledger in the same transaction, whether the title was kept or not.
     """
     title = " ".join(title.split())[:TITLE_MAX_LENGTH]
     if not title:
@@ -112,7 +114,10 @@ def set_title(session_id: Any, title: str, *, replace: bool = False) -> bool:
     sessions = ChatSession.objects.filter(id=session_id)
     if not replace:
         sessions = sessions.filter(title="")
-    return sessions.update(title=title, updated_at=timezone.now()) > 0
+    with transaction.atomic():
+        if charge is not None:
+            ledger.record(charge)
+        return sessions.update(title=title, updated_at=timezone.now()) > 0
 
 
 aset_title = db_async(set_title)
