@@ -23,6 +23,7 @@ from chat.storage import paths
 from chat.storage.paths import Segment
 from chat.storage.tree import segments_of
 from chat.usage.ledger import Charge, with_charge
+from chat.usage.quotas import may_have_limits_sql
 
 StoredMessage = dict[str, Any]
 
@@ -128,21 +129,34 @@ def _allocate(
     return None if row is None else (int(row[0]), int(row[1]), int(row[2]), int(row[3]))
 
 
-def lock_session(session_id: uuid.UUID) -> tuple[int, str, uuid.UUID | None] | None:
-    """The session's (owner id, state, run worker), locked until the transaction ends; None
+@dataclass(frozen=True)
+class Locked:
+    owner_id: int
+    state: str
+    worker: uuid.UUID | None
+    # A usage limit may apply to the owner (``chat.usage.quotas.may_have_limits_sql``).
+    may_have_limits: bool
+
+
+def lock_session(session_id: uuid.UUID) -> Locked | None:
+    """The session's owner, state and run worker, locked until the transaction ends; None
     if there is none. SQL of our own: the turn's hottest read. (SQLite has no FOR UPDATE:
-    its IMMEDIATE transactions lock the whole database at BEGIN.)"""
+    its IMMEDIATE transactions lock the whole database at BEGIN.) It also says whether a
+    usage limit may apply to the owner, so that a turn with none costs no statement more."""
     table = connection.ops.quote_name(ChatSession._meta.db_table)
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT owner_id, state, run_worker FROM {table} WHERE id = %s{lock}", [_db_value("id", ChatSession, session_id)]
+            f"SELECT owner_id, state, run_worker, {may_have_limits_sql('owner_id')} FROM {table} WHERE id = %s{lock}",
+            [_db_value("id", ChatSession, session_id)],
         )
         row = cursor.fetchone()
     if row is None:
         return None
     worker = row[2]
-    return int(row[0]), row[1], worker if worker is None or isinstance(worker, uuid.UUID) else uuid.UUID(worker)
+    return Locked(
+        int(row[0]), row[1], worker if worker is None or isinstance(worker, uuid.UUID) else uuid.UUID(worker), bool(row[3])
+    )
 
 
 def end_run(session_id: uuid.UUID, run_id: uuid.UUID, state: str) -> bool:
