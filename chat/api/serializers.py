@@ -49,6 +49,9 @@ class TextField(serializers.CharField):
 class ErrorSerializer(serializers.Serializer):
     code = serializers.CharField()
     message = serializers.CharField()
+    resets_at = serializers.DateTimeField(
+        required=False, help_text="With `quota_exceeded` and `quota_busy`: when the usage limit reached resets."
+    )
 
 
 class ChatSerializer(serializers.ModelSerializer):
