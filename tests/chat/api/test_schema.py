@@ -28,6 +28,7 @@ OPERATIONS = {
     ("/api/v1/artifacts/{artifact_id}/download/", "get"),
     ("/api/v1/auth/token/", "post"),
     ("/api/v1/auth/token/", "delete"),
+    ("/api/v1/usage/", "get"),
 }
 
 
