@@ -324,3 +324,7 @@ class ArtifactAdmin(UUIDSearchMixin, ReadOnlyMixin, admin.ModelAdmin):
     @admin.display(description="content")
     def shown_content(self, artifact: Artifact) -> str:
         return pretty(artifact.content)
+
+
+# The usage ledger, quota overrides and the usage report live with the rest of usage.
+from chat.usage import admin as usage_admin  # noqa: E402, F401
