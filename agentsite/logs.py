@@ -110,11 +110,10 @@ class IdsMiddleware:
     def __call__(self, request: Any) -> Any:
         given = request.headers.get("X-Request-ID", "")
         request_id = given if 0 < len(given) <= 100 and given.isprintable() else uuid.uuid4().hex
-        token = _REQUEST.set(request)
-        try:
-            with bound(request_id=request_id, user_id=None, session_id=None, run_id=None):
-                response = self.get_response(request)
-        finally:
-            _REQUEST.reset(token)
+        # Set, not reset afterwards: Django logs a failed request ("django.request") after
+        # the middleware returned. The next request on this thread sets them all again.
+        _REQUEST.set(request)
+        bind(request_id=request_id, user_id=None, session_id=None, run_id=None)
+        response = self.get_response(request)
         response["X-Request-ID"] = request_id
         return response
