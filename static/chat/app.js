@@ -12,6 +12,7 @@ import { OpenChat } from "./session.js";
 import { installShortcuts } from "./shortcuts.js";
 import { Sidebar } from "./sidebar.js";
 import { Toolbar } from "./toolbar.js";
+import { UsageMenu } from "./usage.js";
 
 const config = JSON.parse(document.getElementById("chat-config").textContent);
 const api = createApi(config);
@@ -62,6 +63,7 @@ function clearNotices() {
 // --- the parts of the page ------------------------------------------------------------------
 
 const store = new ArtifactStore();
+const usageMenu = new UsageMenu({ root: $("usage-menu-root"), button: $("usage-button"), popup: $("usage-popup") }, api);
 
 const toolbar = new Toolbar(
   {
@@ -184,6 +186,7 @@ const ui = {
   },
   runEnded() {
     refreshSidebarSoon();
+    usageMenu.runEnded();
   },
 };
 
