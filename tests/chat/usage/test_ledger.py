@@ -24,11 +24,6 @@ from tools.registry import builtin_tools
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def storage(local_storage):
-    return local_storage
-
-
 def claude(*turns: Turn, titles: list | None = None) -> ScriptedProvider:
     """A scripted model priced as Claude Sonnet 4.5 ($3 in, $15 out per million tokens)."""
     model = ScriptedProvider(*turns, titles=titles)

@@ -27,11 +27,6 @@ WORKER = uuid.uuid4()
 NOW = dt.datetime(2026, 3, 31, 22, 30, tzinfo=dt.timezone.utc)
 
 
-@pytest.fixture
-def storage(local_storage):
-    return local_storage
-
-
 def spend(user, tokens: int = 0, *, cost_micros: int = 0, at: dt.datetime | None = None) -> None:
     UsageRecord.objects.create(
         key=f"test:{uuid.uuid4()}", user=user, kind="reply", model="claude-sonnet-4-5",
