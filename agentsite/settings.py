@@ -394,34 +394,57 @@ SPECTACULAR_SETTINGS = {
 
 # --- Usage ledger, prices and quotas (chat.usage) --------------------------------------------
 # US dollars per million tokens, per model; a model name matches its longest key that it
-# starts with ("claude-sonnet-4-5-20250929" is priced as "claude-sonnet-4-5"). USAGE_PRICES
-# (JSON, same shape) adds models or replaces these; a model not listed costs 0 (logged).
-USAGE_DEFAULT_PRICES = {
+# starts with ("claude-sonnet-4-5-20250929" is priced as "claude-sonnet-4-5"). Cache reads
+# and writes cost the input price times the model's "cache_read" / "cache_write" if it has
+# them, else the USAGE_CACHE_*_MULTIPLIER below. USAGE_PRICES (JSON, the same shape) adds
+# models or replaces these; a model not listed costs 0 (logged once).
+# From Anthropic's pricing page (platform.claude.com/docs/en/about-claude/pricing), Dec 2026;
+# the 5.5 models from a secondary source: check them before relying on them.
+USAGE_DEFAULT_PRICES: dict[str, dict[str, float]] = {
+    "claude-fable-5-1": {"input": 10.0, "output": 50.0, "cache_read": 0.025},
+    "claude-mythos-5-1": {"input": 10.0, "output": 50.0, "cache_read": 0.025},
+    "claude-fable-5": {"input": 10.0, "output": 50.0},
+    "claude-mythos-5": {"input": 10.0, "output": 50.0},
+    "claude-opus-5-5": {"input": 4.0, "output": 20.0, "cache_read": 0.05},
+    "claude-opus-5": {"input": 5.0, "output": 25.0},
+    "claude-opus-4-8": {"input": 5.0, "output": 25.0},
+    "claude-opus-4-7": {"input": 5.0, "output": 25.0},
+    "claude-opus-4-6": {"input": 5.0, "output": 25.0},
     "claude-opus-4-5": {"input": 5.0, "output": 25.0},
     "claude-opus-4-1": {"input": 15.0, "output": 75.0},
     "claude-opus-4": {"input": 15.0, "output": 75.0},
+    "claude-sonnet-5-5": {"input": 2.0, "output": 10.0, "cache_read": 0.05},
+    "claude-sonnet-5": {"input": 2.0, "output": 10.0},
+    "claude-sonnet-4-6": {"input": 3.0, "output": 15.0},
     "claude-sonnet-4-5": {"input": 3.0, "output": 15.0},
     "claude-sonnet-4": {"input": 3.0, "output": 15.0},
     "claude-3-7-sonnet": {"input": 3.0, "output": 15.0},
+    "claude-haiku-5-5": {"input": 0.1, "output": 0.5},
     "claude-haiku-4-5": {"input": 1.0, "output": 5.0},
     "claude-3-5-haiku": {"input": 0.8, "output": 4.0},
     "claude-3-haiku": {"input": 0.25, "output": 1.25},
     "offline-demo": {"input": 0.0, "output": 0.0},
 }
+_PRICE_KEYS = {"input", "output", "cache_read", "cache_write"}
 
 
 def _prices() -> dict[str, dict[str, float]]:
-    raw = env.json("USAGE_PRICES", default={})
+    try:
+        raw = env.json("USAGE_PRICES", default={})
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"USAGE_PRICES is not valid JSON: {exc}") from None
     if not isinstance(raw, dict):
         raise ImproperlyConfigured('USAGE_PRICES must be a JSON object: {"model": {"input": 3, "output": 15}}')
     for model, price in raw.items():
         if (
             not isinstance(price, dict)
-            or set(price) - {"input", "output"}
-            or not all(isinstance(price.get(k), (int, float)) and price[k] >= 0 for k in ("input", "output"))
+            or set(price) - _PRICE_KEYS
+            or not {"input", "output"} <= set(price)
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in price.values())
         ):
             raise ImproperlyConfigured(
-                f"USAGE_PRICES[{model!r}] must be {{\"input\": <dollars>, \"output\": <dollars>}} per million tokens"
+                f'USAGE_PRICES[{model!r}] must be {{"input": <dollars>, "output": <dollars>}} per million tokens'
+                ' (and optionally "cache_read", "cache_write": multipliers of the input price)'
             )
     return {**USAGE_DEFAULT_PRICES, **{model: {k: float(v) for k, v in price.items()} for model, price in raw.items()}}
 

@@ -32,10 +32,12 @@ def cost_micros(model: str, usage: Mapping[str, int]) -> int:
             logger.warning("no price for model %r in USAGE_PRICES: its calls are counted at 0", model)
         return 0
     # Dollars per million tokens is millionths of a dollar per token.
+    read = price.get("cache_read", settings.USAGE_CACHE_READ_MULTIPLIER)
+    write = price.get("cache_write", settings.USAGE_CACHE_WRITE_MULTIPLIER)
     micros = (
         usage.get("input_tokens", 0) * price["input"]
-        + usage.get("cache_read_tokens", 0) * price["input"] * settings.USAGE_CACHE_READ_MULTIPLIER
-        + usage.get("cache_write_tokens", 0) * price["input"] * settings.USAGE_CACHE_WRITE_MULTIPLIER
+        + usage.get("cache_read_tokens", 0) * price["input"] * read
+        + usage.get("cache_write_tokens", 0) * price["input"] * write
         + usage.get("output_tokens", 0) * price["output"]
     )
     return round(micros)
