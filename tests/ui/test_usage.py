@@ -74,3 +74,20 @@ def test_a_replys_usage_on_hover_says_what_it_cost(browser_page, owner):
     answer.hover()
     # The offline model is free; a priced model's replies say what they cost.
     expect(answer.locator(".message-usage")).to_have_attribute("title", re.compile(r"; output \d+ tokens; cost \$0\.00$"))
+
+
+def test_a_message_over_quota_is_refused_with_when_it_resets_and_kept_in_the_box(browser_page, owner):
+    UsageLimit.objects.create(user=owner, tokens_per_day=100)
+    UsageRecord.objects.create(
+        key=f"seed:{uuid.uuid4()}", user=owner, kind="reply", model="claude-sonnet-4-5", input_tokens=100,
+        created_at=timezone.now(),
+    )
+    page = browser_page.page
+    browser_page.sign_in(owner)
+    page.goto("/")
+    send(page, "one more please")
+
+    notice = page.get_by_role("alert")
+    expect(notice).to_contain_text("You have reached your usage limit. It resets at")
+    expect(page.get_by_role("textbox", name="Message")).to_have_value("one more please")
+    browser_page.shoot("quota-exceeded", widths=(375,))
