@@ -98,7 +98,8 @@ def limits_for(user_id: int) -> Limits:
     groups = [r for r in rows if r["user_id"] is None]
     if own is not None and own["unlimited"]:
         return NO_LIMITS
-    values = {name: getattr(defaults(), name) for name in _OVERRIDDEN}
+    base = defaults()
+    values = {name: getattr(base, name) for name in _OVERRIDDEN}
     if any(g["unlimited"] for g in groups):
         values = dict.fromkeys(_OVERRIDDEN)
     else:
@@ -138,23 +139,34 @@ def periods(now: dt.datetime) -> tuple[dt.datetime, dt.datetime, dt.datetime, dt
 
 def used_by(user_id: int, now: dt.datetime | None = None) -> Used:
     """What the user used this day and this month (one statement)."""
-    day, month, _, _ = periods(now or timezone.now())
+    return _used_and_running(user_id, now or timezone.now())[0]
+
+
+def _used_and_running(user_id: int, now: dt.datetime, session_id: uuid.UUID | None = None) -> tuple[Used, int]:
+    """``used_by``, and with ``session_id`` how many other chats of the user are running
+    (the same statement)."""
+    day, month, _, _ = periods(now)
     quote = connection.ops.quote_name
     table = quote(UsageRecord._meta.db_table)
     tokens = "input_tokens + output_tokens + cache_read_tokens + cache_write_tokens"
     created = UsageRecord._meta.get_field("created_at")
     day_value = created.get_db_prep_value(day, connection)
+    running, params = "0", []
+    if session_id is not None:
+        sessions = quote(ChatSession._meta.db_table)
+        running = f"(SELECT COUNT(*) FROM {sessions} WHERE owner_id = %s AND state = %s AND id <> %s)"
+        params = [user_id, ChatSession.State.RUNNING, ChatSession._meta.pk.get_db_prep_value(session_id, connection)]
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT COALESCE(SUM(CASE WHEN created_at >= %s THEN {tokens} ELSE 0 END), 0),"
             f" COALESCE(SUM({tokens}), 0),"
             " COALESCE(SUM(CASE WHEN created_at >= %s THEN cost_micros ELSE 0 END), 0),"
-            " COALESCE(SUM(cost_micros), 0)"
+            f" COALESCE(SUM(cost_micros), 0), {running}"
             f" FROM {table} WHERE user_id = %s AND created_at >= %s",
-            [day_value, day_value, user_id, created.get_db_prep_value(month, connection)],
+            [day_value, day_value, *params, user_id, created.get_db_prep_value(month, connection)],
         )
         row = cursor.fetchone()
-    return Used(*(int(v) for v in row))
+    return Used(*(int(v) for v in row[:4])), int(row[4])
 
 
 def _reached(limits: Limits, used: Used, now: dt.datetime, share: float = 0.0) -> dt.datetime | None:
@@ -174,20 +186,12 @@ def _reached(limits: Limits, used: Used, now: dt.datetime, share: float = 0.0) -
     return max(resets) if resets else None
 
 
-def exceeded(resets_at: dt.datetime) -> QuotaExceeded:
-    return QuotaExceeded(resets_at)
-
-
 def _lock_user(user_id: int) -> None:
     """Admissions of one user queue here (SQLite: its transactions are serial already)."""
     if connection.features.has_select_for_update:
         table = connection.ops.quote_name(get_user_model()._meta.db_table)
         with connection.cursor() as cursor:
             cursor.execute(f"SELECT id FROM {table} WHERE id = %s FOR UPDATE", [user_id])
-
-
-def _running_elsewhere(user_id: int, session_id: uuid.UUID) -> int:
-    return ChatSession.objects.filter(owner_id=user_id, state=ChatSession.State.RUNNING).exclude(id=session_id).count()
 
 
 def admit(user_id: int, session_id: uuid.UUID, *, may_have_limits: bool = True, now: dt.datetime | None = None) -> Limits:
@@ -203,11 +207,10 @@ def admit(user_id: int, session_id: uuid.UUID, *, may_have_limits: bool = True, 
     # The lock first, then the reads: a statement's snapshot is taken when it starts, so
     # sums read in the locking statement could miss the turn that held the lock before.
     _lock_user(user_id)
-    used = used_by(user_id, now)
+    used, running = _used_and_running(user_id, now, session_id)
     resets_at = _reached(limits, used, now)
     if resets_at is not None:
-        raise exceeded(resets_at)
-    running = _running_elsewhere(user_id, session_id)
+        raise QuotaExceeded(resets_at)
     if running:
         resets_at = _reached(limits, used, now, share=(running + 1) * settings.USAGE_QUOTA_TURN_SHARE)
         if resets_at is not None:
@@ -227,7 +230,7 @@ def allowance(user_id: int, limits: Limits) -> Any:
         resets_at = _reached(limits, used, now)
         if resets_at is None:
             return None
-        error = exceeded(resets_at)
+        error = QuotaExceeded(resets_at)
         return {**events.error(error.code, error.message, retryable=False), "resets_at": resets_at.isoformat()}
 
     return check

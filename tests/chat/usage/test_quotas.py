@@ -223,3 +223,22 @@ async def test_concurrent_runs_to_the_end_overshoot_the_limit_by_at_most_one_tur
     used = await sync_to_async(quotas.used_by)(owner.pk)
     assert sum(isinstance(o, turns.Turn) for o in outcomes) >= 1
     assert used.tokens_day <= 1000 + 110
+
+
+async def test_a_turn_without_limits_costs_no_statement_more_and_one_with_limits_three(storage, owner, stranger):
+    from tests.queries import counting_queries
+
+    counts = {}
+    await sync_to_async(UsageLimit.objects.create)(user=stranger, tokens_per_day=10**6)
+    for user in (owner, stranger):
+        chat = await sync_to_async(ChatSession.objects.create)(owner=user)
+        async with counting_queries() as queries:
+            await start(storage, user, chat.pk)
+        counts[user.username] = len(queries)
+    # Lock the chat (saying whether a limit may apply), claim it and store the message (3);
+    # with a limit: which limits apply, the user's row lock (not on SQLite: its
+    # transactions are serial) and this month's sums with the user's running chats.
+    from django.db import connection
+
+    assert counts["owner"] == 3
+    assert counts["stranger"] == 3 + (3 if connection.features.has_select_for_update else 2)
