@@ -15,6 +15,7 @@ a statement of its own, in the same transaction (an in-process call, not a round
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -117,18 +118,21 @@ def title_key(session_id: Any, attempt: int) -> str:
     return f"title:{session_id}:{attempt}"
 
 
-def insert_sql(charge: Charge) -> tuple[str, list[Any]]:
-    """The INSERT of ``charge``'s row, doing nothing if its key is stored already."""
+@functools.lru_cache(maxsize=4)
+def _insert(vendor: str) -> str:
     quote = connection.ops.quote_name
-    row = charge.row()
     columns = ", ".join(quote(f.column) for _, f in _FIELDS)
     placeholders = ", ".join(["%s"] * len(_FIELDS))
-    params = [f.get_db_prep_value(row[name], connection) for name, f in _FIELDS]
-    sql = (
+    return (
         f"INSERT INTO {quote(UsageRecord._meta.db_table)} ({columns}) VALUES ({placeholders})"
         f" ON CONFLICT ({quote('key')}) DO NOTHING"
     )
-    return sql, params
+
+
+def insert_sql(charge: Charge) -> tuple[str, list[Any]]:
+    """The INSERT of ``charge``'s row, doing nothing if its key is stored already."""
+    row = charge.row()
+    return _insert(connection.vendor), [f.get_db_prep_value(row[name], connection) for name, f in _FIELDS]
 
 
 def with_charge(sql: str, params: list[Any], charge: Charge | None) -> tuple[str, list[Any]]:

@@ -19,6 +19,7 @@ wins, and ``unlimited`` lifts every limit. Usage is what the ledger holds for th
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from dataclasses import dataclass, fields
 from decimal import Decimal
@@ -119,6 +120,11 @@ def may_have_limits_sql(owner_column: str) -> str:
     lock, so a turn without limits costs no statement here."""
     if defaults().any():
         return "1"
+    return _limits_subquery(owner_column, connection.vendor)
+
+
+@functools.lru_cache(maxsize=8)
+def _limits_subquery(owner_column: str, vendor: str) -> str:
     quote = connection.ops.quote_name
     limits = quote(UsageLimit._meta.db_table)
     memberships = quote(get_user_model().groups.through._meta.db_table)
