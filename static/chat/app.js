@@ -7,12 +7,14 @@ import { Composer } from "./composer.js";
 import { Conversation } from "./conversation.js";
 import { h, newId } from "./dom.js";
 import { Drawer, SMALL } from "./drawer.js";
+import { fork } from "./fork.js";
 import { FollowScroll } from "./scrolling.js";
 import { OpenChat } from "./session.js";
 import { installShortcuts } from "./shortcuts.js";
 import { Sidebar } from "./sidebar.js";
 import { Toolbar } from "./toolbar.js";
 import { UsageMenu } from "./usage.js";
+import { versions } from "./versions.js";
 
 const config = JSON.parse(document.getElementById("chat-config").textContent);
 const api = createApi(config);
@@ -91,6 +93,7 @@ const composer = new Composer(
     stop() {
       if (current) current.cancel();
     },
+    editLast: () => versions.openEditor(view.lastTypedEntry()),
   },
 );
 
@@ -158,6 +161,7 @@ const ui = {
   runState(state, { outgoing }) {
     app.dataset.runState = state;
     composer.setState(state, { outgoing });
+    versions.setState(state, { outgoing });
   },
   title(id, title) {
     sidebar.setTitle(id, title);
@@ -188,7 +192,34 @@ const ui = {
     refreshSidebarSoon();
     usageMenu.runEnded();
   },
+  pathChanged: () => versions.settled(),
+  versionRefused: (frame) => versions.refused(frame),
+  caughtUp: () => versions.caughtUp(),
 };
+
+versions.connect({
+  edit: (id, text) => Boolean(current && current.edit(id, text)),
+  regenerate: (id) => Boolean(current && current.regenerate(id)),
+  switchTo: (id) => Boolean(current && current.switchTo(id)),
+  versionsOf: (id) => api.versions(current.id, id),
+  quiet: (text) => composer.say(text),
+  notify,
+  focusHome() {
+    if (SMALL.matches) $("conversation").focus({ preventScroll: true }); // no keyboard popping up
+    else composer.focus();
+  },
+});
+
+fork.connect({
+  async fork(messageId) {
+    const made = await api.forkChat(current.id, messageId);
+    sidebar.setTitle(made.id, made.title); // listed first, before the next refresh lists it too
+    navigate(made.id);
+    announce(`Opened a new chat from that message${made.title ? `: ${made.title}` : ""}.`);
+    return made;
+  },
+  notify,
+});
 
 // --- opening chats --------------------------------------------------------------------------
 
