@@ -68,16 +68,8 @@ def _charge(session_id: Any, payer: Payer | None, attempt: int, raw: str, provid
     """The ledger row of one title call (``payer``: who the chat's run charges)."""
     if payer is None:
         return None
-    return Charge(
-        key=ledger.title_key(session_id, attempt),
-        user_id=payer.user_id,
-        session_id=payer.session_id,
-        run_id=payer.run_id,
-        kind=UsageRecord.Kind.TITLE,
-        model=getattr(raw, "model", provider.model),
-        usage=getattr(raw, "usage", None) or usage(),
-        billed=payer.billed,
-    )
+    model = getattr(raw, "model", provider.model)
+    return payer.call(UsageRecord.Kind.TITLE, ledger.title_key(session_id, attempt), model, getattr(raw, "usage", None) or usage())
 
 
 async def generate_title(

@@ -80,7 +80,7 @@ class MessageSerializer(serializers.ModelSerializer):
         help_text="Set when the message has other versions (edits, regenerated replies): see `versions/`."
     )
     usage = ObjectField(
-        help_text="Provider usage of an assistant reply: input, output, cache read and write tokens."
+        help_text="Provider usage of an assistant reply: input, output, cache read and write tokens, and its cost_usd."
     )
     context = ObjectField(
         help_text="Which stored messages went into the prompt of an assistant reply: "

@@ -96,17 +96,20 @@ class Payer:
     billed: bool = False
 
     def reply(self, step: int, model: str, usage: Mapping[str, int], *, tool_calls: int = 0, partial: bool = False) -> Charge:
+        return self.call(UsageRecord.Kind.REPLY, reply_key(self.run_id, step), model, usage, tool_calls=tool_calls, partial=partial)
+
+    def call(self, kind: str, key: str, model: str, usage: Mapping[str, int], **details: Any) -> Charge:
+        """Any call of the run (a summary: kind ``summary``, a key naming what it wrote)."""
         return Charge(
-            key=reply_key(self.run_id, step),
+            key=key,
             user_id=self.user_id,
             session_id=self.session_id,
             run_id=self.run_id,
-            kind=UsageRecord.Kind.REPLY,
+            kind=kind,
             model=model,
             usage=usage,
-            tool_calls=tool_calls,
             billed=self.billed,
-            partial=partial,
+            **details,
         )
 
 
