@@ -120,7 +120,8 @@ class StreamingReply:
         tool_calls = sum(1 for block in content if block.get("type") == "tool_use")
         charge = self._charge(final.usage, tool_calls=tool_calls)
         # The reply's own usage, with what it cost (shown on hover).
-        used = {**final.usage, "cost_usd": prices.dollars(charge.cost_micros if charge else prices.cost_micros(self.model, final.usage))}
+        cost = charge.cost_micros if charge else prices.cost_micros(self.model, final.usage)
+        used = {**final.usage, "cost_usd": prices.dollars(cost)}
         if self.sequence is None:
             stored = await self.mm.add_assistant_message(content, used, finished=True, context=self.context, charge=charge)
         else:

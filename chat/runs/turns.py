@@ -4,7 +4,8 @@ A user action (a message; an answer, typed or chosen, to the question a turn pau
 enters here, whatever door it came in by (the websocket, the API). This module alone
 applies the rules about it: the rate limit, the owner, the ``client_id`` (a resend is
 acknowledged again, never stored twice), the open question, "one run per chat at a
-time", and the user's usage quota (``chat.usage.quotas`` decides, inside the transaction). Then, in one transaction, the chat is claimed for the run and what the user sent is
+time", and the user's usage quota (``chat.usage.quotas`` decides, in the transaction).
+Then, in one transaction, the chat is claimed for the run and what the user sent is
 stored; a refusal changes nothing and creates no chat. The run manager runs the ``Turn``.
 
 The session row, read with ``SELECT … FOR UPDATE``, is the lock: two actions on one chat,
