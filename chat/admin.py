@@ -357,3 +357,7 @@ class AttachmentAdmin(UUIDSearchMixin, ReadOnlyMixin, admin.ModelAdmin):
     @admin.display(description="chat")
     def chat(self, attachment: Attachment) -> str:
         return session_link(attachment.chat_id, str(attachment.chat_id))
+
+
+# The usage ledger, quota overrides and the usage report live with the rest of usage.
+from chat.usage import admin as usage_admin  # noqa: E402, F401

@@ -281,3 +281,77 @@ class Attachment(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class UsageRecord(models.Model):
+    """One model call (a reply, a title, a summary) in the usage ledger.
+
+    Written by ``chat.usage.ledger`` in the same transaction as what the call produced,
+    keyed by ``key`` (run and step, for a reply) so that a write that is retried is never
+    counted twice. The chat is kept as a bare id: deleting a chat does not erase what it
+    cost.
+    """
+
+    class Kind(models.TextChoices):
+        REPLY = "reply"
+        TITLE = "title"
+        SUMMARY = "summary"
+
+    key = models.CharField(max_length=120, unique=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False)
+    session_id = models.UUIDField(null=True, blank=True)
+    run_id = models.UUIDField(null=True, blank=True)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    model = models.CharField(max_length=100)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    cache_read_tokens = models.BigIntegerField(default=0)
+    cache_write_tokens = models.BigIntegerField(default=0)
+    tool_calls = models.PositiveIntegerField(default=0)
+    # Millionths of a US dollar: integer sums are exact on every backend.
+    cost_micros = models.BigIntegerField(default=0)
+    # A quota applied to the user when the call was made.
+    billed = models.BooleanField(default=False)
+    # The call was cancelled or failed mid-reply: usage as far as it was known.
+    partial = models.BooleanField(default=False)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["user", "created_at"], name="chat_usage_user_created"),
+            models.Index(fields=["created_at"], name="chat_usage_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.model} ({self.key})"
+
+
+class UsageLimit(models.Model):
+    """An override of the default quotas (settings ``USAGE_QUOTA_*``) for one user or one
+    group. An empty field inherits: a user's from their groups (the most generous of them),
+    a group's from the defaults. See ``chat.usage.quotas``."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="usage_limit"
+    )
+    group = models.OneToOneField("auth.Group", on_delete=models.CASCADE, null=True, blank=True, related_name="usage_limit")
+    unlimited = models.BooleanField(default=False, help_text="No limit at all, whatever the defaults say.")
+    tokens_per_day = models.PositiveBigIntegerField(null=True, blank=True)
+    tokens_per_month = models.PositiveBigIntegerField(null=True, blank=True)
+    cost_per_day = models.DecimalField(
+        max_digits=12, decimal_places=2, null=True, blank=True, help_text="US dollars."
+    )
+    cost_per_month = models.DecimalField(
+        max_digits=12, decimal_places=2, null=True, blank=True, help_text="US dollars."
+    )
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(user__isnull=False, group__isnull=True) | Q(user__isnull=True, group__isnull=False),
+                name="chat_usage_limit_user_xor_group",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"limits of {self.user or self.group}"

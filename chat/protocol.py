@@ -153,15 +153,15 @@ def parse(text: str | None, bytes_data: bytes | None, *, max_frame_bytes: int, m
 
 
 # Errors that go away if the client simply tries again a little later.
-RETRYABLE = frozenset({"busy", "rate_limited", "unavailable"})
+RETRYABLE = frozenset({"busy", "rate_limited", "unavailable", "quota_busy"})
 
 
 def error_frame(error: UserError, **extra: Any) -> dict[str, Any]:
     """An error for the one socket that caused it (not logged, so no id)."""
+    # The error's own fields (a quota's resets_at) beside code and message.
     return {
         "type": "error",
-        "code": error.code,
-        "message": error.message,
+        **error.as_dict(),
         "retryable": error.code in RETRYABLE,
         **extra,
     }

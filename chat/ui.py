@@ -45,6 +45,7 @@ MODULES = (
     "chat/toolbar.js",
     "chat/toolslots.js",
     "chat/turns.js",
+    "chat/usage.js",
     "chat/versions.js",
     "vendor/marked-18.2.1/marked.esm.js",
     "vendor/dompurify-3.4.18/purify.es.mjs",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from chat.api import attachments, versions, views
+from chat.api import attachments, usage, versions, views
 
 app_name = "api"
 
@@ -39,6 +39,7 @@ urlpatterns = [
         attachments.AttachmentDownload.as_view(),
         name="attachment-download",
     ),
+    path("usage/", usage.UsageView.as_view(), name="usage"),
     path("auth/token/", views.AuthTokenView.as_view(), name="auth-token"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),

@@ -3,8 +3,9 @@
 A user action (a message; an answer, typed or chosen, to the question a turn paused on)
 enters here, whatever door it came in by (the websocket, the API). This module alone
 applies the rules about it: the rate limit, the owner, the ``client_id`` (a resend is
-acknowledged again, never stored twice), the open question, and "one run per chat at a
-time". Then, in one transaction, the chat is claimed for the run and what the user sent is
+acknowledged again, never stored twice), the open question, "one run per chat at a
+time", and the user's usage quota (``chat.usage.quotas`` decides, in the transaction).
+Then, in one transaction, the chat is claimed for the run and what the user sent is
 stored; a refusal changes nothing and creates no chat. The run manager runs the ``Turn``.
 
 The session row, read with ``SELECT … FOR UPDATE``, is the lock: two actions on one chat,
@@ -33,6 +34,8 @@ from chat.ids import ChatRef
 from chat.models import ChatSession, Worker
 from chat.storage import HybridStorage, database, tree
 from chat.storage.database import RunClaim, Saved, StoredMessage
+from chat.usage import quotas
+from chat.usage.quotas import NO_LIMITS, Limits
 
 State = ChatSession.State
 BUSY = UserError("busy", "The assistant is still answering; wait for it or stop it first.", status=409)
@@ -93,6 +96,8 @@ class Turn:
     title_from: str | None
     # The chat's previous run had died with its process: this turn failed it.
     interrupted: bool = False
+    # The usage limits the run is held to (none: its calls are not billed to a quota).
+    limits: Limits = NO_LIMITS
 
 
 @dataclass(frozen=True)
@@ -117,6 +122,7 @@ class _Begun:
     step: int = 0
     title_from: str | None = None
     interrupted: bool = False
+    limits: Limits = NO_LIMITS
 
 
 async def start_turn(
@@ -150,6 +156,7 @@ async def start_turn(
         title_from=begun.title_from,
         interrupted=begun.interrupted,
         reply=begun.reply,
+        limits=begun.limits,
     )
 
 
@@ -179,7 +186,7 @@ def _claim_and_store(
     owner_id: int, session_id: uuid.UUID, action: Action, claim: RunClaim, dead_before: dt.datetime | None
 ) -> _Begun | Acknowledged:
     session = database.lock_session(session_id)
-    interrupted, worker = False, None
+    interrupted, worker, may_have_limits = False, None, True
     if session is None:
         if isinstance(action, Choose):
             raise NOT_AWAITING
@@ -188,7 +195,7 @@ def _claim_and_store(
         ChatSession.objects.create(id=session_id, owner_id=owner_id)
         state = State.IDLE
     else:
-        owner, state, worker = session
+        owner, state, worker, may_have_limits = session.owner_id, session.state, session.worker, session.may_have_limits
         if owner != owner_id:
             raise NotFound("No such chat.")
     if (
@@ -212,11 +219,13 @@ def _claim_and_store(
         stored = database.message_by_client_id(session_id, action.client_id) if _client_id(action) else None
         if stored is not None:
             return Acknowledged(events.message(stored))
-        return _new_version(session_id, action, claim, state)
+        limits = quotas.admit(owner_id, session_id, may_have_limits=may_have_limits)
+        return dataclasses.replace(_new_version(session_id, action, claim, state), limits=limits)
     # The files sent with it: the owner's own uploads to this chat, or nothing is stored.
     files = attachment_service.claim(owner_id, session_id, action.attachments) if isinstance(action, SendMessage) else []
+    limits = quotas.admit(owner_id, session_id, may_have_limits=may_have_limits)
     if isinstance(action, Choose) or state == State.AWAITING_INPUT:
-        return _answer(session_id, action, claim, state, files)
+        return dataclasses.replace(_answer(session_id, action, claim, state, files), limits=limits)
     content: Any = action.text
     if files:
         content = [*files, *([{"type": "text", "text": action.text}] if action.text else [])]
@@ -230,6 +239,7 @@ def _claim_and_store(
         events=[events.message(stored)],
         title_from=title_from if stored["sequence"] == 1 else None,
         interrupted=interrupted,
+        limits=limits,
     )
 
 
@@ -273,11 +283,11 @@ def switch_path(owner_id: int, session_id: uuid.UUID, message_id: uuid.UUID) -> 
     """
     with transaction.atomic():
         session = database.lock_session(session_id)
-        if session is None or session[0] != owner_id:
+        if session is None or session.owner_id != owner_id:
             raise NotFound("No such chat.")
-        if session[1] == State.RUNNING:
+        if session.state == State.RUNNING:
             raise BUSY
-        if session[1] == State.AWAITING_INPUT:
+        if session.state == State.AWAITING_INPUT:
             raise UserError(
                 "awaiting_input",
                 "Answer the open question first (or edit a message to start another version).",
@@ -345,7 +355,9 @@ def _resend(owner_id: int, session_id: uuid.UUID, client_id: str, claim: RunClai
         [reply] = database.load_recent(session_id, 1).messages
         if reply["role"] != "assistant" or reply["finished"] or reply["content"] != EMPTY_TEXT:
             return Acknowledged(events.message(stored))
+        limits = quotas.admit(owner_id, session_id)
         database.claim_run(session_id, claim)
-        return _Begun(saved=None, events=[events.message(stored)], reply=reply)
+        return _Begun(saved=None, events=[events.message(stored)], reply=reply, limits=limits)
+    limits = quotas.admit(owner_id, session_id)
     saved = database.save_messages(session_id, [REPLY], claim=claim)
-    return _Begun(saved=saved, reply=saved.messages[0], events=[events.message(stored)])
+    return _Begun(saved=saved, reply=saved.messages[0], events=[events.message(stored)], limits=limits)

@@ -104,5 +104,8 @@ export function createApi({ apiRoot, csrfToken, loginUrl }) {
     listArtifacts: (chatId) => everyPage(`chats/${chatId}/artifacts/?limit=200`),
     getArtifact: (id) => request("GET", `artifacts/${id}/`),
     downloadUrl: (id) => `${apiRoot}artifacts/${id}/download/`,
+
+    /** The user's usage this month and today, against their limits (usage.js). */
+    usage: () => request("GET", "usage/"),
   };
 }

@@ -14,6 +14,7 @@ import { OpenChat } from "./session.js";
 import { installShortcuts } from "./shortcuts.js";
 import { Sidebar } from "./sidebar.js";
 import { Toolbar } from "./toolbar.js";
+import { UsageMenu } from "./usage.js";
 import { versions } from "./versions.js";
 
 const config = JSON.parse(document.getElementById("chat-config").textContent);
@@ -65,6 +66,7 @@ function clearNotices() {
 // --- the parts of the page ------------------------------------------------------------------
 
 const store = new ArtifactStore();
+const usageMenu = new UsageMenu({ root: $("usage-menu-root"), button: $("usage-button"), popup: $("usage-popup") }, api);
 
 const toolbar = new Toolbar(
   {
@@ -196,6 +198,7 @@ const ui = {
   },
   runEnded() {
     refreshSidebarSoon();
+    usageMenu.runEnded();
   },
   pathChanged: () => versions.settled(),
   versionRefused: (frame) => versions.refused(frame),

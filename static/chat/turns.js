@@ -14,6 +14,7 @@
 import { copyButton } from "./copy.js";
 import { h, textOf } from "./dom.js";
 import { fork } from "./fork.js";
+import { money } from "./usage.js";
 import { versions } from "./versions.js";
 
 const CLOCK = new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "2-digit" });
@@ -29,12 +30,15 @@ function sameDay(a, b) {
 export function totalUsage(usages) {
   const known = usages.filter((u) => u && typeof u === "object");
   if (!known.length) return null;
-  const sum = (key) => known.reduce((total, u) => total + (Number(u[key]) || 0), 0);
+  const sum = (...keys) => known.reduce((total, u) => total + (Number(keys.map((k) => u[k]).find((v) => v !== undefined)) || 0), 0);
+  // Stored replies say cache_read_tokens; the API's own names are accepted too.
+  const priced = known.some((u) => u.cost_usd !== undefined);
   return {
     input: sum("input_tokens"),
     output: sum("output_tokens"),
-    cacheRead: sum("cache_read_input_tokens"),
-    cacheWrite: sum("cache_creation_input_tokens"),
+    cacheRead: sum("cache_read_tokens", "cache_read_input_tokens"),
+    cacheWrite: sum("cache_write_tokens", "cache_creation_input_tokens"),
+    cost: priced ? sum("cost_usd") : null,
   };
 }
 
@@ -146,9 +150,10 @@ function timeOf(date) {
 
 function usageOf(usage) {
   const cached = usage.cacheRead || usage.cacheWrite ? `, ${count(usage.cacheRead)} read from the cache, ${count(usage.cacheWrite)} written to it` : "";
+  const cost = usage.cost === null ? "" : `; cost ${money(usage.cost)}`;
   return h(
     "span",
-    { class: "message-usage", title: `Input ${count(usage.input)} tokens${cached}; output ${count(usage.output)} tokens` },
+    { class: "message-usage", title: `Input ${count(usage.input)} tokens${cached}; output ${count(usage.output)} tokens${cost}` },
     `${count(usage.input)} tokens in · ${count(usage.output)} out`,
   );
 }

@@ -27,7 +27,7 @@ from typing import Any, AsyncIterator
 from django.conf import settings
 
 from chat import history
-from chat.agent.providers.base import ModelEvent, ModelReply, Provider, TextDelta, usage
+from chat.agent.providers.base import ModelEvent, ModelReply, Provider, TextDelta, TitleReply, UsageSoFar, usage
 from chat.attachments import blocks
 
 QUOTE_LIMIT = 200
@@ -230,6 +230,8 @@ class OfflineProvider(Provider):
             text, calls = plan(typed, {tool["name"] for tool in tools})
             if files:
                 text = f"{acknowledge(files)} {text}"
+        input_tokens = sum(history.estimate_tokens(m["content"]) for m in messages) if messages else 0
+        yield UsageSoFar(usage(input_tokens=input_tokens))
         for word in _WORD.findall(text):
             # Even at 0 this yields to the event loop, as a network stream would.
             await asyncio.sleep(self.word_delay)
@@ -245,20 +247,23 @@ class OfflineProvider(Provider):
             content=content,
             stop_reason="tool_use" if calls else "end_turn",
             usage=usage(
-                input_tokens=sum(history.estimate_tokens(m["content"]) for m in messages) if messages else 0,
+                input_tokens=input_tokens,
                 output_tokens=history.estimate_tokens(content) if content else 0,
             ),
         )
 
-    async def title(self, text: str) -> str:
+    async def title(self, text: str) -> TitleReply:
         """The message as typed, on one line, punctuation and all ("Calculate 1/0"). A
         message too long for a title keeps its beginning and ends in a tag made from all of
         it, so messages that begin alike still get different titles."""
         line = " ".join(text.split())
         if not re.search(r"\w", line):
-            return "New chat"
-        if len(line) > TITLE_MAX_LENGTH:
-            head = line[:TITLE_HEAD_LENGTH]
-            head = head.rsplit(" ", 1)[0] if " " in head else head
-            line = f"{head}… ({hashlib.sha256(line.encode()).hexdigest()[:4]})"
-        return line[:1].upper() + line[1:]
+            title = "New chat"
+        else:
+            if len(line) > TITLE_MAX_LENGTH:
+                head = line[:TITLE_HEAD_LENGTH]
+                head = head.rsplit(" ", 1)[0] if " " in head else head
+                line = f"{head}… ({hashlib.sha256(line.encode()).hexdigest()[:4]})"
+            title = line[:1].upper() + line[1:]
+        used = usage(input_tokens=history.estimate_tokens(text), output_tokens=history.estimate_tokens(title))
+        return TitleReply(title, self.model, used)
