@@ -211,7 +211,7 @@ CHAT_CONTEXT_CUT_STEP = _positive_int("CHAT_CONTEXT_CUT_STEP", 20_000)
 # --- Model ----------------------------------------------------------------------------------
 ANTHROPIC_API_KEY = env.str("ANTHROPIC_API_KEY", default="")
 ANTHROPIC_BASE_URL = env.str("ANTHROPIC_BASE_URL", default="") or None
-ANTHROPIC_MODEL = env.str("ANTHROPIC_MODEL", default="claude-sonnet-4-5")
+ANTHROPIC_MODEL = env.str("ANTHROPIC_MODEL", default="claude-sonnet-4-6")
 ANTHROPIC_MAX_TOKENS = _positive_int("ANTHROPIC_MAX_TOKENS", 4096)
 
 # --- Auth, static, i18n -------------------------------------------------------------------
