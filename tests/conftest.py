@@ -148,10 +148,19 @@ def _no_artificial_delays(settings):
 def runtime(_no_real_model_calls, _no_artificial_delays, key_prefix):
     """A runtime of this test's own: its Redis clients, hub and run manager belong to the
     test's event loop, and its settings (key prefix, delays) are the test's."""
+    from django.core.cache import caches
+    from django.core.cache.backends.locmem import LocMemCache
+
     from chat import runtime as chat_runtime
     from chat.redis_client import BREAKER
 
     BREAKER.reset()
+    # Django's in-process cache holds API throttle counts keyed by user id, and SQLite hands
+    # a test's users the ids of an earlier test's: each test starts with it empty. (On Redis
+    # the ids are never reused; a flush there would hit other tests' keys.)
+    for cache in caches.all():
+        if isinstance(cache, LocMemCache):
+            cache.clear()
     fresh = chat_runtime.Runtime()
     previous = chat_runtime.install(fresh)
     yield fresh
