@@ -233,58 +233,9 @@ _TITLE = f"StartSel={START}, StopSel={STOP}, HighlightAll=true"
 
 
 def search(owner_id: int, query: SearchQuery, *, window: int, after: tuple[float, str] | None, limit: int, half_life: float) -> list[dict[str, Any]]:
-    """The best ``limit`` hits after the cursor ``after`` (score, key), best first.
-
-    The candidates are the user's newest ``window`` matching messages and chats (by the
-    indexes above); each is scored ln(relevance) + age / half-life-in-e-folds, which
-    orders them exactly as relevance × 2^(-age / half_life) would, but is the same number
-    whenever it is computed, so a cursor holds.
-    """
-    names = _names()
-    params: dict[str, Any] = {
-        "q": query.text,
-        "owner": owner_id,
-        "window": window,
-        "tau": half_life / 0.6931471805599453,
-        "limit": limit,
-        "snippet": _SNIPPET,
-        "title": _TITLE,
-        "marks": START + STOP,
-        "score": after[0] if after else None,
-        "key": after[1] if after else None,
-    }
-    sql = f"""
-        WITH messages AS (
-            SELECT x.message_id AS key, false AS is_title, x.created_at AS at, x.document
-            FROM {names['index']} x
-            WHERE x.owner_id = %(owner)s AND x.document @@ chat_search_query(%(q)s)
-            ORDER BY x.created_at DESC LIMIT %(window)s
-        ), titles AS (
-            SELECT c.id AS key, true AS is_title, c.updated_at AS at, chat_search_vector(c.title) AS document
-            FROM {names['session']} c
-            WHERE c.owner_id = %(owner)s AND chat_search_vector(c.title) @@ chat_search_query(%(q)s)
-            ORDER BY c.updated_at DESC LIMIT %(window)s
-        ), scored AS (
-            SELECT key, is_title,
-                   ln(ts_rank(document, chat_search_query(%(q)s))::float8 + 1e-6) + extract(epoch FROM at)::float8 / %(tau)s::float8 AS score
-            FROM (SELECT * FROM messages UNION ALL SELECT * FROM titles) candidates
-        ), page AS (
-            SELECT key, is_title, score FROM scored
-            WHERE %(score)s::float8 IS NULL OR (score, key) < (%(score)s::float8, %(key)s::uuid)
-            ORDER BY score DESC, key DESC LIMIT %(limit)s
-        )
-        SELECT p.key, p.is_title, p.score, c.id, c.title, m.id, m.branch, m.sequence, m.role, m.created_at,
-               c.active_branch, c.last_sequence, c.branch_count,
-               chat_search_headline(
-                   translate(CASE WHEN p.is_title THEN c.title ELSE chat_search_document(m.content) END, %(marks)s, ''),
-                   chat_search_query(%(q)s),
-                   CASE WHEN p.is_title THEN %(title)s ELSE %(snippet)s END
-               )
-        FROM page p
-        LEFT JOIN {names['message']} m ON NOT p.is_title AND m.id = p.key
-        JOIN {names['session']} c ON c.id = COALESCE(m.session_id, p.key) AND c.owner_id = %(owner)s
-        ORDER BY p.score DESC, p.key DESC
-    """
+    """The best ``limit`` hits after the cursor ``after`` (score, key), best first (see
+    ``statement``)."""
+    sql, params = statement(owner_id, query, window=window, after=after, limit=limit, half_life=half_life)
     with connection.cursor() as cursor:
         # Not prepared: planned with this query's words (see the module's docstring).
         with connection.wrap_database_errors:
@@ -308,3 +259,59 @@ def search(owner_id: int, query: SearchQuery, *, window: int, after: tuple[float
         for r in rows
     ]
 
+
+def statement(owner_id: int, query: SearchQuery, *, window: int, after: tuple[float, str] | None, limit: int, half_life: float) -> tuple[str, dict[str, Any]]:
+    """The search statement and its parameters: the best ``limit`` hits after the cursor
+    ``after`` (score, key), best first.
+
+    The candidates are the user's newest ``window`` matching messages and chats (by the
+    indexes above); each is scored ln(relevance) + age / half-life-in-e-folds, which
+    orders them exactly as relevance × 2^(-age / half_life) would, but is the same number
+    whenever it is computed, so a cursor holds.
+    """
+    names = _names()
+    params: dict[str, Any] = {
+        "q": query.text,
+        "owner": owner_id,
+        "window": window,
+        "tau": half_life / 0.6931471805599453,
+        "limit": limit,
+        "snippet": _SNIPPET,
+        "title": _TITLE,
+        "marks": START + STOP,
+        "score": after[0] if after else None,
+        "key": after[1] if after else None,
+    }
+    sql = f"""
+        WITH messages AS (
+            SELECT x.message_id AS key, false AS is_title, x.created_at AS at, x.document
+            FROM {names['index']} x
+            WHERE x.owner_id = %(owner)s::bigint AND x.document @@ chat_search_query(%(q)s)
+            ORDER BY x.created_at DESC LIMIT %(window)s
+        ), titles AS (
+            SELECT c.id AS key, true AS is_title, c.updated_at AS at, chat_search_vector(c.title) AS document
+            FROM {names['session']} c
+            WHERE c.owner_id = %(owner)s::bigint AND chat_search_vector(c.title) @@ chat_search_query(%(q)s)
+            ORDER BY c.updated_at DESC LIMIT %(window)s
+        ), scored AS (
+            SELECT key, is_title,
+                   ln(ts_rank(document, chat_search_query(%(q)s))::float8 + 1e-6) + extract(epoch FROM at)::float8 / %(tau)s::float8 AS score
+            FROM (SELECT * FROM messages UNION ALL SELECT * FROM titles) candidates
+        ), page AS (
+            SELECT key, is_title, score FROM scored
+            WHERE %(score)s::float8 IS NULL OR (score, key) < (%(score)s::float8, %(key)s::uuid)
+            ORDER BY score DESC, key DESC LIMIT %(limit)s
+        )
+        SELECT p.key, p.is_title, p.score, c.id, c.title, m.id, m.branch, m.sequence, m.role, m.created_at,
+               c.active_branch, c.last_sequence, c.branch_count,
+               chat_search_headline(
+                   translate(CASE WHEN p.is_title THEN c.title ELSE chat_search_document(m.content) END, %(marks)s, ''),
+                   chat_search_query(%(q)s),
+                   CASE WHEN p.is_title THEN %(title)s ELSE %(snippet)s END
+               )
+        FROM page p
+        LEFT JOIN {names['message']} m ON NOT p.is_title AND m.id = p.key
+        JOIN {names['session']} c ON c.id = COALESCE(m.session_id, p.key) AND c.owner_id = %(owner)s::bigint
+        ORDER BY p.score DESC, p.key DESC
+    """
+    return sql, params

@@ -136,10 +136,9 @@ def index_batch(after: Any, size: int, *, only_missing: bool) -> Any:
             _execute(f"DELETE FROM {MESSAGES} WHERE rowid > %s AND rowid <= %s", [after, last])
         _execute(
             f"INSERT INTO {MESSAGES} (rowid, body, message_id, owner_id, created_at)"
-            f" SELECT m.rowid, d.body, m.id, s.owner_id, m.created_at FROM {names['message']} m"
-            f" JOIN {names['session']} s ON s.id = m.session_id"
-            f" CROSS JOIN (SELECT {document.sqlite('m.content')} AS body) d"
-            f" WHERE m.rowid > %s AND m.rowid <= %s AND d.body <> '' AND NOT {done}",
+            f" SELECT rid, body, id, owner_id, created_at FROM (SELECT m.rowid AS rid, {document.sqlite('m.content')} AS body,"
+            f" m.id, s.owner_id, m.created_at FROM {names['message']} m JOIN {names['session']} s ON s.id = m.session_id"
+            f" WHERE m.rowid > %s AND m.rowid <= %s AND NOT {done}) WHERE body <> ''",
             [after, last],
         )
     return last, count

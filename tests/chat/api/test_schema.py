@@ -26,6 +26,7 @@ OPERATIONS = {
     ("/api/v1/chats/{chat_id}/export/", "get"),
     ("/api/v1/artifacts/{artifact_id}/", "get"),
     ("/api/v1/artifacts/{artifact_id}/download/", "get"),
+    ("/api/v1/search/", "get"),
     ("/api/v1/auth/token/", "post"),
     ("/api/v1/auth/token/", "delete"),
 }
