@@ -18,6 +18,7 @@ blocks); and EXPLAIN ANALYZE of the search statement.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -178,7 +179,8 @@ def bench_searches(heavy: Any, runs: int, ilike_runs: int) -> None:
         ("phrase", f'"{_word(10)} {_word(30)}"', f"{_word(10)} {_word(30)}"),
         ("common phrase", f'"{_word(2)} {_word(1)}"', f"{_word(2)} {_word(1)}"),
     ]
-    print(f"\nSearch for a user holding {held:,} messages: first page of 20, {runs} runs each (target p99 <= 50 ms)")
+    print(f"\nload average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (p99s move with it)")
+    print(f"Search for a user holding {held:,} messages: first page of 20, {runs} runs each (target p99 <= 50 ms)")
     for label, typed, pattern in cases:
         parsed = query.parse(typed)
         times = _timed(lambda parsed=parsed: results.search(heavy, parsed), runs)

@@ -37,6 +37,7 @@ MODULES = (
     "chat/drawer.js",
     "chat/markdown.js",
     "chat/scrolling.js",
+    "chat/search.js",
     "chat/session.js",
     "chat/shortcuts.js",
     "chat/sidebar.js",

@@ -49,12 +49,15 @@ def finish() -> None:
 def rebuild(*, batch: int = BATCH, progress: Callable[[int], None] | None = None) -> int:
     """Install the index as ``SEARCH_CONFIG`` says and index every message again. Searches
     keep working meanwhile (on SQLite they find less until it ends)."""
+    before = postgres.installed_config() if connection.vendor == "postgresql" else None
     if connection.vendor != "postgresql":
         sqlite.uninstall()  # an FTS5 table's tokenizer is fixed when it is made
     install()
     read = backfill(only_missing=connection.vendor != "postgresql", batch=batch, progress=progress)
     backend().remove_orphans()
     finish()
+    if connection.vendor == "postgresql" and before != settings.SEARCH_CONFIG:
+        postgres.reindex_titles()  # built with the configuration as it was
     return read
 
 

@@ -92,6 +92,11 @@ export function createApi({ apiRoot, csrfToken, loginUrl }) {
       }
     },
 
+    /** One page of the user's search hits for `q` (docs/api.md); pass the previous page's `next` for more. */
+    search: (q, next) => request("GET", next ? local(next) : `search/?q=${encodeURIComponent(q)}&limit=20`),
+    /** Show another version of a message: the chat's conversation becomes the path through it. */
+    switchTo: (chatId, messageId) => request("POST", `chats/${chatId}/messages/${messageId}/switch/`),
+
     /** Every artifact of a chat, oldest first (without content). */
     listArtifacts: (chatId) => everyPage(`chats/${chatId}/artifacts/?limit=200`),
     getArtifact: (id) => request("GET", `artifacts/${id}/`),
