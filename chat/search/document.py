@@ -20,6 +20,11 @@ from tools.propose_options import REPLIED_PREFIX, SELECTED_PREFIX
 
 assert "'" not in SELECTED_PREFIX + REPLIED_PREFIX  # written into SQL as literals
 
+# Marks around the matched words of a snippet, as the database writes it: private-use
+# characters, taken out of the text first (PostgreSQL) or never matching a word (FTS5), so
+# nothing a message holds is read as a mark. ``results.fragments`` turns them into data.
+START, STOP = "\ue000", "\ue001"
+
 # PostgreSQL: the body of ``chat_search_document(content jsonb) RETURNS text``.
 POSTGRES = f"""
 SELECT CASE jsonb_typeof(content)
@@ -52,7 +57,7 @@ def sqlite(content: str) -> str:
     """SQLite: the same as an expression over the JSON text ``content`` (a column reference)."""
     value = "b.value"
     answer = f"json_extract({value}, '$.content')"
-    return f"""(CASE json_type({content})
+    return f"""replace(replace((CASE json_type({content})
     WHEN 'text' THEN json_extract({content}, '$')
     WHEN 'array' THEN coalesce((
         SELECT group_concat(part, char(10)) FROM (
@@ -72,4 +77,4 @@ def sqlite(content: str) -> str:
         ) WHERE part <> ''
     ), '')
     ELSE ''
-END)"""
+END), char({ord(START)}), ''), char({ord(STOP)}), '')"""

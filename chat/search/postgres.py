@@ -30,6 +30,7 @@ from typing import Any
 from django.db import connection, transaction
 
 from chat.search import document
+from chat.search.document import START, STOP
 from chat.search.query import SearchQuery
 
 log = logging.getLogger(__name__)
@@ -254,9 +255,6 @@ def remove_orphans() -> int:
 
 # --- the search ------------------------------------------------------------------------------
 
-# Markers around matched words in snippets: private-use characters, taken out of the text
-# first, so whatever a message holds can never be read as a marker.
-START, STOP = "\ue000", "\ue001"
 _SNIPPET = f'StartSel={START}, StopSel={STOP}, MaxWords=30, MinWords=12, ShortWord=2, MaxFragments=2, FragmentDelimiter=" … "'
 _TITLE = f"StartSel={START}, StopSel={STOP}, HighlightAll=true"
 

@@ -20,7 +20,7 @@ from typing import Any
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from chat.search import postgres
+from chat.search.document import START, STOP
 from chat.search.index import backend
 from chat.search.query import SearchQuery
 from chat.storage import paths, tree
@@ -112,8 +112,8 @@ def fragments(headline: str) -> list[dict[str, Any]]:
     data, never HTML, so no text in a message can become markup wherever it is shown."""
     out: list[dict[str, Any]] = []
     text = " ".join(headline.split())
-    for i, piece in enumerate(text.split(postgres.START)):
-        matched, _, rest = piece.partition(postgres.STOP) if i else ("", "", piece)
+    for i, piece in enumerate(text.split(START)):
+        matched, _, rest = piece.partition(STOP) if i else ("", "", piece)
         for part, match in ((matched, True), (rest, False)):
             if not part:
                 continue

@@ -16,6 +16,7 @@ from django.db import connection, transaction
 from django.db.utils import OperationalError
 
 from chat.search import document
+from chat.search.document import START, STOP
 from chat.search.query import SearchQuery, fts5
 
 MESSAGES, TITLES = "chat_message_search", "chat_session_search"
@@ -40,6 +41,10 @@ def tokenizer(config: str) -> str:
     # ``simple``; ``english`` stems like PostgreSQL's (Porter).
     base = "unicode61 remove_diacritics 0"
     return f"porter {base}" if config == "english" else base
+
+
+def _title(row: str) -> str:
+    return f"replace(replace({row}.title, char({ord(START)}), ''), char({ord(STOP)}), '')"
 
 
 def _message_row(new: str) -> str:
@@ -68,11 +73,11 @@ def _schema(config: str) -> list[str]:
         f" DELETE FROM {MESSAGES} WHERE rowid = old.rowid; END",
         f"CREATE TRIGGER IF NOT EXISTS chat_session_search_insert AFTER INSERT ON {names['session']}"
         f" WHEN new.title <> '' BEGIN INSERT INTO {TITLES} (rowid, title, session_id, owner_id)"
-        f" VALUES (new.rowid, new.title, new.id, new.owner_id); END",
+        f" VALUES (new.rowid, {_title('new')}, new.id, new.owner_id); END",
         f"CREATE TRIGGER IF NOT EXISTS chat_session_search_update AFTER UPDATE OF title ON {names['session']}"
         f" WHEN old.title IS NOT new.title BEGIN DELETE FROM {TITLES} WHERE rowid = old.rowid;"
         f" INSERT INTO {TITLES} (rowid, title, session_id, owner_id)"
-        f" SELECT new.rowid, new.title, new.id, new.owner_id WHERE new.title <> ''; END",
+        f" SELECT new.rowid, {_title('new')}, new.id, new.owner_id WHERE new.title <> ''; END",
         f"CREATE TRIGGER IF NOT EXISTS chat_session_search_delete AFTER DELETE ON {names['session']} BEGIN"
         f" DELETE FROM {TITLES} WHERE rowid = old.rowid; END",
     ]
@@ -122,7 +127,7 @@ def index_batch(after: Any, size: int, *, only_missing: bool) -> Any:
     with transaction.atomic():
         if not after:
             _execute(
-                f"INSERT INTO {TITLES} (rowid, title, session_id, owner_id) SELECT c.rowid, c.title, c.id, c.owner_id"
+                f"INSERT INTO {TITLES} (rowid, title, session_id, owner_id) SELECT c.rowid, {_title('c')}, c.id, c.owner_id"
                 f" FROM {names['session']} c WHERE c.title <> ''"
                 f" AND NOT EXISTS (SELECT 1 FROM {TITLES} t WHERE t.rowid = c.rowid AND t.session_id = c.id)"
             )
@@ -153,7 +158,7 @@ def remove_orphans() -> int:
         )
         gone += _execute(
             f"DELETE FROM {TITLES} WHERE rowid NOT IN (SELECT t.rowid FROM {TITLES} t"
-            f" JOIN {names['session']} c ON c.rowid = t.rowid AND c.id = t.session_id AND c.title = t.title)"
+            f" JOIN {names['session']} c ON c.rowid = t.rowid AND c.id = t.session_id)"
         )
     return gone
 
@@ -163,9 +168,6 @@ def create_indexes() -> None:
 
 
 # --- the search ------------------------------------------------------------------------------
-
-START, STOP = "\ue000", "\ue001"
-
 
 def search(owner_id: int, query: SearchQuery, *, window: int, after: tuple[float, str] | None, limit: int, half_life: float) -> list[dict[str, Any]]:
     """As ``chat.search.postgres.search``: relevance is FTS5's bm25 (negated: higher is better)."""

@@ -14,6 +14,7 @@ from django.db import connection
 from chat import services
 from chat.models import ChatSession, Message
 from chat.search import index, postgres, sqlite
+from chat.search.document import START, STOP
 from chat.search.query import parse
 from chat.search.results import Position, fragments, search
 from chat.storage import database, tree
@@ -170,7 +171,7 @@ def test_of_two_equally_relevant_messages_the_newer_ranks_first(owner):
 
 
 def test_snippet_fragments_keep_the_text_as_text():
-    text = f"a {postgres.START}<b>x</b>{postgres.STOP} and <script>"
+    text = f"a {START}<b>x</b>{STOP} and <script>"
     assert fragments(text) == [
         {"text": "a ", "match": False},
         {"text": "<b>x</b>", "match": True},
@@ -238,3 +239,10 @@ def test_search_ids_are_canonical(owner):
     assert hit["chat"]["id"] == str(uuid.UUID(str(session.pk)))
     assert hit["message"]["id"] == message["id"]
     assert hit["message"]["sequence"] == 1 and hit["message"]["role"] == "user" and hit["message"]["created_at"].tzinfo
+
+
+def test_mark_characters_in_a_message_never_mark_a_word(owner):
+    chat_with(owner, f"odd {START}text{STOP} about geckos", title=f"{START}Geckos{STOP}")
+    for hit in find(owner, "geckos"):
+        assert [f["text"].lower() for f in hit["snippet"] if f["match"]] == ["geckos"]
+        assert START not in "".join(f["text"] for f in hit["snippet"])
