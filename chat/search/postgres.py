@@ -41,7 +41,14 @@ TABLE = "chat_message_search"
 def _names() -> dict[str, str]:
     from chat.models import ChatSession, Message
 
-    return {"message": Message._meta.db_table, "session": ChatSession._meta.db_table, "index": TABLE}
+    return {
+        "message": Message._meta.db_table,
+        "session": ChatSession._meta.db_table,
+        "index": TABLE,
+        # The user id's column type (integer for Django's User): a parameter of another
+        # integer type could not use the GIN indexes (btree_gin compares within one type).
+        "owner": ChatSession._meta.get_field("owner").db_type(connection),
+    }
 
 
 def _functions_sql(config: str) -> str:
@@ -61,7 +68,7 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT ts_headline({config}::regconfi
 _TABLE_SQL = """
 CREATE TABLE IF NOT EXISTS {index} (
     message_id uuid PRIMARY KEY,
-    owner_id bigint NOT NULL,
+    owner_id {owner} NOT NULL,
     created_at timestamptz NOT NULL,
     document tsvector NOT NULL
 );
@@ -313,12 +320,12 @@ def statement(owner_id: int, query: SearchQuery, *, window: int, after: tuple[fl
         WITH messages AS (
             SELECT x.message_id AS key, false AS is_title, x.created_at AS at, x.document
             FROM {names['index']} x
-            WHERE x.owner_id = %(owner)s::bigint AND x.document @@ chat_search_query(%(q)s)
+            WHERE x.owner_id = %(owner)s::{names['owner']} AND x.document @@ chat_search_query(%(q)s)
             ORDER BY x.created_at DESC LIMIT %(window)s
         ), titles AS (
             SELECT c.id AS key, true AS is_title, c.updated_at AS at, chat_search_vector(c.title) AS document
             FROM {names['session']} c
-            WHERE c.owner_id = %(owner)s::bigint AND chat_search_vector(c.title) @@ chat_search_query(%(q)s)
+            WHERE c.owner_id = %(owner)s::{names['owner']} AND chat_search_vector(c.title) @@ chat_search_query(%(q)s)
             ORDER BY c.updated_at DESC LIMIT %(window)s
         ), scored AS (
             SELECT key, is_title,
@@ -338,7 +345,7 @@ def statement(owner_id: int, query: SearchQuery, *, window: int, after: tuple[fl
                )
         FROM page p
         LEFT JOIN {names['message']} m ON NOT p.is_title AND m.id = p.key
-        JOIN {names['session']} c ON c.id = COALESCE(m.session_id, p.key) AND c.owner_id = %(owner)s::bigint
+        JOIN {names['session']} c ON c.id = COALESCE(m.session_id, p.key) AND c.owner_id = %(owner)s::{names['owner']}
         ORDER BY p.score DESC, p.key DESC
     """
     return sql, params
