@@ -44,6 +44,7 @@ MODULES = (
     "chat/toolbar.js",
     "chat/toolslots.js",
     "chat/turns.js",
+    "chat/versions.js",
     "vendor/marked-18.2.1/marked.esm.js",
     "vendor/dompurify-3.4.18/purify.es.mjs",
     "vendor/highlight.js-11.12.0/highlight.min.js",

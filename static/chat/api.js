@@ -80,10 +80,9 @@ export function createApi({ apiRoot, csrfToken, loginUrl }) {
       return page.results;
     },
 
-    /** Every message of a chat, in order (a page of 500 at a time). */
-    async allMessages(id) {
+    /** Every message of a chat after sequence `after` (all by default), in order (a page of 500 at a time). */
+    async allMessages(id, after = 0) {
       const messages = [];
-      let after = 0;
       for (;;) {
         const page = await request("GET", `chats/${id}/messages/?after=${after}&limit=${PAGE}`);
         messages.push(...page.results);
@@ -96,6 +95,11 @@ export function createApi({ apiRoot, csrfToken, loginUrl }) {
     search: (q, next) => request("GET", next ? local(next) : `search/?q=${encodeURIComponent(q)}&limit=20`),
     /** Show another version of a message: the chat's conversation becomes the path through it. */
     switchTo: (chatId, messageId) => request("POST", `chats/${chatId}/messages/${messageId}/switch/`),
+    /** A message's versions, oldest first: {id, sequence, role, active, …}. */
+    async versions(chatId, messageId) {
+      const page = await request("GET", `chats/${chatId}/messages/${messageId}/versions/`);
+      return page.results;
+    },
 
     /** Every artifact of a chat, oldest first (without content). */
     listArtifacts: (chatId) => everyPage(`chats/${chatId}/artifacts/?limit=200`),

@@ -13,6 +13,7 @@ import { OpenChat } from "./session.js";
 import { installShortcuts } from "./shortcuts.js";
 import { Sidebar } from "./sidebar.js";
 import { Toolbar } from "./toolbar.js";
+import { versions } from "./versions.js";
 
 const config = JSON.parse(document.getElementById("chat-config").textContent);
 const api = createApi(config);
@@ -90,6 +91,7 @@ const composer = new Composer(
     stop() {
       if (current) current.cancel();
     },
+    editLast: () => versions.openEditor(view.lastTypedEntry()),
   },
 );
 
@@ -179,6 +181,7 @@ const ui = {
   runState(state, { outgoing }) {
     app.dataset.runState = state;
     composer.setState(state, { outgoing });
+    versions.setState(state, { outgoing });
   },
   title(id, title) {
     sidebar.setTitle(id, title);
@@ -208,7 +211,23 @@ const ui = {
   runEnded() {
     refreshSidebarSoon();
   },
+  pathChanged: () => versions.settled(),
+  versionRefused: (frame) => versions.refused(frame),
+  caughtUp: () => versions.caughtUp(),
 };
+
+versions.connect({
+  edit: (id, text) => Boolean(current && current.edit(id, text)),
+  regenerate: (id) => Boolean(current && current.regenerate(id)),
+  switchTo: (id) => Boolean(current && current.switchTo(id)),
+  versionsOf: (id) => api.versions(current.id, id),
+  quiet: (text) => composer.say(text),
+  notify,
+  focusHome() {
+    if (SMALL.matches) $("conversation").focus({ preventScroll: true }); // no keyboard popping up
+    else composer.focus();
+  },
+});
 
 // --- opening chats --------------------------------------------------------------------------
 

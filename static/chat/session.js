@@ -6,6 +6,10 @@
 // which the server never stores twice (a resent id is answered by a `message` without id).
 // Text typed while a question is open answers it: it is shown on the question's card, and
 // the stored tool-results message carrying our client_id is its acknowledgement.
+//
+// Edits, regenerated replies and switches (versions.js) are answered by a `path` event on
+// every socket of the chat: the conversation is dropped from that message on and the new
+// path's messages read from the API (those a run goes on to write also come as events).
 
 import { ChatConnection } from "./connection.js";
 import { newId, textOf } from "./dom.js";
@@ -23,7 +27,7 @@ export class OpenChat {
    *   id, isNew, wsUrl, api, view (Conversation), store (ArtifactStore),
    *   ui: { connection(state), model(name), runState(state), title(id, title), created(id),
    *         notify(message, retry?), clearNotices(), announce(text), restoreDraft(text),
-   *         fatal(reason), runEnded() },
+   *         fatal(reason), runEnded(), pathChanged(), versionRefused(frame), caughtUp() },
    *   reveal: the sequence of a message to show once the chat is loaded (a search hit), or null
    */
   constructor({ id, isNew, wsUrl, api, view, store, ui, reveal = null }) {
@@ -45,7 +49,10 @@ export class OpenChat {
       event: (frame) => this.onEvent(frame),
       localError: (frame) => this.onLocalError(frame),
       acknowledged: (frame) => this.onAcknowledged(frame),
-      resumed: () => this.transmit(),
+      resumed: () => {
+        this.transmit();
+        this.ui.caughtUp();
+      },
       fatal: (reason) => this.ui.fatal(reason),
     });
   }
@@ -100,6 +107,27 @@ export class OpenChat {
     this.lastCommand = { kind: "answer", toolUseId, choice, busyRetries };
     this.view.lockQuestion(toolUseId, { choice });
     if (!busyRetries) this.ui.announce(`Sent your choice: ${choice}.`);
+  }
+
+  /** A new version of a message you typed; false if the socket is not open. */
+  edit(messageId, text) {
+    return this.sendVersion({ type: "edit", message_id: messageId, text, client_id: newId() });
+  }
+
+  /** A new version of a reply; false if the socket is not open. */
+  regenerate(messageId) {
+    return this.sendVersion({ type: "regenerate", message_id: messageId });
+  }
+
+  /** Show another version of a message; false if the socket is not open. */
+  switchTo(messageId) {
+    return this.sendVersion({ type: "switch", message_id: messageId });
+  }
+
+  sendVersion(frame, busyRetries = 0) {
+    if (!this.connection.send(frame)) return false;
+    this.lastCommand = { kind: "version", frame, busyRetries };
+    return true;
   }
 
   /** Retry after a failed run: send the last message typed again. */
@@ -199,6 +227,9 @@ export class OpenChat {
         this.setState("awaiting_input");
         this.runEnded();
         break;
+      case "path":
+        this.onPath(frame);
+        break;
       case "title":
         this.ui.title(this.id, frame.title);
         break;
@@ -246,6 +277,31 @@ export class OpenChat {
       this.ui.notify(`Part of the conversation could not be loaded (${error.message}). Reload the page to see it.`);
     } finally {
       this.view.release(frame.sequence);
+    }
+  }
+
+  /** The conversation shown changed from frame.sequence on (an edit, a regenerated reply or
+   *  a switch, from this page or another): drop it from there and read the new path. */
+  async onPath(frame) {
+    if (this.lastCommand && this.lastCommand.kind === "version") this.lastCommand = null;
+    this.ui.pathChanged();
+    const path = (this.paths = (this.paths || 0) + 1);
+    this.dropped = null;
+    this.view.replaceFrom(frame.sequence);
+    try {
+      let [chat, messages] = await Promise.all([this.api.getChat(this.id), this.api.allMessages(this.id, frame.sequence - 1)]);
+      // Left meanwhile, or the path moved again: the next read has it.
+      if (this.connection.stopped || path !== this.paths) return;
+      const last = messages.at(-1);
+      if (chat.state === "running" && last && last.role === "assistant" && !last.finished && !this.view.has(last.sequence)) {
+        // Being written: its events follow (set aside in case they never come, as at load).
+        this.dropped = last;
+        messages = messages.slice(0, -1);
+      }
+      for (const message of messages) if (!this.view.has(message.sequence)) this.view.upsert(message, { live: false });
+      this.view.setMeta(messages);
+    } catch (error) {
+      this.ui.notify(`The conversation could not be loaded (${error.message}). Reload the page to see it.`);
     }
   }
 
@@ -340,6 +396,16 @@ export class OpenChat {
       }
       this.view.unlockQuestion(command.toolUseId);
       this.ui.notify(frame.message, frame.retryable ? () => this.answer(command.toolUseId, command.choice) : null);
+    } else if (command && command.kind === "version") {
+      if (frame.code === "busy" && command.busyRetries < BUSY_RETRIES) {
+        // As for a message: the run that just ended may not have released the chat yet.
+        const retries = command.busyRetries + 1;
+        setTimeout(() => {
+          if (!this.sendVersion(command.frame, retries)) this.ui.versionRefused({ code: "unavailable", message: "Not connected: try again once the connection is back." });
+        }, BUSY_RETRY_MS * retries);
+        return;
+      }
+      this.ui.versionRefused(frame);
     } else if (command && command.kind === "cancel" && frame.code === "not_running") {
       // It finished on its own meanwhile.
     } else {

@@ -3,14 +3,16 @@
 // A message the user typed is a turn of its own. Everything the assistant does until the
 // next typed message (its replies, the tool results stored between them, the cards of its
 // tool calls) is one assistant turn: one block with one author line, as Claude.ai shows it.
-// A turn ends with its actions, shown on hover or focus: copy, the time and, for a reply,
-// its token usage (summed over the model calls of the turn).
+// A turn ends with its actions, shown on hover or focus: its versions and Edit or
+// Regenerate (versions.js), copy, the time and, for a reply, its token usage (summed over
+// the model calls of the turn).
 //
 // A turn holds entries (conversation.js): {sequence, kind, el, content, streaming,
-// streamText, createdAt, usage}; kind is "typed", "results" or "assistant".
+// streamText, createdAt, usage, id, versions}; kind is "typed", "results" or "assistant".
 
 import { copyButton } from "./copy.js";
 import { h, textOf } from "./dom.js";
+import { versions } from "./versions.js";
 
 const CLOCK = new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "2-digit" });
 const DAY_AND_CLOCK = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric", hour: "numeric", minute: "2-digit" });
@@ -102,14 +104,24 @@ export class Turn {
     this.actions.hidden = busy || !this.entries.length;
     if (busy) return;
     const own = this.entries.filter((e) => (this.role === "user" ? e.kind === "typed" : e.kind === "assistant"));
-    const parts = [];
+    const parts = versions.controls(this);
     if (this.text()) parts.push(copyButton(this.role === "user" ? "Copy message" : "Copy reply", () => this.text()));
     const times = own.map((e) => e.createdAt).filter(Boolean);
     if (times.length) parts.push(timeOf(this.role === "user" ? times[0] : times.at(-1)));
     const usage = this.role === "assistant" ? totalUsage(own.map((e) => e.usage)) : null;
     if (usage) parts.push(usageOf(usage));
+    // A button drawn again keeps the focus it had (a keyboard user is on it).
+    const focused = this.actions.contains(document.activeElement) ? buttonKey(document.activeElement) : null;
     this.actions.replaceChildren(...parts);
+    if (focused) {
+      const again = [...this.actions.querySelectorAll("button")].find((b) => buttonKey(b) === focused);
+      if (again && !again.disabled) again.focus({ preventScroll: true });
+    }
   }
+}
+
+function buttonKey(button) {
+  return button.dataset.action || button.getAttribute("aria-label") || button.textContent;
 }
 
 function timeOf(date) {
