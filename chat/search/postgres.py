@@ -6,15 +6,14 @@ the message, whatever wrote the message (the turn's INSERT, a reply's UPDATE, a 
 bulk copy, the admin): an INSERT indexes each new row (a row trigger: a tenth of a
 millisecond for a turn's two messages, where a statement trigger's transition table cost
 a quarter), an UPDATE of ``content`` re-indexes that row, a DELETE (one statement trigger,
-so a chat's deletion is one join) or TRUNCATE removes the rows. Titles are found by an expression index on
-the chats' table (``chat_search_vector(title)``), which PostgreSQL keeps with the row.
+so a chat's deletion is one join) or TRUNCATE removes the rows. Titles are matched on the chats' table (an
+expression index on ``chat_search_vector(title)`` for words few titles hold).
 
 The text search configuration lives in the database, in four small SQL functions created
 by ``install`` from ``SEARCH_CONFIG``: indexing, queries and snippets all go through them,
 so they cannot disagree, and changing the setting takes effect with ``rebuild_search_index``.
 
-Indexes: GIN on (owner, document) (btree_gin), so a search reads only the user's postings
-(and the same on the chats' titles);
+Indexes: GIN on (owner, document) (btree_gin), so a search reads only the user's postings;
 and (owner, created_at), so a common word is answered by walking the user's newest
 messages until enough match. The planner chooses between the two per query, from the
 word's frequency in the statistics, which is why the search statement is never prepared
@@ -175,10 +174,11 @@ def create_indexes() -> None:
     wanted = {
         "chat_message_search_terms": f"ON {names['index']} USING gin ({owner}document)",
         "chat_message_search_recent": f"ON {names['index']} (owner_id, created_at)",
-        # Titles by the same words (an expression index: a user with thousands of chats is
-        # not read whole). Built with chat_search_vector as it is: ``reindex_titles``
-        # after the configuration changed.
-        "chat_session_search_title": f"ON {names['session']} USING gin ({owner}chat_search_vector(title))",
+        # Titles by their words, whoever's: the planner takes it for a word few titles
+        # hold, and reads the user's chats (the owner index) for a common one, or when the
+        # user has few. Built with chat_search_vector as it is: ``reindex_titles`` after
+        # the configuration changed.
+        "chat_session_search_title": f"ON {names['session']} USING gin (chat_search_vector(title))",
     }
     for name, definition in wanted.items():
         if not _exists(name):
