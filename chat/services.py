@@ -66,6 +66,15 @@ def rename_session(owner: Any, session_id: Any, title: Any) -> ChatSession:
     return session
 
 
+FORK_SUFFIX = " (fork)"
+
+
+def fork_title(title: str) -> str:
+    """A fork's title: its source's with " (fork)", which a long title leaves room for.
+    An untitled source gives an untitled fork (titles are made from a chat's first message)."""
+    return f"{title[: TITLE_MAX_LENGTH - len(FORK_SUFFIX)].rstrip()}{FORK_SUFFIX}" if title else ""
+
+
 def fork_session(owner: Any, session_id: Any, message_id: uuid.UUID) -> ChatSession:
     """A new chat of ``owner`` holding a copy of the path through message ``message_id`` of
     one of their chats (up to and including it), ready to go on in another direction."""
@@ -74,7 +83,7 @@ def fork_session(owner: Any, session_id: Any, message_id: uuid.UUID) -> ChatSess
         path = tree.path_through(source.pk, tree.locate(source.pk, message_id))
         fork = ChatSession.objects.create(
             owner=owner,
-            title=(f"{source.title} (fork)" if source.title else "")[:TITLE_MAX_LENGTH],
+            title=fork_title(source.title),
             message_count=len(path),
             last_sequence=path[-1]["sequence"],
             total_tokens=path[-1]["cumulative_tokens"],

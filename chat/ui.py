@@ -35,6 +35,7 @@ MODULES = (
     "chat/copy.js",
     "chat/dom.js",
     "chat/drawer.js",
+    "chat/fork.js",
     "chat/markdown.js",
     "chat/scrolling.js",
     "chat/search.js",

@@ -101,6 +101,9 @@ export function createApi({ apiRoot, csrfToken, loginUrl }) {
       return page.results;
     },
 
+    /** A new chat holding the conversation up to and including a message: {id, title, …}. */
+    forkChat: (chatId, messageId) => request("POST", `chats/${chatId}/messages/${messageId}/fork/`),
+
     /** Every artifact of a chat, oldest first (without content). */
     listArtifacts: (chatId) => everyPage(`chats/${chatId}/artifacts/?limit=200`),
     getArtifact: (id) => request("GET", `artifacts/${id}/`),

@@ -7,6 +7,7 @@ import { Composer } from "./composer.js";
 import { Conversation } from "./conversation.js";
 import { h, newId } from "./dom.js";
 import { Drawer, SMALL } from "./drawer.js";
+import { fork } from "./fork.js";
 import { FollowScroll } from "./scrolling.js";
 import { ChatSearch } from "./search.js";
 import { OpenChat } from "./session.js";
@@ -227,6 +228,17 @@ versions.connect({
     if (SMALL.matches) $("conversation").focus({ preventScroll: true }); // no keyboard popping up
     else composer.focus();
   },
+});
+
+fork.connect({
+  async fork(messageId) {
+    const made = await api.forkChat(current.id, messageId);
+    sidebar.setTitle(made.id, made.title); // listed first, before the next refresh lists it too
+    navigate(made.id);
+    announce(`Opened a new chat from that message${made.title ? `: ${made.title}` : ""}.`);
+    return made;
+  },
+  notify,
 });
 
 // --- opening chats --------------------------------------------------------------------------

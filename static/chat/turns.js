@@ -4,14 +4,16 @@
 // next typed message (its replies, the tool results stored between them, the cards of its
 // tool calls) is one assistant turn: one block with one author line, as Claude.ai shows it.
 // A turn ends with its actions, shown on hover or focus: its versions and Edit or
-// Regenerate (versions.js), copy, the time and, for a reply, its token usage (summed over
-// the model calls of the turn).
+// Regenerate (versions.js), copy, "Fork from here" (fork.js), the time and, for a reply, its
+// token usage (summed over the model calls of the turn). A later message of the turn with
+// versions of its own has its pager right under it.
 //
 // A turn holds entries (conversation.js): {sequence, kind, el, content, streaming,
 // streamText, createdAt, usage, id, versions}; kind is "typed", "results" or "assistant".
 
 import { copyButton } from "./copy.js";
 import { h, textOf } from "./dom.js";
+import { fork } from "./fork.js";
 import { versions } from "./versions.js";
 
 const CLOCK = new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "2-digit" });
@@ -101,11 +103,24 @@ export class Turn {
   /** Redraw the actions: after a message of the turn changed, or its time or usage arrived. */
   refresh() {
     const busy = this.entries.some((e) => e.streaming);
+    const pagerFocus = [...this.el.querySelectorAll(":scope > .message-versions")].find((p) => p.contains(document.activeElement));
+    const refocus = pagerFocus ? [pagerFocus.dataset.sequence, document.activeElement.dataset.action] : null;
+    for (const old of this.el.querySelectorAll(":scope > .message-versions")) old.remove();
     this.actions.hidden = busy || !this.entries.length;
     if (busy) return;
+    for (const [entry, pager] of versions.laterPagers(this)) {
+      const row = h("div", { class: "message-versions", dataset: { sequence: String(entry.sequence) } }, pager);
+      entry.el.after(row);
+      if (refocus && refocus[0] === row.dataset.sequence) {
+        const again = pager.querySelector(`[data-action=${refocus[1]}]`);
+        if (again && !again.disabled) again.focus({ preventScroll: true });
+      }
+    }
     const own = this.entries.filter((e) => (this.role === "user" ? e.kind === "typed" : e.kind === "assistant"));
     const parts = versions.controls(this);
     if (this.text()) parts.push(copyButton(this.role === "user" ? "Copy message" : "Copy reply", () => this.text()));
+    const forkButton = fork.button(this);
+    if (forkButton) parts.push(forkButton);
     const times = own.map((e) => e.createdAt).filter(Boolean);
     if (times.length) parts.push(timeOf(this.role === "user" ? times[0] : times.at(-1)));
     const usage = this.role === "assistant" ? totalUsage(own.map((e) => e.usage)) : null;

@@ -75,6 +75,14 @@ class Versions {
     return parts;
   }
 
+  /** Pagers for the turn's other messages with versions (a later reply of a turn that used
+   *  tools, regenerated through the API; an answer to a question): [entry, pager] each, shown
+   *  under the message itself, since the turn's buttons are about its first message. */
+  laterPagers(turn) {
+    const head = turn.entries.find((e) => e.kind === (turn.role === "user" ? "typed" : "assistant"));
+    return turn.entries.filter((e) => e !== head && e.id && e.versions && e.versions.count > 1).map((e) => [e, this.pager(e)]);
+  }
+
   button(action, label, ...content) {
     const onclick = content.pop();
     const button = h("button", { type: "button", class: "ghost version-action", dataset: { action }, onclick }, ...content);
@@ -117,7 +125,7 @@ class Versions {
     const pager = PAGER.has(button.dataset.action);
     const question = pager && this.state === "awaiting_input";
     button.disabled = this.busy || question || (pager && button.dataset.end === "true");
-    button.title = this.busy ? "Wait for the reply to finish" : question ? "Answer the question first" : "";
+    button.title = this.busy ? "Wait for the reply to finish" : question ? "Answer the question first" : button.dataset.tip || "";
   }
 
   /** Every button as the chat's state allows. */

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from chat.models import Message
-from tests.ui.pages import chat_id_of, composer, expect, send, turns, wait_until_idle
+from tests.ui.pages import box, chat_id_of, composer, expect, send, turns, wait_until_idle
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("chromium_path")]
 
@@ -276,3 +276,56 @@ def test_on_a_phone_the_version_buttons_are_shown_and_reachable(browser_page, ow
     previous.click()
     expect(user_turn(page).locator(".user-text")).to_have_text("Tell me about kiwis")
     expect(user_turn(page)).to_contain_text("1 / 2")
+
+
+def api_post(page: Any, path: str) -> dict[str, Any]:
+    """POST to the API from the page, as the page would (its CSRF token); status and JSON."""
+    return page.evaluate(
+        """async (path) => {
+            const config = JSON.parse(document.getElementById("chat-config").textContent);
+            const response = await fetch(config.apiRoot + path, {method: "POST", headers: {"X-CSRFToken": config.csrfToken}});
+            return {status: response.status, body: await response.json()};
+        }""",
+        path,
+    )
+
+
+def test_a_later_reply_of_a_turn_regenerated_through_the_api_shows_its_pager(browser_page, owner):
+    page = browser_page.page
+    browser_page.sign_in(owner)
+    page.goto("/")
+    send(page, "calculate 2+2")
+    wait_until_idle(page)
+    sid = chat_id_of(page)
+    stored = browser_page.api(f"chats/{sid}/messages/")["results"]
+    # A tool call, its result, then the reply: one assistant turn of three messages.
+    assert [m["role"] for m in stored] == ["user", "assistant", "user", "assistant"]
+    later = stored[-1]
+    answered = api_post(page, f"chats/{sid}/messages/{later['id']}/regenerate/")
+    assert answered["status"] == 202, answered
+    wait_until_idle(page)
+    expect(turns(page)).to_have_count(2)
+    after = browser_page.api(f"chats/{sid}/messages/")["results"]
+    assert after[-1]["versions"] == {"index": 2, "count": 2} and after[1]["versions"] is None
+
+    page.reload()
+    answer = reply_turn(page)
+    expect(answer).to_contain_text("4")
+    pager = answer.get_by_role("group", name="Version 2 of 2")
+    expect(pager).to_have_count(1)
+    expect(pager).to_be_visible()  # without a hover
+    # Under the reply it belongs to, after the tool call; the turn's own row has no pager.
+    expect(answer.locator(".message-actions .version-pager")).to_have_count(0)
+    last = answer.locator(":scope > .message.assistant").last
+    assert box(pager)["y"] > box(last)["y"]
+    assert last.evaluate("(m) => m.nextElementSibling.classList.contains('message-versions')")
+    answer.hover()
+    browser_page.shoot("version-later-reply")
+
+    pager.get_by_role("button", name="Previous version").click()
+    expect(answer.get_by_role("group", name="Version 1 of 2")).to_be_visible()
+    expect(answer.get_by_role("button", name="Next version")).to_be_focused()  # the keyboard stays on the pager
+    wait_until_idle(page)
+    assert browser_page.api(f"chats/{sid}/messages/")["results"][-1]["id"] == later["id"]
+    expect(answer).to_contain_text("4")
+    expect(turns(page)).to_have_count(2)

@@ -296,3 +296,20 @@ async def test_a_fork_starts_a_new_chat_with_the_path_up_to_a_message(storage, o
     assert await path(storage, sid) == ["one", "uno", "two", "dos", "three", "tres"]
     with pytest.raises(NotFound):
         await sync_to_async(services.fork_session)(stranger, sid, old["dos"])
+
+
+@pytest.mark.parametrize(
+    "title, expected",
+    [
+        ("Spanish numbers", "Spanish numbers (fork)"),
+        ("n" * services.TITLE_MAX_LENGTH, "n" * (services.TITLE_MAX_LENGTH - 7) + " (fork)"),  # the suffix is kept
+        ("", ""),  # untitled stays untitled: titles are made from a chat's first message
+    ],
+)
+async def test_a_fork_is_titled_after_its_source(storage, owner, title, expected):
+    sid = await chat_with(storage, owner, ("one", "uno"), ("two", "dos"))
+    await ChatSession.objects.filter(pk=sid).aupdate(title=title)
+    fork = await sync_to_async(services.fork_session)(owner, sid, (await ids(sid))["uno"])
+    assert (await ChatSession.objects.aget(pk=fork.pk)).title == expected
+    assert len(expected) <= services.TITLE_MAX_LENGTH
+    assert (await ChatSession.objects.aget(pk=sid)).title == title
