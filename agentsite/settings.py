@@ -537,3 +537,13 @@ LOGGING["filters"] = {"ids": {"()": "agentsite.logs.IdsFilter"}}
 LOGGING["formatters"]["json"] = {"()": "agentsite.logs.JsonFormatter"}
 LOGGING["handlers"]["console"]["filters"] = ["ids"]
 LOGGING["handlers"]["console"]["formatter"] = "json" if LOG_FORMAT == "json" else "plain"
+
+# --- Search ----------------------------------------------------------------------------------
+# The PostgreSQL text search configuration of the chat search (``simple``: words as written,
+# no stemming, so every language works; ``english`` stems and drops stop words). The index
+# is built with it by the migration and by ``manage.py rebuild_search_index``, which must be
+# run after changing it: until then searches go on with the configuration installed. In the
+# embedded mode (SQLite FTS5) ``english`` adds the Porter stemmer; anything else is unicode61.
+SEARCH_CONFIG = env.str("SEARCH_CONFIG", default="simple")
+if not SEARCH_CONFIG.replace("_", "a").isalnum() or not SEARCH_CONFIG.isascii() or SEARCH_CONFIG[0].isdigit():
+    raise ImproperlyConfigured(f"SEARCH_CONFIG must be the name of a text search configuration, got {SEARCH_CONFIG!r}")

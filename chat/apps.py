@@ -7,11 +7,12 @@ class ChatConfig(AppConfig):
 
     def ready(self) -> None:
         from django.core.signals import request_started
-        from django.db.models.signals import post_delete
+        from django.db.models.signals import post_delete, post_migrate
 
         from chat import db, runtime
         from chat.attachments import service as attachments
         from chat.models import Attachment
+        from chat.search import index as search_index
 
         # The process-wide objects, built once from settings (no I/O until they are used).
         runtime.install(runtime.Runtime())
@@ -19,3 +20,5 @@ class ChatConfig(AppConfig):
         request_started.connect(db.replace_broken_connection, dispatch_uid="agentsite-replace-broken-connection")
         # An attachment's file goes with its row, whatever deleted it (a chat, a user).
         post_delete.connect(attachments.delete_file_after_commit, sender=Attachment, dispatch_uid="agentsite-attachment-file")
+        # SQLite drops the search index's triggers with a table a migration rebuilds.
+        post_migrate.connect(search_index.ensure, sender=self, dispatch_uid="agentsite-search-index")

@@ -39,6 +39,7 @@ MODULES = (
     "chat/fork.js",
     "chat/markdown.js",
     "chat/scrolling.js",
+    "chat/search.js",
     "chat/session.js",
     "chat/shortcuts.js",
     "chat/sidebar.js",

@@ -14,6 +14,10 @@ from tools.registry import Tool, ToolContext, ToolError, ToolKind
 MIN_OPTIONS, MAX_OPTIONS = 2, 8
 MAX_QUESTION_LENGTH = 500
 MAX_OPTION_LENGTH = 200
+# How the answer reads in the tool result the model is sent (chat.runs.turns writes it; the
+# chat search indexes what follows it).
+SELECTED_PREFIX = "User selected: "
+REPLIED_PREFIX = "User replied: "
 
 
 def question_and_options(tool_input: dict[str, Any]) -> tuple[str, list[str]]:

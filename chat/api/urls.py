@@ -1,11 +1,11 @@
-"""/api/v1/: chats, their messages, artifacts and exports; tokens; the schema and its docs."""
+"""/api/v1/: chats, their messages, artifacts and exports; search; tokens; the schema and its docs."""
 
 from __future__ import annotations
 
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from chat.api import attachments, usage, versions, views
+from chat.api import attachments, search, usage, versions, views
 
 app_name = "api"
 
@@ -40,6 +40,7 @@ urlpatterns = [
         name="attachment-download",
     ),
     path("usage/", usage.UsageView.as_view(), name="usage"),
+    path("search/", search.Search.as_view(), name="search"),
     path("auth/token/", views.AuthTokenView.as_view(), name="auth-token"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),

@@ -36,6 +36,7 @@ from chat.storage import HybridStorage, database, tree
 from chat.storage.database import RunClaim, Saved, StoredMessage
 from chat.usage import quotas
 from chat.usage.quotas import NO_LIMITS, Limits
+from tools.propose_options import REPLIED_PREFIX, SELECTED_PREFIX
 
 State = ChatSession.State
 BUSY = UserError("busy", "The assistant is still answering; wait for it or stop it first.", status=409)
@@ -316,11 +317,11 @@ def _answer(
             raise UserError("unknown_question", "That question is not the one this chat is waiting on.")
         if action.choice not in pending["options"]:
             raise UserError("invalid_choice", "That choice is not one of the options.")
-        answer = f"User selected: {action.choice}"
+        answer = f"{SELECTED_PREFIX}{action.choice}"
     else:
         # Typed instead of clicking. The client_id goes on the stored answer: its message
         # event acknowledges the typed text, and a resend of it is not stored twice.
-        answer, client_id = f"User replied: {action.text.strip()}", action.client_id
+        answer, client_id = f"{REPLIED_PREFIX}{action.text.strip()}", action.client_id
     results, answered = [], {}
     for block in pending["pending_results"]:
         if block["tool_use_id"] == pending["tool_use_id"]:

@@ -91,6 +91,10 @@ export function createApi({ apiRoot, csrfToken, loginUrl }) {
       }
     },
 
+    /** One page of the user's search hits for `q` (docs/api.md); pass the previous page's `next` for more. */
+    search: (q, next) => request("GET", next ? local(next) : `search/?q=${encodeURIComponent(q)}&limit=20`),
+    /** Show another version of a message: the chat's conversation becomes the path through it. */
+    switchTo: (chatId, messageId) => request("POST", `chats/${chatId}/messages/${messageId}/switch/`),
     /** A message's versions, oldest first: {id, sequence, role, active, …}. */
     async versions(chatId, messageId) {
       const page = await request("GET", `chats/${chatId}/messages/${messageId}/versions/`);

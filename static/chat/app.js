@@ -10,6 +10,7 @@ import { h, newId } from "./dom.js";
 import { Drawer, SMALL } from "./drawer.js";
 import { fork } from "./fork.js";
 import { FollowScroll } from "./scrolling.js";
+import { ChatSearch } from "./search.js";
 import { OpenChat } from "./session.js";
 import { installShortcuts } from "./shortcuts.js";
 import { Sidebar } from "./sidebar.js";
@@ -151,6 +152,28 @@ const sidebar = new Sidebar({
   },
 });
 
+const search = new ChatSearch(
+  { input: $("search-input"), results: $("search-results"), status: $("search-status"), more: $("search-more"), hides: $("chat-nav") },
+  { api, onChoose: (hit) => openHit(hit) },
+);
+
+/** A search hit: its chat, at its message (shown as the conversation if it is another version). */
+async function openHit({ chat, message }) {
+  drawer.closeOnSmallScreens();
+  if (!message) return navigate(chat.id);
+  if (message.on_active_path && current && current.id === chat.id && view.reveal(message.sequence)) return;
+  if (!message.on_active_path) {
+    try {
+      await api.switchTo(chat.id, message.id);
+    } catch (error) {
+      navigate(chat.id);
+      notify(`That message is in another version of this conversation, which cannot be shown now: ${error.message}`);
+      return;
+    }
+  }
+  navigate(chat.id, { reveal: message.sequence });
+}
+
 let refreshTimer = null;
 function refreshSidebarSoon() {
   clearTimeout(refreshTimer);
@@ -231,7 +254,7 @@ fork.connect({
 
 // --- opening chats --------------------------------------------------------------------------
 
-function open(id) {
+function open(id, { reveal = null } = {}) {
   if (current) current.stop();
   clearNotices();
   tray.reset();
@@ -253,16 +276,17 @@ function open(id) {
     view,
     store,
     ui,
+    reveal,
   });
   ui.runState("idle", { outgoing: false });
   current.start();
-  if (!SMALL.matches) composer.focus(); // on a phone that would pop the keyboard up
+  if (!SMALL.matches && reveal === null) composer.focus(); // on a phone that would pop the keyboard up
 }
 
-function navigate(id) {
+function navigate(id, options = {}) {
   const url = id ? chatUrl(id) : config.homeUrl;
   if (window.location.pathname !== url) history.pushState({ chatId: id }, "", url);
-  open(id);
+  open(id, options);
 }
 
 window.addEventListener("popstate", () => open(chatIdIn(window.location.pathname)));
@@ -282,6 +306,10 @@ installShortcuts(
   { dialog: $("shortcuts-dialog"), list: $("shortcut-list"), opener: $("shortcuts-button"), closer: $("shortcuts-close") },
   {
     newChat,
+    search: () => {
+      if (SMALL.matches) drawer.set(true);
+      search.focus();
+    },
     stop: () => composer.stop(),
     isRunning: () => Boolean(current && current.state === "running"),
   },

@@ -483,6 +483,29 @@ export class Conversation {
 
   // --- scrolling ---------------------------------------------------------------------------
 
+  /** Show message `sequence` (a search hit): scrolled into the middle, focused, briefly
+   *  highlighted. An answer to a question shows on the question's card. False if it is not here. */
+  reveal(sequence) {
+    const entry = this.messages.get(sequence);
+    if (!entry) return false;
+    let target = entry.el;
+    if (entry.kind === "results") {
+      const asked = (Array.isArray(entry.content) ? entry.content : []).find((b) => b && b.type === "tool_result" && b.interactive_data);
+      const card = asked && this.tools.slots.get(asked.tool_use_id);
+      target = card && card.isConnected ? card : entry.el;
+    }
+    if (target.hidden) target = entry.turn.el;
+    target.classList.remove("search-hit");
+    void target.offsetWidth; // restart the highlight if it is still on
+    target.classList.add("search-hit");
+    setTimeout(() => target.classList.remove("search-hit"), 2500);
+    if (!target.hasAttribute("tabindex")) target.setAttribute("tabindex", "-1");
+    target.scrollIntoView({ block: "center" });
+    target.focus({ preventScroll: true });
+    this.follow.update();
+    return true;
+  }
+
   nearBottom() {
     return this.follow.nearBottom();
   }

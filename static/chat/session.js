@@ -27,9 +27,11 @@ export class OpenChat {
    *   id, isNew, wsUrl, api, view (Conversation), store (ArtifactStore),
    *   ui: { connection(state), model(name), runState(state), title(id, title), created(id),
    *         notify(message, retry?), clearNotices(), announce(text), restoreDraft(text),
-   *         fatal(reason), runEnded(), pathChanged(), versionRefused(frame), caughtUp() }
+   *         fatal(reason), runEnded(), pathChanged(), versionRefused(frame), caughtUp() },
+   *   reveal: the sequence of a message to show once the chat is loaded (a search hit), or null
    */
-  constructor({ id, isNew, wsUrl, api, view, store, ui }) {
+  constructor({ id, isNew, wsUrl, api, view, store, ui, reveal = null }) {
+    this.reveal = reveal;
     this.id = id;
     this.exists = !isNew;
     this.api = api;
@@ -186,6 +188,11 @@ export class OpenChat {
     }
     this.store.setList(artifacts);
     this.view.load(messages, { pending: ready && state === "awaiting_input" ? ready.pending : null });
+    if (this.reveal !== null) {
+      // The whole conversation shown is loaded above, so the message is on the page.
+      this.view.reveal(this.reveal);
+      this.reveal = null;
+    }
     this.setState(state);
     if (!resync && ready && ready.state === "failed") {
       // The run's own error event, if still in the log, replaces this general notice.

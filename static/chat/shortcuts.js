@@ -1,5 +1,5 @@
-// Keyboard shortcuts, and the dialog that lists them. Only what works is listed: search
-// (Ctrl/⌘+K) comes with that feature; ↑ is the composer's own (composer.js).
+// Keyboard shortcuts, and the dialog that lists them. ↑ (edit the last message) is the
+// composer's own (composer.js).
 //
 // Esc is shared: whatever it closes first (the shortcuts dialog, the options menu, the
 // drawer, the artifact panel) takes it with preventDefault; only an Esc nobody took stops
@@ -16,14 +16,15 @@ export const SHORTCUTS = [
   [["↑"], "Edit your last message (box empty)"],
   [["Esc"], "Stop the reply being written, or cancel an edit"],
   [[MOD, "Shift", "O"], "Start a new chat"],
+  [[MOD, "K"], "Search chats"],
   [[MOD, "/"], "Show these shortcuts"],
 ];
 
 /**
  * @param {object} parts  dialog, list, opener, closer (elements)
- * @param {object} actions  newChat(), stop(), isRunning()
+ * @param {object} actions  newChat(), search(), stop(), isRunning()
  */
-export function installShortcuts({ dialog, list, opener, closer }, { newChat, stop, isRunning }) {
+export function installShortcuts({ dialog, list, opener, closer }, { newChat, search, stop, isRunning }) {
   list.replaceChildren(
     ...SHORTCUTS.map(([keys, what]) =>
       h("div", { class: "shortcut" }, h("dt", {}, keys.flatMap((key, i) => [i ? " + " : null, h("kbd", {}, key)])), h("dd", {}, what)),
@@ -45,6 +46,10 @@ export function installShortcuts({ dialog, list, opener, closer }, { newChat, st
       event.preventDefault();
       if (dialog.open) dialog.close();
       newChat();
+    } else if (mod && !event.shiftKey && event.key.toLowerCase() === "k") {
+      event.preventDefault();
+      if (dialog.open) dialog.close();
+      search();
     } else if (mod && !event.shiftKey && event.key === "/") {
       event.preventDefault();
       show();

@@ -31,6 +31,7 @@ OPERATIONS = {
     ("/api/v1/attachments/{attachment_id}/", "get"),
     ("/api/v1/attachments/{attachment_id}/", "delete"),
     ("/api/v1/attachments/{attachment_id}/download/", "get"),
+    ("/api/v1/search/", "get"),
     ("/api/v1/auth/token/", "post"),
     ("/api/v1/auth/token/", "delete"),
     ("/api/v1/usage/", "get"),
