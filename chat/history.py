@@ -108,7 +108,25 @@ def coarse_cut(messages: Sequence[dict[str, Any]], token_budget: int, step: int)
     if total <= token_budget:
         return list(messages)
     threshold = math.ceil((total - token_budget) / step) * step
-    return [m for m in messages if m["cumulative_tokens"] - m["tokens"] >= threshold]
+    newest = newest_turn_start(messages)
+    if newest is not None:
+        # A step larger than what is left of the budget (a small budget, a large newest
+        # turn) would cut into the newest turn, or past it: the newest turn always goes.
+        threshold = min(threshold, _start(messages[newest]))
+    return [m for m in messages if _start(m) >= threshold]
+
+
+def _start(message: dict[str, Any]) -> int:
+    """The running token sum just before ``message``."""
+    return message["cumulative_tokens"] - message["tokens"]
+
+
+def newest_turn_start(messages: Sequence[dict[str, Any]]) -> int | None:
+    """The index of the newest message that begins a turn (the user typed it), if any."""
+    for index in range(len(messages) - 1, -1, -1):
+        if is_turn_start(messages[index]):
+            return index
+    return None
 
 
 def _api_block(block: dict[str, Any]) -> dict[str, Any] | None:

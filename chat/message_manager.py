@@ -17,6 +17,7 @@ from typing import Any, Callable, Sequence
 from django.conf import settings
 
 from chat import history
+from chat.errors import ContextTooLong
 from chat.storage import HybridStorage
 from chat.storage.database import StoredMessage
 
@@ -62,15 +63,40 @@ class MessageManager:
         """Load the newest history that fits ``token_budget`` (default: the configured one),
         up to (not including) message ``before`` if given: the reply being written.
 
-        The cut moves in steps of ``cut_step`` tokens (see ``history.coarse_cut``) and never
-        starts on a message that cannot begin a history.
+        The cut moves in steps of ``cut_step`` tokens (see ``history.coarse_cut``), never
+        starts on a message that cannot begin a history, and always keeps the newest turn
+        whole: a newest turn larger than the budget raises ``ContextTooLong`` (nothing could
+        be sent that holds it), so the model is never called with an empty history.
         """
         budget = token_budget or settings.CHAT_CONTEXT_TOKENS
         exact = await self.storage.load_within_budget(self.session_id, budget)
         if before is not None:
             exact = [m for m in exact if m["sequence"] < before]
+        if history.newest_turn_start(exact) is None:
+            # The newest turn (what the user sent, and the tool calls answering it so far)
+            # does not fit on its own: no prompt can hold it. (Or the chat is empty.)
+            too_long = await self._newest_turn_tokens(budget, before)
+            if too_long is not None:
+                raise ContextTooLong(turn_tokens=too_long, window=budget)
         self._messages = history.drop_to_turn_start(history.coarse_cut(exact, budget, self.cut_step))
         return self.messages
+
+    async def _newest_turn_tokens(self, budget: int, before: int | None) -> int | None:
+        """The tokens of the newest turn, which is larger than ``budget`` (None: the chat
+        has no message): read further back until its start (a refusal, so rare that
+        doubling reads cost nothing that matters)."""
+        if not await self.storage.load_recent_messages(self.session_id, 1):
+            return None
+        reach = budget
+        while True:
+            reach *= 2
+            messages = await self.storage.load_within_budget(self.session_id, reach)
+            if before is not None:
+                messages = [m for m in messages if m["sequence"] < before]
+            start = history.newest_turn_start(messages)
+            if start is not None or (messages and messages[0]["sequence"] == 1):
+                first = messages[start or 0]
+                return messages[-1]["cumulative_tokens"] - (first["cumulative_tokens"] - first["tokens"])
 
     @property
     def messages(self) -> list[StoredMessage]:

@@ -34,7 +34,7 @@ from chat.agent.events import Event
 from chat.agent.prompts import SYSTEM_PROMPT
 from chat.agent.providers.base import ModelReply, Provider, add_usage, usage
 from chat.agent.reply import StreamingReply, stream_reply
-from chat.errors import OUTAGES
+from chat.errors import OUTAGES, ContextTooLong
 from chat.message_manager import MessageManager
 from chat.storage.database import StoredMessage
 from tools.executor import error_result, execute_tools
@@ -99,13 +99,12 @@ async def _steps(
                 return
             step += 1
             started, reply = reply, None
-            await mm.load(config.token_budget, before=started["sequence"] if started else None)
-            if not mm.messages:
-                yield events.error(
-                    "context_too_small",
-                    "The newest message is larger than the context budget; it cannot be sent to the model.",
-                    retryable=False,
-                )
+            try:
+                await mm.load(config.token_budget, before=started["sequence"] if started else None)
+            except ContextTooLong as exc:
+                if started is not None:
+                    await mm.remove_last(started["sequence"])  # the reply that will not be written
+                yield events.error(exc.code, exc.message, retryable=False)
                 return
             writing = StreamingReply(
                 mm, {**mm.context_record(), "token_budget": config.token_budget}, config.flush_interval, started=started

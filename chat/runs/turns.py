@@ -19,6 +19,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Union
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from chat import history, ratelimit
@@ -26,7 +27,7 @@ from chat.agent import events
 from chat.agent.events import Event
 from chat.agent.reply import EMPTY_TEXT
 from chat.db import db_async
-from chat.errors import NotFound, UserError
+from chat.errors import ContextTooLong, NotFound, UserError
 from chat.ids import ChatRef
 from chat.models import ChatSession, Worker
 from chat.storage import HybridStorage, database, tree
@@ -131,6 +132,7 @@ async def start_turn(
     Raises UserError (nothing stored, no chat created) if it may not. ``session_id`` may
     be new: the chat is created for ``user`` by its first message.
     """
+    _check_fits(action)
     await ratelimit.check_message_rate(user.pk)
     run_id = uuid.uuid4()
     begun = await db_async(_begin)(user.pk, session_id, action, RunClaim(run_id, worker_id), dead_before)
@@ -147,6 +149,15 @@ async def start_turn(
         interrupted=begun.interrupted,
         reply=begun.reply,
     )
+
+
+def _check_fits(action: Action) -> None:
+    """A message larger than the model's window on its own could never be sent: refused
+    before anything is stored (what a turn adds later is the agent loop's to check)."""
+    if isinstance(action, (SendMessage, Edit)):
+        tokens = history.estimate_tokens(action.text)
+        if tokens > settings.CHAT_CONTEXT_TOKENS:
+            raise ContextTooLong(turn_tokens=tokens, window=settings.CHAT_CONTEXT_TOKENS)
 
 
 def _begin(
