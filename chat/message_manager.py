@@ -33,6 +33,7 @@ def current_time(*, now: dt.datetime | None = None) -> Blocks:
 
 
 DEFAULT_INJECTIONS: tuple[Injection, ...] = (current_time,)
+_UNREAD = object()
 
 
 class MessageManager:
@@ -44,13 +45,30 @@ class MessageManager:
         injections: Sequence[Injection] = DEFAULT_INJECTIONS,
         *,
         cut_step: int | None = None,
+        compact_at: float | None = None,
+        keep_turns: int | None = None,
     ):
         self.session_id = str(session_id)
         self.user = user
         self.storage = storage
         self.injections = tuple(injections)
         self.cut_step = cut_step or settings.CHAT_CONTEXT_CUT_STEP
+        self.compact_at = settings.CHAT_COMPACT_AT if compact_at is None else compact_at
+        self.keep_turns = keep_turns or settings.CHAT_TOOL_RESULT_KEEP_TURNS
         self._messages: list[StoredMessage] = []
+        # The summary the prompt begins with (``chat.models.Summary``), if any; read once
+        # per manager (one run), since only this run can compact the chat while it runs.
+        self.summary: dict[str, Any] | None = None
+        self._known_summary: Any = _UNREAD
+        self._stub_line = 0
+        # What the last ``load`` found: the prompt's tokens (the summary, the messages with
+        # their stubs), the path's running token sum, and whether the chat should be
+        # compacted before the call (the prompt passed ``compact_at`` of the budget, or the
+        # history no longer fits whole after the summary).
+        self.budget = 0
+        self.prompt_tokens = 0
+        self.path_tokens = 0
+        self.needs_compaction = False
 
     async def __aenter__(self) -> MessageManager:
         return self
@@ -78,8 +96,37 @@ class MessageManager:
             too_long = await self._newest_turn_tokens(budget, before)
             if too_long is not None:
                 raise ContextTooLong(turn_tokens=too_long, window=budget)
-        self._messages = history.drop_to_turn_start(history.coarse_cut(exact, budget, self.cut_step))
+        if self._known_summary is _UNREAD:
+            self._known_summary = await self.storage.summary_in_window(self.session_id, exact)
+        self._fit(exact, budget, self._known_summary)
         return self.messages
+
+    def _fit(self, exact: list[StoredMessage], budget: int, summary: dict[str, Any] | None) -> None:
+        """Choose the prompt from the budget window ``exact``: the summary and every message
+        after it (old tool results stubbed) while that fits; else the coarse cut."""
+        self.budget, self.path_tokens = budget, exact[-1]["cumulative_tokens"] if exact else 0
+        after, covered = exact, not exact or exact[0]["sequence"] == 1
+        if summary is not None:
+            after = [m for m in exact if m["sequence"] > summary["last_sequence"]]
+            covered = bool(exact) and exact[0]["sequence"] <= summary["last_sequence"] + 1
+        line = history.stub_line(after, self.keep_turns, self.cut_step)
+        tokens = (summary["tokens"] if summary else 0) + sum(m["tokens"] for m in history.with_stubs(after, line))
+        if covered and tokens <= budget:
+            self.summary, self._messages, self._stub_line, self.prompt_tokens = summary, after, line, tokens
+            foldable = history.compaction_cut(after, 0) is not None
+            self.needs_compaction = foldable and 0 < self.compact_at and tokens > self.compact_at * budget
+            return
+        # Too long for the summary and all that follows (compaction is off, failed, or is
+        # about to run): the newest history that fits, cut at a step.
+        cut = history.drop_to_turn_start(history.coarse_cut(exact, budget, self.cut_step))
+        line = history.stub_line(cut, self.keep_turns, self.cut_step)
+        self.summary, self._messages, self._stub_line = None, cut, line
+        self.prompt_tokens = sum(m["tokens"] for m in history.with_stubs(cut, line))
+        self.needs_compaction = 0 < self.compact_at
+
+    def use_summary(self, summary: dict[str, Any]) -> None:
+        """A compaction wrote ``summary``: the next ``load`` begins the prompt with it."""
+        self._known_summary = summary
 
     async def _newest_turn_tokens(self, budget: int, before: int | None) -> int | None:
         """The tokens of the newest turn, which is larger than ``budget`` (None: the chat
@@ -158,22 +205,37 @@ class MessageManager:
         self._messages = [m for m in self._messages if m["sequence"] != sequence]
 
     def to_api_messages(self) -> list[dict[str, Any]]:
-        """The history as the model must receive it: valid, API keys only."""
-        return history.to_api_messages(self._messages)
+        """The history as the model must receive it: valid, API keys only; the summary
+        first, if one is used, and old tool results as stubs."""
+        messages = history.with_stubs(self._messages, self._stub_line)
+        if self.summary is not None:
+            messages = [history.summary_message(self.summary["text"]), *messages]
+        return history.to_api_messages(messages)
 
     def call_context(self) -> Blocks:
         """The injections' blocks for the next call (sent after the history)."""
         return [block for inject in self.injections for block in inject()]
 
-    def context_record(self) -> dict[str, int | None]:
+    def context_record(self) -> dict[str, Any]:
         """Which stored messages the next prompt is built from, for the reply to record: a
         range of the path that leads to branch ``branch`` (``chat.models.Branch``)."""
         if not self._messages:
             return {"first_sequence": None, "last_sequence": None, "dropped": 0}
         first, last = self._messages[0], self._messages[-1]
-        record = {"first_sequence": first["sequence"], "last_sequence": last["sequence"], "dropped": first["sequence"] - 1}
+        record: dict[str, Any] = {
+            "first_sequence": first["sequence"],
+            "last_sequence": last["sequence"],
+            "dropped": first["sequence"] - 1,
+        }
         if last.get("branch"):
             record["branch"] = last["branch"]
+        if self.summary is not None:
+            # The messages before ``first_sequence`` went as this summary, not dropped.
+            record["summary"] = self.summary["id"]
+            record["summarised"] = self.summary["last_sequence"]
+            record["dropped"] = first["sequence"] - 1 - self.summary["last_sequence"]
+        if self._stub_line:
+            record["stubbed_through_tokens"] = self._stub_line
         return record
 
     async def save_loop_state(self, state: dict[str, Any]) -> None:

@@ -34,6 +34,7 @@ from chat.agent.events import Event
 from chat.agent.prompts import SYSTEM_PROMPT
 from chat.agent.providers.base import ModelReply, Provider, add_usage, usage
 from chat.agent.reply import StreamingReply, stream_reply
+from chat.compaction import compact_if_needed
 from chat.errors import OUTAGES, ContextTooLong
 from chat.message_manager import MessageManager
 from chat.storage.database import StoredMessage
@@ -99,8 +100,12 @@ async def _steps(
                 return
             step += 1
             started, reply = reply, None
+            before = started["sequence"] if started else None
             try:
-                await mm.load(config.token_budget, before=started["sequence"] if started else None)
+                await mm.load(config.token_budget, before=before)
+                async with aclosing(compact_if_needed(mm, provider, budget=config.token_budget, before=before)) as compacting:
+                    async for event in compacting:
+                        yield event
             except ContextTooLong as exc:
                 if started is not None:
                     await mm.remove_last(started["sequence"])  # the reply that will not be written

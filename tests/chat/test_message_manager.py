@@ -114,10 +114,11 @@ async def test_a_dangling_tool_use_from_a_crash_is_repaired_on_load(storage, own
 
 @pytest.mark.parametrize("history_size", [10, 10_000])
 async def test_queries_and_cache_round_trips_per_turn_do_not_grow_with_history(owner, cache_kind, history_size):
-    # One turn: a budget load answered by the cache, then the user message and the reply,
-    # each one UPDATE (sequence allocation) and one INSERT. The same at 10 and 10,000.
+    # One turn: a budget load answered by the cache, the summary it may begin with (one
+    # index range, by the window's branches), then the user message and the reply, each one
+    # UPDATE (sequence allocation) and one INSERT. The same at 10 and 10,000.
     counts = await _turn_costs(owner, cache_kind, history_size)
-    assert counts == {"sql": 4, "cache": ["read_budget", "append", "append"]}
+    assert counts == {"sql": 5, "cache": ["read_budget", "append", "append"]}
 
 
 async def _turn_costs(owner, cache_kind, history_size):

@@ -348,7 +348,8 @@ async def test_a_resent_client_id_whose_reply_never_came_is_answered(manager, se
     assert [m["role"] for m in await stored_messages(session_id)] == ["user", "assistant"]
 
 
-async def test_each_reply_records_the_budget_window_and_usage_adds_up(owner, storage, session_id):
+async def test_each_reply_records_the_budget_window_and_usage_adds_up(owner, storage, session_id, settings):
+    settings.CHAT_COMPACT_AT = 0  # the cut alone, no summary
     mm = MessageManager(session_id, owner, storage=storage, injections=(), cut_step=50)
     for i in range(10):
         await mm.add_user_message(f"old question {i} " + "x" * 200)
