@@ -29,6 +29,7 @@ from chat.agent import events
 from chat.agent.events import Event
 from chat.agent.prompts import SUMMARY_PROMPT, SUMMARY_REQUEST
 from chat.agent.providers.base import Provider, ProviderError, usage
+from chat.errors import ContextTooLong
 from chat.message_manager import MessageManager
 
 logger = logging.getLogger(__name__)
@@ -126,3 +127,28 @@ async def run_compaction(mm: MessageManager, provider: Provider, *, budget: int 
         return
     yield events.summary(summary)
     yield events.complete("compacted", summary["usage"] or usage())
+
+
+async def context_state(session_id: Any, user: Any, storage: Any) -> dict[str, Any]:
+    """What the context meter shows: the next prompt's tokens (the summary, and the
+    messages after it with their stubs, as the next call would send them) against the
+    budget and the point where compaction happens; and the summary the chat shows as its
+    divider."""
+    budget = settings.CHAT_CONTEXT_TOKENS
+    mm = MessageManager(session_id, user, storage)
+    try:
+        await mm.load(budget)
+        prompt_tokens = mm.prompt_tokens
+    except ContextTooLong as exc:  # the newest turn alone: more than the window
+        prompt_tokens = exc.turn_tokens
+    summary = mm.known_summary
+    return {
+        "window": budget,
+        "compact_at": int(settings.CHAT_COMPACT_AT * budget) or None,
+        "prompt_tokens": prompt_tokens,
+        "path_tokens": mm.path_tokens,
+        "summary": None if summary is None else {key: summary[key] for key in SUMMARY_FIELDS},
+    }
+
+
+SUMMARY_FIELDS = ("id", "branch", "first_sequence", "last_sequence", "tokens", "model", "text", "created_at")

@@ -124,6 +124,12 @@ class MessageManager:
         self.prompt_tokens = sum(m["tokens"] for m in history.with_stubs(cut, line))
         self.needs_compaction = 0 < self.compact_at
 
+    @property
+    def known_summary(self) -> dict[str, Any] | None:
+        """The newest summary of the path that the last ``load`` found, used or not (the
+        prompt is the coarse cut without it when what follows it no longer fits)."""
+        return None if self._known_summary is _UNREAD else self._known_summary
+
     def use_summary(self, summary: dict[str, Any]) -> None:
         """A compaction wrote ``summary``: the next ``load`` begins the prompt with it."""
         self._known_summary = summary

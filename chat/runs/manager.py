@@ -34,6 +34,7 @@ from chat.agent.loop import run_turn
 from chat.agent.providers import Provider
 from chat.agent.providers.base import usage
 from chat.agent.titles import schedule_title
+from chat.compaction import run_compaction
 from chat.db import db_async
 from chat.errors import OUTAGES, UserError
 from chat.ids import ChatRef
@@ -117,7 +118,7 @@ class RunManager:
         )
         if isinstance(begun, turns.Acknowledged):
             return begun
-        metrics.TURNS.labels("answer" if begun.step else "message").inc()
+        metrics.TURNS.labels("compact" if begun.compact else "answer" if begun.step else "message").inc()
         task = asyncio.get_running_loop().create_task(self._run(user, begun, received_at))
         self._runs[session_id] = _Run(begun.run_id, task)
         task.add_done_callback(lambda _: self._runs.pop(session_id, None))
@@ -209,9 +210,11 @@ class RunManager:
         publisher = RunPublisher(self.publisher, chat)
         this = asyncio.current_task()
         assert this is not None
-        stream = run_turn(
-            MessageManager(session_id, user, self.storage), self.provider, self.tools, step=turn.step, reply=turn.reply
-        )
+        mm = MessageManager(session_id, user, self.storage)
+        if turn.compact:
+            stream = run_compaction(mm, self.provider)
+        else:
+            stream = run_turn(mm, self.provider, self.tools, step=turn.step, reply=turn.reply)
         state = State.IDLE
         last: dict[str, Any] | None = None  # the event that ends the run, sent last of all
         try:

@@ -71,7 +71,13 @@ class Regenerate:
     message_id: uuid.UUID
 
 
-Action = Union[SendMessage, Choose, Edit, Regenerate]
+@dataclass(frozen=True)
+class Compact:
+    """Summarise the conversation shown up to its newest turn now (the Compact button,
+    ``/compact``): a run that calls the model for the summary only (``chat.compaction``)."""
+
+
+Action = Union[SendMessage, Choose, Edit, Regenerate, Compact]
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,8 @@ class Turn:
     title_from: str | None
     # The chat's previous run had died with its process: this turn failed it.
     interrupted: bool = False
+    # A compaction the user asked for, not a reply.
+    compact: bool = False
 
 
 @dataclass(frozen=True)
@@ -114,6 +122,7 @@ class _Begun:
     step: int = 0
     title_from: str | None = None
     interrupted: bool = False
+    compact: bool = False
 
 
 async def start_turn(
@@ -148,6 +157,7 @@ async def start_turn(
         title_from=begun.title_from,
         interrupted=begun.interrupted,
         reply=begun.reply,
+        compact=begun.compact,
     )
 
 
@@ -190,7 +200,7 @@ def _claim_and_store(
     if session is None:
         if isinstance(action, Choose):
             raise NOT_AWAITING
-        if isinstance(action, (Edit, Regenerate)):
+        if isinstance(action, (Edit, Regenerate, Compact)):
             raise NotFound("No such chat.")
         ChatSession.objects.create(id=session_id, owner_id=owner_id)
         state = State.IDLE
@@ -213,6 +223,8 @@ def _claim_and_store(
         if stored is None:
             raise BUSY
         return Acknowledged(events.message(stored))
+    if isinstance(action, Compact):
+        return _compact(session_id, claim, state, interrupted)
     if isinstance(action, (Edit, Regenerate)):
         # An edit sent again is acknowledged, not refused: the version it made is shown now,
         # and the message it edited no longer is.
@@ -261,6 +273,16 @@ def _new_version(session_id: uuid.UUID, action: Edit | Regenerate, claim: RunCla
         reply=saved.messages[-1],
         events=[path, *(events.message(m) for m in saved.messages[:-1])],
     )
+
+
+def _compact(session_id: uuid.UUID, claim: RunClaim, state: str, interrupted: bool) -> _Begun:
+    """Claim the chat for a compaction; nothing is stored until the summary is written."""
+    if state == State.AWAITING_INPUT:
+        raise UserError("awaiting_input", "Answer the open question first, then compact.", status=409)
+    if ChatSession.objects.filter(id=session_id, last_sequence__lt=3).exists():
+        raise UserError("nothing_to_compact", "There is nothing before the newest turn to summarise yet.", status=409)
+    database.claim_run(session_id, claim)
+    return _Begun(saved=None, events=[], compact=True, interrupted=interrupted)
 
 
 def switch_path(owner_id: int, session_id: uuid.UUID, message_id: uuid.UUID) -> tuple[Event, int]:
