@@ -141,10 +141,13 @@ SUMMARY_LINE_LIMIT = 120
 
 
 def long_reply(text: str) -> str:
-    quote = text[:60]
-    paragraphs = []
-    for i in range(1, LONG_REPLY_TOKENS // 100 + 1):
-        paragraphs.append(f"{i}. On “{quote}”: {_LONG_PARAGRAPH}{_LONG_PARAGRAPH[: 400 - len(_LONG_PARAGRAPH) - len(quote)]}")
+    """About ``LONG_REPLY_TOKENS`` tokens of numbered paragraphs quoting ``text``."""
+    quote = " ".join(text.split())[:60]
+    paragraphs, size, i = [], 0, 0
+    while size < 4 * LONG_REPLY_TOKENS:
+        i += 1
+        paragraphs.append(f"{i}. On “{quote}”: {_LONG_PARAGRAPH}")
+        size += len(paragraphs[-1]) + 2
     return "\n\n".join(paragraphs)
 
 
