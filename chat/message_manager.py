@@ -88,6 +88,7 @@ class MessageManager:
         """
         budget = token_budget or settings.CHAT_CONTEXT_TOKENS
         exact = await self.storage.load_within_budget(self.session_id, budget)
+        self.path_tokens = exact[-1]["cumulative_tokens"] if exact else 0
         if before is not None:
             exact = [m for m in exact if m["sequence"] < before]
         if history.newest_turn_start(exact) is None:
@@ -104,7 +105,7 @@ class MessageManager:
     def _fit(self, exact: list[StoredMessage], budget: int, summary: dict[str, Any] | None) -> None:
         """Choose the prompt from the budget window ``exact``: the summary and every message
         after it (old tool results stubbed) while that fits; else the coarse cut."""
-        self.budget, self.path_tokens = budget, exact[-1]["cumulative_tokens"] if exact else 0
+        self.budget = budget
         after, covered = exact, not exact or exact[0]["sequence"] == 1
         if summary is not None:
             after = [m for m in exact if m["sequence"] > summary["last_sequence"]]
