@@ -364,8 +364,9 @@ async def test_cancel_stops_the_run_and_keeps_what_was_streamed(owner, settings)
 
 async def test_a_turn_runs_the_same_sql_however_long_the_history(owner, settings):
     # The turn: lock the chat, claim it, store the message with its (empty) reply (3); one
-    # history read (within the context budget, from the index); the reply's completion (2);
-    # the run's release (1): the same 7 statements at any length, the cache cold.
+    # history read (within the context budget, from the index); the summary the prompt may
+    # begin with (1, an index range by the window's branches); the reply's completion (2);
+    # the run's release (1): the same 8 statements at any length, the cache cold.
     settings.OFFLINE_MODEL_WORD_DELAY = 0
     counts = []
     for size in (2, 300, 5000):
@@ -375,7 +376,7 @@ async def test_a_turn_runs_the_same_sql_however_long_the_history(owner, settings
             await send(communicator, type="user_message", text="hello again")
             assert (await until(communicator, "complete", "error"))[-1]["type"] == "complete"
         counts.append(len(queries))
-    assert counts == [7, 7, 7], counts
+    assert counts == [8, 8, 8], counts
 
 
 @pytest.mark.redis
