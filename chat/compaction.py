@@ -116,9 +116,12 @@ async def run_compaction(mm: MessageManager, provider: Provider, *, budget: int 
     before the newest turn is summarised. Ends with ``complete`` (stop reason
     ``compacted``, or ``nothing_to_compact``) or an ``error``."""
     budget = budget or settings.CHAT_CONTEXT_TOKENS
-    await mm.load(budget)
     try:
+        await mm.load(budget)
         summary = await compact(mm, provider, budget=budget, keep_tokens=0)
+    except ContextTooLong as exc:  # no summary makes room for a newest turn of that size
+        yield events.error(exc.code, exc.message, retryable=False)
+        return
     except ProviderError as exc:
         yield events.error(exc.code, exc.message, retryable=exc.retryable)
         return

@@ -256,3 +256,20 @@ async def test_the_offline_summary_is_a_pure_function_of_its_input():
     assert summary_of(messages, 1_000) == summary_of(copy.deepcopy(messages), 1_000)
     assert summary_of(messages, 1_000).splitlines()[1:] == ["- The user wrote: “hello”", "- The assistant wrote: “hi”"]
     assert len(summary_of(messages * 50, 300)) <= 300
+
+
+async def test_a_compaction_that_fails_leaves_the_chat_as_it_was_and_the_turn_goes_on_with_the_cut(sid, owner, local_storage, settings):
+    from chat.agent.providers.base import ProviderError
+
+    class Failing(Recording):
+        async def summarize(self, *, system, messages, max_tokens):
+            raise ProviderError("model_overloaded", "Overloaded.", retryable=True)
+
+    settings.CHAT_COMPACT_AT = 0.8
+    model = Failing()
+    events = await chat(sid, owner, local_storage, model, questions(20), budget=2_000)
+    assert not of_type(events, "summary")
+    assert not await Summary.objects.filter(session_id=sid).aexists()
+    for sent in model.calls:
+        assert_valid(sent)
+        assert sum(history.estimate_tokens(m["content"]) for m in sent) <= 2_000 + 10 * len(sent)

@@ -649,3 +649,22 @@ async def test_an_edit_regeneration_and_switch_reach_every_socket_of_the_chat_as
     refused = await reply(mine)
     assert (refused["type"], refused["code"]) == ("error", "not_editable")
     assert await Message.objects.filter(session_id=sid).acount() == 5
+
+
+async def test_a_compact_frame_summarises_the_chat_for_every_socket_and_is_refused_while_busy(owner, settings):
+    settings.OFFLINE_MODEL_WORD_DELAY = 0
+    sid = uuid.uuid4()
+    communicator, _ = await connect(owner, sid)
+    for text in ("hello", "calculate 1 + 2", "thanks"):
+        await send(communicator, type="user_message", text=text)
+        await until(communicator, "complete")
+    await send(communicator, type="compact")
+    frames = await until(communicator, "complete", "error")
+    [summary] = [f for f in frames if f["type"] == "summary"]
+    assert (frames[-1]["type"], frames[-1]["stop_reason"]) == ("complete", "compacted")
+    assert summary["first_sequence"] == 1 and "The user wrote: “hello”" in summary["text"]
+    assert isinstance(summary["id"], int)  # an event of the chat's log, replayed on resume
+    await ChatSession.objects.filter(pk=sid).aupdate(state="running")
+    await send(communicator, type="compact")
+    refused = await communicator.receive_json_from(timeout=TIMEOUT)
+    assert (refused["type"], refused["code"]) == ("error", "busy")
