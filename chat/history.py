@@ -237,7 +237,9 @@ def stub_line(messages: Sequence[dict[str, Any]], keep_turns: int, step: int) ->
 def _stub(block: dict[str, Any]) -> dict[str, Any]:
     if block.get("type") != "tool_result":
         return block
-    tokens = estimate_tokens(block.get("content") or "")
+    content = block.get("content") or ""
+    # Every call stubs every old result again: a string's size is its length, no JSON.
+    tokens = max(1, math.ceil(len(content) / 4)) if isinstance(content, str) else estimate_tokens(content)
     if tokens < STUB_MIN_TOKENS:
         return block
     stub = f"[An earlier tool result of about {tokens:,} tokens, left out here to save space. Call the tool again if it is needed.]"

@@ -1,7 +1,10 @@
 """MessageManager: one agent run's view of a conversation.
 
 It loads the history that fits the context budget (HybridStorage fits the budget; here
-the cut is moved to a step boundary and to a turn's start), saves every new message through
+the prompt is chosen: the path's summary, if it has one, and every message after it, with
+old tool results as stubs; or, when that does not fit, the cut moved to a step boundary and
+to a turn's start), says when the chat should be compacted (``chat.compaction`` does it),
+saves every new message through
 ``HybridStorage`` as it is added, and turns the history into what the model is sent:
 valid (``chat.history.to_api_messages``) and stripped of our extra keys. Injections add
 blocks about this call only (the current time): the provider sends them after the
