@@ -158,7 +158,7 @@ async def run(owner: Any, variant: str, count: int) -> dict[str, Any]:
         if model.summaries != summaries_before:
             compacting.add(turn)
         if turn in (10, last_plain):
-            measured[turn] = {"sql": len(queries), "calls": 1 + (turn % 3 == 0), "statements": list(queries)}
+            measured[turn] = {"sql": len(queries), "statements": list(queries)}
         if turn % 500 == 0:
             print(f"    {variant}: turn {turn} ({time.perf_counter() - started:.0f} s)", flush=True)
     session = await ChatSession.objects.aget(pk=sid)
@@ -216,18 +216,17 @@ async def main(count: int) -> None:
         f"largest prompt {ours['largest']:,} of {window:,} tokens ({'never above' if ours['largest'] <= window else 'ABOVE'} the window)."
     )
     print(f"Compactions at turns: {sorted(ours['compacting'])[:8]}{' …' if len(ours['compacting']) > 8 else ''}")
-    print("\nA plain turn (one model call), compaction:")
     count = ours["last_plain"]
+    print("\nA plain turn (one model call): SQL statements, and time (median of the plain turns around it)")
+    print(f"{'':12} {'SQL at 10':>10} {f'at {count}':>8} {'ms at 10':>9} {f'at {count}':>8} {'ratio':>6}")
+    for variant, result in results.items():
+        sql, ms = result["measured"], result["time"]
+        print(
+            f"{variant:12} {sql[10]['sql']:>10} {sql[count]['sql']:>8} {ms[10]:>9.1f} {ms[count]:>8.1f} {ms[count] / ms[10]:>5.2f}x"
+        )
     for turn in (10, count):
-        sql = ours["measured"][turn]["sql"]
-        print(f"  turn {turn:>5}: {sql} SQL statements, {ours['time'][turn]:.1f} ms (median of the plain turns around it)")
-    import os
-    if os.environ.get("BENCH_SHOW_SQL"):
-        for turn in (10, count):
-            for q in ours["measured"][turn]["statements"]:
-                print("   ", turn, q[:150])
-    ratio = ours["time"][count] / ours["time"][10]
-    print(f"  time at turn {count} / at turn 10: {ratio:.2f}x")
+        kinds = [" ".join(q.split()[:3]).replace('"', "") for q in ours["measured"][turn]["statements"]]
+        print(f"  compaction, turn {turn}: " + "; ".join(kinds))
 
 
 if __name__ == "__main__":
