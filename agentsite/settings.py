@@ -80,6 +80,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every log line of the request carries its id (LOG_FORMAT=json).
+    "agentsite.logs.IdsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -228,7 +230,7 @@ CHAT_TOOL_RESULT_KEEP_TURNS = _positive_int("CHAT_TOOL_RESULT_KEEP_TURNS", 3)
 # --- Model ----------------------------------------------------------------------------------
 ANTHROPIC_API_KEY = env.str("ANTHROPIC_API_KEY", default="")
 ANTHROPIC_BASE_URL = env.str("ANTHROPIC_BASE_URL", default="") or None
-ANTHROPIC_MODEL = env.str("ANTHROPIC_MODEL", default="claude-sonnet-4-5")
+ANTHROPIC_MODEL = env.str("ANTHROPIC_MODEL", default="claude-sonnet-4-6")
 ANTHROPIC_MAX_TOKENS = _positive_int("ANTHROPIC_MAX_TOKENS", 4096)
 
 # --- Auth, static, i18n -------------------------------------------------------------------
@@ -408,3 +410,149 @@ SPECTACULAR_SETTINGS = {
     # Swagger UI would send the schema to its public validator for a badge.
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
 }
+
+# --- Attachments (chat.attachments) --------------------------------------------------------
+# Files users send the model. Stored under var/attachments, or in an S3-compatible bucket
+# when ATTACHMENTS_S3_BUCKET is set (credentials: the usual AWS_ACCESS_KEY_ID /
+# AWS_SECRET_ACCESS_KEY, or the machine's role). Defaults follow Anthropic's documented
+# limits: 32 MB a request, 100 PDF pages, images scaled to a long edge of 1568 px.
+ATTACHMENTS_S3_BUCKET = env.str("ATTACHMENTS_S3_BUCKET", default="")
+if ATTACHMENTS_S3_BUCKET:
+    STORAGES["attachments"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": ATTACHMENTS_S3_BUCKET,
+            "endpoint_url": env.str("ATTACHMENTS_S3_ENDPOINT_URL", default="") or None,
+            "region_name": env.str("ATTACHMENTS_S3_REGION", default="") or None,
+            "location": env.str("ATTACHMENTS_S3_PREFIX", default="attachments"),
+            "default_acl": None,
+            "file_overwrite": False,
+            # Files are served by the site to their owner only, never by bucket URLs.
+            "querystring_auth": True,
+        },
+    }
+else:
+    STORAGES["attachments"] = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": env.str("ATTACHMENTS_DIR", default=str(VAR_DIR / "attachments")), "base_url": None},
+    }
+# One file's size, and a message's files together (the Messages API takes 32 MB a request).
+ATTACHMENT_MAX_BYTES = _positive_int("ATTACHMENT_MAX_BYTES", 32 * 1024 * 1024)
+ATTACHMENT_MAX_MESSAGE_BYTES = _positive_int("ATTACHMENT_MAX_MESSAGE_BYTES", 32 * 1024 * 1024)
+# Files one message may carry (and uploads a chat may hold unsent).
+ATTACHMENT_MAX_PER_MESSAGE = _positive_int("ATTACHMENT_MAX_PER_MESSAGE", 20)
+ATTACHMENT_MAX_PDF_PAGES = _positive_int("ATTACHMENT_MAX_PDF_PAGES", 100)
+# Images are scaled down to this long edge (Anthropic's recommendation); larger ones cost
+# more time to first token and no more accuracy. Pixels past the limit are refused before
+# decoding (a decompression bomb: a small file that decodes to gigabytes).
+ATTACHMENT_IMAGE_LONG_EDGE = _positive_int("ATTACHMENT_IMAGE_LONG_EDGE", 1568)
+ATTACHMENT_MAX_IMAGE_PIXELS = _positive_int("ATTACHMENT_MAX_IMAGE_PIXELS", 8000 * 8000)
+# A text file is sent as text: at most this many bytes (about 100,000 tokens).
+ATTACHMENT_MAX_TEXT_BYTES = _positive_int("ATTACHMENT_MAX_TEXT_BYTES", 400_000)
+# Uploads never sent with a message are deleted after this many hours (at the owner's next upload).
+ATTACHMENT_UNSENT_HOURS = _positive_int("ATTACHMENT_UNSENT_HOURS", 24)
+
+# --- Usage ledger, prices and quotas (chat.usage) --------------------------------------------
+# US dollars per million tokens, per model; a model name matches its longest key that it
+# starts with ("claude-sonnet-4-5-20250929" is priced as "claude-sonnet-4-5"). Cache reads
+# and writes cost the input price times the model's "cache_read" / "cache_write" if it has
+# them, else the USAGE_CACHE_*_MULTIPLIER below. USAGE_PRICES (JSON, the same shape) adds
+# models or replaces these; a model not listed costs 0 (logged once).
+# From Anthropic's pricing page (platform.claude.com/docs/en/about-claude/pricing), Dec 2026;
+# the 5.5 models from a secondary source: check them before relying on them.
+USAGE_DEFAULT_PRICES: dict[str, dict[str, float]] = {
+    "claude-fable-5-1": {"input": 10.0, "output": 50.0, "cache_read": 0.025},
+    "claude-mythos-5-1": {"input": 10.0, "output": 50.0, "cache_read": 0.025},
+    "claude-fable-5": {"input": 10.0, "output": 50.0},
+    "claude-mythos-5": {"input": 10.0, "output": 50.0},
+    "claude-opus-5-5": {"input": 4.0, "output": 20.0, "cache_read": 0.05},
+    "claude-opus-5": {"input": 5.0, "output": 25.0},
+    "claude-opus-4-8": {"input": 5.0, "output": 25.0},
+    "claude-opus-4-7": {"input": 5.0, "output": 25.0},
+    "claude-opus-4-6": {"input": 5.0, "output": 25.0},
+    "claude-opus-4-5": {"input": 5.0, "output": 25.0},
+    "claude-opus-4-1": {"input": 15.0, "output": 75.0},
+    "claude-opus-4": {"input": 15.0, "output": 75.0},
+    "claude-sonnet-5-5": {"input": 2.0, "output": 10.0, "cache_read": 0.05},
+    "claude-sonnet-5": {"input": 2.0, "output": 10.0},
+    "claude-sonnet-4-6": {"input": 3.0, "output": 15.0},
+    "claude-sonnet-4-5": {"input": 3.0, "output": 15.0},
+    "claude-sonnet-4": {"input": 3.0, "output": 15.0},
+    "claude-3-7-sonnet": {"input": 3.0, "output": 15.0},
+    "claude-haiku-5-5": {"input": 0.1, "output": 0.5},
+    "claude-haiku-4-5": {"input": 1.0, "output": 5.0},
+    "claude-3-5-haiku": {"input": 0.8, "output": 4.0},
+    "claude-3-haiku": {"input": 0.25, "output": 1.25},
+    "offline-demo": {"input": 0.0, "output": 0.0},
+}
+_PRICE_KEYS = {"input", "output", "cache_read", "cache_write"}
+
+
+def _prices() -> dict[str, dict[str, float]]:
+    try:
+        raw = env.json("USAGE_PRICES", default={})
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"USAGE_PRICES is not valid JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ImproperlyConfigured('USAGE_PRICES must be a JSON object: {"model": {"input": 3, "output": 15}}')
+    for model, price in raw.items():
+        if (
+            not isinstance(price, dict)
+            or set(price) - _PRICE_KEYS
+            or not {"input", "output"} <= set(price)
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in price.values())
+        ):
+            raise ImproperlyConfigured(
+                f'USAGE_PRICES[{model!r}] must be {{"input": <dollars>, "output": <dollars>}} per million tokens'
+                ' (and optionally "cache_read", "cache_write": multipliers of the input price)'
+            )
+    return {**USAGE_DEFAULT_PRICES, **{model: {k: float(v) for k, v in price.items()} for model, price in raw.items()}}
+
+
+USAGE_PRICES = _prices()
+# Cache reads and writes are priced as input tokens times these (Anthropic: 0.1 and 1.25
+# for the 5-minute cache).
+USAGE_CACHE_READ_MULTIPLIER = _non_negative(
+    "USAGE_CACHE_READ_MULTIPLIER", env.float("USAGE_CACHE_READ_MULTIPLIER", default=0.1)
+)
+USAGE_CACHE_WRITE_MULTIPLIER = _non_negative(
+    "USAGE_CACHE_WRITE_MULTIPLIER", env.float("USAGE_CACHE_WRITE_MULTIPLIER", default=1.25)
+)
+
+
+def _limit(name: str, kind: type) -> float | int | None:
+    """A default quota: unset or empty means none. Off in the embedded mode (one person's
+    machine), whatever is set."""
+    value = env.str(name, default="")
+    if not value or not env.str("DATABASE_URL", default=""):
+        return None
+    try:
+        parsed = kind(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, got {value!r}") from None
+    if parsed <= 0:
+        raise ImproperlyConfigured(f"{name} must be more than 0 (leave it unset for no limit), got {value!r}")
+    return parsed
+
+
+# Default quotas per user (tokens: input + output + cache read + cache write; cost: US
+# dollars), per UTC day and calendar month. Overrides per user and group are in the admin.
+USAGE_QUOTA_TOKENS_PER_DAY = _limit("USAGE_QUOTA_TOKENS_PER_DAY", int)
+USAGE_QUOTA_TOKENS_PER_MONTH = _limit("USAGE_QUOTA_TOKENS_PER_MONTH", int)
+USAGE_QUOTA_COST_PER_DAY = _limit("USAGE_QUOTA_COST_PER_DAY", float)
+USAGE_QUOTA_COST_PER_MONTH = _limit("USAGE_QUOTA_COST_PER_MONTH", float)
+# Near a limit, turns of one user go one at a time: a turn may start beside the user's
+# other running turns only while each of them (and it) has this share of the limit left to
+# use. So concurrent turns cannot overshoot it by more than one turn.
+USAGE_QUOTA_TURN_SHARE = _positive_float("USAGE_QUOTA_TURN_SHARE", 0.05)
+
+# --- Logs --------------------------------------------------------------------------------
+# "text" (readable, the default) or "json": one object per line with the request, session,
+# run and user ids of what logged it (agentsite.logs).
+LOG_FORMAT = env.str("LOG_FORMAT", default="text")
+if LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be text or json, got {LOG_FORMAT!r}")
+LOGGING["filters"] = {"ids": {"()": "agentsite.logs.IdsFilter"}}
+LOGGING["formatters"]["json"] = {"()": "agentsite.logs.JsonFormatter"}
+LOGGING["handlers"]["console"]["filters"] = ["ids"]
+LOGGING["handlers"]["console"]["formatter"] = "json" if LOG_FORMAT == "json" else "plain"

@@ -46,6 +46,15 @@ def cpu_seconds(pid: int) -> float:
     return (utime + stime) / TICKS_PER_SECOND
 
 
+def rss_bytes(pid: int) -> int:
+    """Resident memory of the process (``VmRSS`` of ``/proc/<pid>/status``, Linux)."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise BenchError(f"no VmRSS for process {pid}")
+
+
 def counters(server: DaphneServer) -> dict[str, Any]:
     """The SQL and Redis counts of a process serving ``bench.asgi`` (see there)."""
     try:

@@ -18,7 +18,8 @@ by other test suites (load average 7 to 14), it read up to half as much again as
 average of 1. Compare runs made at a similar load (printed at the start and the end).
 
 The SQL statements and Redis commands per turn are the process's own counts over the
-same series (``bench.asgi``), divided by the number of turns.
+same series (``bench.asgi``), divided by the number of turns. The process's resident memory
+is read before the sockets open, once they are open, and after all the turns.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.client import Chat, close_all
-from bench.servers import counters, cpu_seconds, daphne, wait_quiet
+from bench.servers import counters, cpu_seconds, daphne, rss_bytes, wait_quiet
 
 TURNS = 200
 ROUNDS = 5
@@ -69,7 +70,9 @@ async def turn_cost(cookie: str) -> None:
         for chat in warm:
             await chat.read_reply(await chat.send_message("hello"), title=True, check_text=False)
         await close_all(warm)
+        memory = [rss_bytes(pid)]
         chats = [await Chat.open(server.url, cookie) for _ in range(TURNS)]
+        memory.append(rss_bytes(pid))
         try:
             await wait_quiet([server])
             new, follow_up = Series("first message of a new chat"), Series("next message in the chat")
@@ -80,12 +83,18 @@ async def turn_cost(cookie: str) -> None:
                     cpu, seconds = await _idle(pid)
                     idle_cpu, idle_time = idle_cpu + cpu, idle_time + seconds
                     await _series(server, pid, chats[start : start + size], series, title=title)
+            memory.append(rss_bytes(pid))
         finally:
             await close_all(chats)
     rate = idle_cpu / idle_time
     print(f"  idle baseline: {rate * 1e3:.1f} ms of CPU per second ({idle_time:.0f} s measured, {TURNS} sockets open)")
     for series in (new, follow_up):
         _print(series, rate)
+    mib = [size / 2**20 for size in memory]
+    print(
+        f"  memory (RSS): {mib[0]:.0f} MiB with no socket open, {mib[1]:.0f} MiB with {TURNS} open "
+        f"({(memory[1] - memory[0]) / TURNS / 1024:.0f} KiB per socket), {mib[2]:.0f} MiB after their {2 * TURNS} turns"
+    )
 
 
 async def _idle(pid: int) -> tuple[float, float]:

@@ -21,7 +21,7 @@ from django.utils.html import format_html
 from django.utils.timesince import timesince
 
 from chat import services
-from chat.models import Artifact, ArtifactVersion, ChatSession, LoopState, Message, Summary
+from chat.models import Artifact, ArtifactVersion, Attachment, ChatSession, LoopState, Message, Summary
 from chat.storage import paths, tree
 
 # Characters of one value shown on a page; the rest is summarised.
@@ -341,6 +341,39 @@ class ArtifactAdmin(UUIDSearchMixin, ReadOnlyMixin, admin.ModelAdmin):
         return pretty(artifact.content)
 
 
+@admin.register(Attachment)
+class AttachmentAdmin(UUIDSearchMixin, ReadOnlyMixin, admin.ModelAdmin):
+    """Files users uploaded, listed. Their content is served to their owner only (the API),
+    so staff see what a file is, never the file."""
+
+    list_display = ("name", "kind", "media_type", "shown_size", "shown_shape", "chat", "owner", "sent", "created_at")
+    list_filter = ("kind", "sent")
+    list_select_related = ("owner",)
+    search_fields = ("name",)
+    search_help_text = "A file name, or an attachment's full id."
+    ordering = ("-created_at",)
+    fields = readonly_fields = (
+        "id", "name", "kind", "media_type", "shown_size", "shown_shape", "tokens", "excerpt", "chat", "owner",
+        "sent", "created_at",
+    )
+
+    @admin.display(description="size", ordering="size")
+    def shown_size(self, attachment: Attachment) -> str:
+        return f"{attachment.size:,} bytes"
+
+    @admin.display(description="pixels or pages")
+    def shown_shape(self, attachment: Attachment) -> str:
+        if attachment.kind == Attachment.Kind.IMAGE:
+            return f"{attachment.width}×{attachment.height}"
+        if attachment.kind == Attachment.Kind.PDF:
+            return f"{attachment.pages} pages"
+        return ""
+
+    @admin.display(description="chat")
+    def chat(self, attachment: Attachment) -> str:
+        return session_link(attachment.chat_id, str(attachment.chat_id))
+
+
 # --- summaries ------------------------------------------------------------------------------
 
 
@@ -379,3 +412,7 @@ class SummaryAdmin(UUIDSearchMixin, ReadOnlyMixin, admin.ModelAdmin):
     @admin.display(description="text")
     def shown_text(self, summary: Summary) -> str:
         return pretty(summary.text)
+
+
+# The usage ledger, quota overrides and the usage report live with the rest of usage.
+from chat.usage import admin as usage_admin  # noqa: E402, F401

@@ -20,6 +20,7 @@ with the coarse cut, and the next call tries again.
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any, AsyncIterator
 
 from django.conf import settings
@@ -31,6 +32,8 @@ from chat.agent.prompts import SUMMARY_PROMPT, SUMMARY_REQUEST
 from chat.agent.providers.base import Provider, ProviderError, usage
 from chat.errors import ContextTooLong
 from chat.message_manager import MessageManager
+from chat.models import UsageRecord
+from chat.usage.ledger import Payer
 
 logger = logging.getLogger(__name__)
 
@@ -41,12 +44,19 @@ def summary_budget(budget: int) -> int:
 
 
 async def compact(
-    mm: MessageManager, provider: Provider, *, budget: int, before: int | None = None, keep_tokens: int | None = None
+    mm: MessageManager,
+    provider: Provider,
+    *,
+    budget: int,
+    before: int | None = None,
+    keep_tokens: int | None = None,
+    payer: Payer | None = None,
 ) -> dict[str, Any] | None:
     """Summarise the active path up to the newest turns that fit ``keep_tokens`` (default
     ``CHAT_COMPACT_KEEP`` of ``budget``; 0: all but the newest turn), not counting message
     ``before`` (the reply being written) or any after it. Returns the stored summary, or
     None if there was nothing before the newest turn to summarise. Raises ProviderError.
+    The call is charged to ``payer`` (kind ``summary``), with the summary it wrote.
     """
     keep = int(settings.CHAT_COMPACT_KEEP * budget) if keep_tokens is None else keep_tokens
     previous = await mm.storage.summary_on_path(mm.session_id, before=before)
@@ -75,9 +85,14 @@ async def compact(
     text = "".join(block.get("text", "") for block in reply.content if block.get("type") == "text").strip()
     if not text:
         raise ProviderError("model_error", "The model wrote an empty summary.", retryable=True)
-    last = folded[-1]
+    last, summary_id = folded[-1], uuid.uuid4()
+    charge = None
+    if payer is not None:
+        charge = payer.call(UsageRecord.Kind.SUMMARY, f"summary:{summary_id}", provider.model, reply.usage)
     summary = await mm.storage.save_summary(
         mm.session_id,
+        charge=charge,
+        id=summary_id,
         branch=last["branch"],
         first_sequence=1,
         last_sequence=last["sequence"],
@@ -93,7 +108,7 @@ async def compact(
 
 
 async def compact_if_needed(
-    mm: MessageManager, provider: Provider, *, budget: int, before: int | None
+    mm: MessageManager, provider: Provider, *, budget: int, before: int | None, payer: Payer | None = None
 ) -> AsyncIterator[Event]:
     """Before a model call: compact if the last ``load`` asked for it, then load again.
     Yields the ``summary`` event of a compaction; a failed one is logged and the call goes
@@ -101,7 +116,7 @@ async def compact_if_needed(
     if not mm.needs_compaction:
         return
     try:
-        summary = await compact(mm, provider, budget=budget, before=before)
+        summary = await compact(mm, provider, budget=budget, before=before, payer=payer)
     except ProviderError as exc:
         logger.warning("compaction of session %s failed: %s", mm.session_id, exc.message)
         return
@@ -111,14 +126,16 @@ async def compact_if_needed(
     await mm.load(budget, before=before)
 
 
-async def run_compaction(mm: MessageManager, provider: Provider, *, budget: int | None = None) -> AsyncIterator[Event]:
+async def run_compaction(
+    mm: MessageManager, provider: Provider, *, budget: int | None = None, payer: Payer | None = None
+) -> AsyncIterator[Event]:
     """A compaction the user asked for (the Compact button, ``/compact``): everything
     before the newest turn is summarised. Ends with ``complete`` (stop reason
     ``compacted``, or ``nothing_to_compact``) or an ``error``."""
     budget = budget or settings.CHAT_CONTEXT_TOKENS
     try:
         await mm.load(budget)
-        summary = await compact(mm, provider, budget=budget, keep_tokens=0)
+        summary = await compact(mm, provider, budget=budget, keep_tokens=0, payer=payer)
     except ContextTooLong as exc:  # no summary makes room for a newest turn of that size
         yield events.error(exc.code, exc.message, retryable=False)
         return

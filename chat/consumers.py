@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import uuid
 from typing import Any, Awaitable, Callable
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from agentsite import logs
 from chat import metrics, protocol, runtime, services
 from chat.db import db_async
 from chat.errors import OUTAGES, NotFound, UserError
@@ -79,6 +81,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         rt = runtime.get()
         await rt.start()  # once per process (the ASGI app starts it first; tests skip the app)
         sid = parse_chat_id(self.scope["url_route"]["kwargs"]["session_id"])
+        # This socket's log lines (and its runs', started from here) say whose they are.
+        logs.bind(request_id=uuid.uuid4().hex, session_id=sid, user_id=self.user.pk)
         state = await db_async(services.socket_state)(self.user, sid)
         # The user's address of the chat: a run publishes under the owner's, so a socket of
         # anyone else never hears of it (chat.ids).

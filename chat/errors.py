@@ -6,6 +6,8 @@ Anything else that escapes is a bug or an outage, not the user's fault.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.db import DatabaseError
 from redis.exceptions import RedisError
 
@@ -37,6 +39,35 @@ class NotFound(UserError):
 
     def __init__(self, message: str = "Not found."):
         super().__init__("not_found", message)
+
+
+class QuotaExceeded(UserError):
+    """The user reached a usage limit (``chat.usage.quotas``); ``resets_at`` says when
+    they may go on."""
+
+    status = 429
+
+    def __init__(self, resets_at: dt.datetime, message: str | None = None, *, code: str = "quota_exceeded"):
+        stamp = resets_at.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        super().__init__(code, message or f"You have reached your usage limit. It resets at {stamp}.")
+        self.resets_at = resets_at
+
+    def as_dict(self) -> dict[str, str]:
+        return {**super().as_dict(), "resets_at": self.resets_at.isoformat()}
+
+
+class QuotaBusy(QuotaExceeded):
+    """Close to a limit, the user's turns go one at a time (``chat.usage.quotas``)."""
+
+    status = 409
+
+    def __init__(self, resets_at: dt.datetime):
+        super().__init__(
+            resets_at,
+            "You are close to your usage limit, so replies go one at a time: wait for your other "
+            "reply to finish.",
+            code="quota_busy",
+        )
 
 
 class ContextTooLong(UserError):

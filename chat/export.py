@@ -14,7 +14,8 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 
 from chat import selectors
-from chat.models import ChatSession, Message
+from chat.attachments import blocks
+from chat.models import Attachment, ChatSession, Message
 from chat.storage import summaries
 
 FORMATS = ("json", "markdown")
@@ -47,6 +48,15 @@ ARTIFACT_FIELDS = (
 )
 
 
+ATTACHMENT_FIELDS = ("id", "name", "kind", "media_type", "size", "width", "height", "pages", "sent", "created_at")
+
+
+def _attachments(session: ChatSession) -> list[dict[str, Any]]:
+    """The chat's files, listed (what they are, not their bytes: download them by id)."""
+    rows = Attachment.objects.filter(chat_id=session.pk, owner_id=session.owner_id).order_by("created_at")
+    return [_record(a, ATTACHMENT_FIELDS) for a in rows]
+
+
 def _record(obj: Any, fields: Iterable[str]) -> dict[str, Any]:
     return {name: getattr(obj, name) for name in fields}
 
@@ -63,10 +73,11 @@ def json_chunks(session: ChatSession) -> Iterator[str]:
     artifacts = [_record(a, ARTIFACT_FIELDS) for a in selectors.artifacts_of(session)]
     chat = _dumps({**_record(session, CHAT_FIELDS), "active_branch": session.active_branch})
     branches = list(session.branches.order_by("number").values("number", "parent", "fork_sequence", "created_at"))
+    attachments = _dumps(_attachments(session))
     shown = _dumps(summaries.of_session(session.pk))
     yield (
         f'{{"chat": {chat}, "branches": {_dumps(branches)}, "artifacts": {_dumps(artifacts)}, '
-        f'"summaries": {shown}, "messages": ['
+        f'"attachments": {attachments}, "summaries": {shown}, "messages": ['
     )
     for index, message in enumerate(selectors.iter_all_messages(session)):
         yield ("," if index else "") + "\n" + _dumps(_record(message, MESSAGE_FIELDS))
@@ -136,6 +147,9 @@ def _block_markdown(block: Any, tool_names: dict[str, str]) -> list[str]:
         name = tool_names.get(str(block.get("tool_use_id")), "tool")
         status = " (error)" if block.get("is_error") else ""
         return [f"**Result of `{name}`{status}:**", _fence(_plain(block.get("content"))), *_extras(block)]
+    source = blocks.source_of(block)
+    if source is not None:
+        return [f"_Attached: {blocks.describe(source)}._"]
     if kind == "image":
         return ["[image]"]
     return []  # thinking and other internal blocks are not part of a readable transcript
@@ -190,6 +204,14 @@ def markdown_chunks(session: ChatSession) -> Iterator[str]:
         if message.role == "assistant":
             tool_names = {}
         yield _message_markdown(message, tool_names)
+    attachments = _attachments(session)
+    for index, attachment in enumerate(attachments):
+        if index == 0:
+            yield "---\n\n# Attachments\n\n"
+        sent = "" if attachment["sent"] else " (not sent)"
+        yield f"- {attachment['name']} ({attachment['media_type']}, {attachment['size']:,} bytes){sent}\n"
+    if attachments:
+        yield "\n"
     for index, artifact in enumerate(selectors.artifacts_of(session)):
         if index == 0:
             yield "---\n\n# Artifacts\n\n"

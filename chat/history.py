@@ -53,6 +53,12 @@ def estimate_tokens(content: Any) -> int:
     total = 0
     for block in content:
         kind = block.get("type")
+        source = block.get("source")
+        if isinstance(source, dict) and isinstance(source.get("tokens"), int):
+            # An attachment (chat.attachments): its estimate was made from its pixels or
+            # pages when it was uploaded.
+            total += source["tokens"] + math.ceil(len(str(block.get("title", ""))) / 4)
+            continue
         if kind == "image":
             total += _IMAGE_TOKENS
             continue

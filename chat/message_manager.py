@@ -23,6 +23,7 @@ from chat import history
 from chat.errors import ContextTooLong
 from chat.storage import HybridStorage
 from chat.storage.database import StoredMessage
+from chat.usage.ledger import Charge
 
 Blocks = list[dict[str, Any]]
 # Blocks about one model call, sent after the history.
@@ -159,8 +160,8 @@ class MessageManager:
     def messages(self) -> list[StoredMessage]:
         return list(self._messages)
 
-    async def _add(self, message: dict[str, Any]) -> StoredMessage:
-        [stored] = await self.storage.save_messages(self.session_id, [message])
+    async def _add(self, message: dict[str, Any], charge: Charge | None = None) -> StoredMessage:
+        [stored] = await self.storage.save_messages(self.session_id, [message], charge=charge)
         if not any(m["sequence"] == stored["sequence"] for m in self._messages):
             self._messages.append(stored)
         return stored
@@ -177,8 +178,10 @@ class MessageManager:
         *,
         finished: bool = True,
         context: dict[str, Any] | None = None,
+        charge: Charge | None = None,
     ) -> StoredMessage:
-        """Store a reply. With ``usage``, its output tokens replace the estimate."""
+        """Store a reply. With ``usage``, its output tokens replace the estimate; ``charge``
+        is the model call that wrote it, for the usage ledger."""
         message: dict[str, Any] = {
             "role": "assistant",
             "content": content_blocks,
@@ -188,7 +191,7 @@ class MessageManager:
         }
         if usage and usage.get("output_tokens"):
             message["tokens"] = usage["output_tokens"]
-        return await self._add(message)
+        return await self._add(message, charge)
 
     async def add_tool_results(self, results: list[dict[str, Any]]) -> StoredMessage:
         """Store one user message holding the tool_result blocks of a turn, extra keys kept."""

@@ -8,8 +8,10 @@ that orders concurrent writers of one session.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.conf import settings
+from django.core.files.storage import Storage, storages
 from django.db import models
 from django.db.models import Q
 
@@ -218,6 +220,141 @@ class ArtifactVersion(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["artifact", "version"], name="chat_artifact_version_unique")
         ]
+
+
+class _AttachmentStorage(Storage):
+    """``STORAGES["attachments"]``, looked up on every use: a FileField keeps the storage
+    it was given at import, and settings (tests, a deployment's S3 bucket) decide later."""
+
+    def __getattribute__(self, name: str) -> Any:
+        if name.startswith("__"):
+            return object.__getattribute__(self, name)
+        return getattr(storages["attachments"], name)
+
+
+_ATTACHMENT_STORAGE = _AttachmentStorage()
+
+
+def attachment_storage() -> Storage:
+    """Where attachment files live: ``STORAGES["attachments"]`` (``var/attachments`` by
+    default, S3-compatible object storage when configured)."""
+    return _ATTACHMENT_STORAGE
+
+
+class Attachment(models.Model):
+    """A file a user uploaded to a chat, to send to the model with a message.
+
+    Uploaded first (``chat.attachments``), then referenced by id from a ``user_message``: a
+    message's content holds an image or document block whose source names the attachment,
+    and the provider reads the file when it builds a request. ``chat_id`` is not a foreign
+    key: a chat is created by its first message, and its files are uploaded before it.
+    Deleting the chat deletes them (``services.delete_session``).
+    """
+
+    class Kind(models.TextChoices):
+        IMAGE = "image"
+        PDF = "pdf"
+        TEXT = "text"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="attachments")
+    chat_id = models.UUIDField(db_index=True)
+    # The name the user gave it (shown, and offered on download); never part of a path.
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    media_type = models.CharField(max_length=100)
+    file = models.FileField(storage=attachment_storage, max_length=300)
+    size = models.PositiveBigIntegerField()
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    pages = models.PositiveIntegerField(null=True, blank=True)
+    # The start of a PDF's text (or a text file's), for the offline model and the admin.
+    excerpt = models.CharField(max_length=300, blank=True, default="")
+    # Estimated model tokens of the file as sent (images by their pixels, PDFs by page).
+    tokens = models.PositiveIntegerField()
+    # Referenced by a stored message: it is part of the history and can no longer be removed alone.
+    sent = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["owner", "chat_id", "sent"], name="chat_attachment_pending")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class UsageRecord(models.Model):
+    """One model call (a reply, a title, a summary) in the usage ledger.
+
+    Written by ``chat.usage.ledger`` in the same transaction as what the call produced,
+    keyed by ``key`` (run and step, for a reply) so that a write that is retried is never
+    counted twice. The chat is kept as a bare id: deleting a chat does not erase what it
+    cost.
+    """
+
+    class Kind(models.TextChoices):
+        REPLY = "reply"
+        TITLE = "title"
+        SUMMARY = "summary"
+
+    key = models.CharField(max_length=120, unique=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False)
+    session_id = models.UUIDField(null=True, blank=True)
+    run_id = models.UUIDField(null=True, blank=True)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    model = models.CharField(max_length=100)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    cache_read_tokens = models.BigIntegerField(default=0)
+    cache_write_tokens = models.BigIntegerField(default=0)
+    tool_calls = models.PositiveIntegerField(default=0)
+    # Millionths of a US dollar: integer sums are exact on every backend.
+    cost_micros = models.BigIntegerField(default=0)
+    # A quota applied to the user when the call was made.
+    billed = models.BooleanField(default=False)
+    # The call was cancelled or failed mid-reply: usage as far as it was known.
+    partial = models.BooleanField(default=False)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["user", "created_at"], name="chat_usage_user_created"),
+            models.Index(fields=["created_at"], name="chat_usage_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.model} ({self.key})"
+
+
+class UsageLimit(models.Model):
+    """An override of the default quotas (settings ``USAGE_QUOTA_*``) for one user or one
+    group. An empty field inherits: a user's from their groups (the most generous of them),
+    a group's from the defaults. See ``chat.usage.quotas``."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="usage_limit"
+    )
+    group = models.OneToOneField("auth.Group", on_delete=models.CASCADE, null=True, blank=True, related_name="usage_limit")
+    unlimited = models.BooleanField(default=False, help_text="No limit at all, whatever the defaults say.")
+    tokens_per_day = models.PositiveBigIntegerField(null=True, blank=True)
+    tokens_per_month = models.PositiveBigIntegerField(null=True, blank=True)
+    cost_per_day = models.DecimalField(
+        max_digits=12, decimal_places=2, null=True, blank=True, help_text="US dollars."
+    )
+    cost_per_month = models.DecimalField(
+        max_digits=12, decimal_places=2, null=True, blank=True, help_text="US dollars."
+    )
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(user__isnull=False, group__isnull=True) | Q(user__isnull=True, group__isnull=False),
+                name="chat_usage_limit_user_xor_group",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"limits of {self.user or self.group}"
 
 
 class Summary(models.Model):

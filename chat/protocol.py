@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Union
 
 import orjson
+from django.conf import settings
 
 from chat import text as user_text
 from chat.errors import UserError
@@ -81,6 +82,29 @@ def _client_id(frame: dict[str, Any]) -> str | None:
     return client_id
 
 
+def _attachments(frame: dict[str, Any]) -> tuple[uuid.UUID, ...]:
+    """The ids of the files uploaded for this message (``POST …/attachments/``), if any."""
+    value = frame.get("attachments")
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise UserError("invalid_field", "'attachments' must be a list of upload ids.")
+    limit = settings.ATTACHMENT_MAX_PER_MESSAGE
+    if len(value) > limit:
+        raise UserError("too_many_attachments", f"A message can carry at most {limit} files.")
+    try:
+        return tuple(uuid.UUID(v) for v in value)
+    except ValueError:
+        raise UserError("invalid_field", "'attachments' must be a list of upload ids.") from None
+
+
+def message_text(text: str, attachments: tuple[uuid.UUID, ...], *, max_chars: int) -> str:
+    """The text of a message; with files it may be empty (the files are the message)."""
+    if attachments and user_text.invisible(text):
+        return ""
+    return user_text.check_message(text, max_chars=max_chars)
+
+
 def parse(text: str | None, bytes_data: bytes | None, *, max_frame_bytes: int, max_text_chars: int) -> Command:
     if bytes_data is not None:
         raise UserError("binary_frame", "Binary frames are not supported; send JSON text.")
@@ -100,8 +124,9 @@ def parse(text: str | None, bytes_data: bytes | None, *, max_frame_bytes: int, m
         raise UserError("invalid_frame", "A frame must be a JSON object with a 'type'.")
     kind = frame.get("type")
     if kind == "user_message":
-        message = user_text.check_message(_field(frame, "text", str), max_chars=max_text_chars)
-        return SendMessage(text=message, client_id=_client_id(frame))
+        attachments = _attachments(frame)
+        message = message_text(_field(frame, "text", str), attachments, max_chars=max_text_chars)
+        return SendMessage(text=message, client_id=_client_id(frame), attachments=attachments)
     if kind == "interactive_response":
         tool_use_id = _field(frame, "tool_use_id", str)
         choice = _field(frame, "choice", str)
@@ -130,15 +155,15 @@ def parse(text: str | None, bytes_data: bytes | None, *, max_frame_bytes: int, m
 
 
 # Errors that go away if the client simply tries again a little later.
-RETRYABLE = frozenset({"busy", "rate_limited", "unavailable"})
+RETRYABLE = frozenset({"busy", "rate_limited", "unavailable", "quota_busy"})
 
 
 def error_frame(error: UserError, **extra: Any) -> dict[str, Any]:
     """An error for the one socket that caused it (not logged, so no id)."""
+    # The error's own fields (a quota's resets_at) beside code and message.
     return {
         "type": "error",
-        "code": error.code,
-        "message": error.message,
+        **error.as_dict(),
         "retryable": error.code in RETRYABLE,
         **extra,
     }

@@ -6,22 +6,25 @@ the ORM for writes directly. Reads that several of them need live here too.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import unicodedata
 import uuid
 from typing import Any
 
 from asgiref.sync import async_to_sync
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from chat import history, runtime
+from chat.attachments import service as attachment_service
 from chat.db import db_async
 from chat.errors import NotFound, UserError
 from chat.ids import ChatRef
 from chat.models import ChatSession, LoopState, Message, Worker
 from chat.storage import database, tree
+from chat.usage import ledger
 
 TITLE_MAX_LENGTH = 200
 # The answer stored for a question an administrator closed (see repair_stuck_session).
@@ -66,6 +69,15 @@ def rename_session(owner: Any, session_id: Any, title: Any) -> ChatSession:
     return session
 
 
+FORK_SUFFIX = " (fork)"
+
+
+def fork_title(title: str) -> str:
+    """A fork's title: its source's with " (fork)", which a long title leaves room for.
+    An untitled source gives an untitled fork (titles are made from a chat's first message)."""
+    return f"{title[: TITLE_MAX_LENGTH - len(FORK_SUFFIX)].rstrip()}{FORK_SUFFIX}" if title else ""
+
+
 def fork_session(owner: Any, session_id: Any, message_id: uuid.UUID) -> ChatSession:
     """A new chat of ``owner`` holding a copy of the path through message ``message_id`` of
     one of their chats (up to and including it), ready to go on in another direction."""
@@ -74,7 +86,7 @@ def fork_session(owner: Any, session_id: Any, message_id: uuid.UUID) -> ChatSess
         path = tree.path_through(source.pk, tree.locate(source.pk, message_id))
         fork = ChatSession.objects.create(
             owner=owner,
-            title=(f"{source.title} (fork)" if source.title else "")[:TITLE_MAX_LENGTH],
+            title=fork_title(source.title),
             message_count=len(path),
             last_sequence=path[-1]["sequence"],
             total_tokens=path[-1]["cumulative_tokens"],
@@ -96,23 +108,50 @@ def delete_session(owner: Any, session_id: Any) -> None:
     sid = session.pk
     with transaction.atomic():
         session.delete()
+        # Its files: the rows now, the files once this has committed.
+        attachment_service.delete_for_chat(sid)
     # The cache entry would expire on its own; dropping it frees the memory now.
     drop_session_cache(sid)
 
 
-def set_title(session_id: Any, title: str, *, replace: bool = False) -> bool:
+def set_title(session_id: Any, title: str, *, replace: bool = False, charge: ledger.Charge | None = None) -> bool:
     """Give a session a generated title; False if it has one already (unless ``replace``).
 
     A generated title never overwrites one the owner chose meanwhile: the check and the
-    write are one UPDATE.
+    write are one UPDATE. ``charge``, the model call that wrote the title, goes to the
+    usage ledger in the same transaction, whether the title was kept or not.
     """
     title = " ".join(title.split())[:TITLE_MAX_LENGTH]
     if not title:
         raise UserError("invalid_title", "The title cannot be empty.")
+    if charge is not None:
+        return _set_title_charged(session_id, title, replace, charge)
     sessions = ChatSession.objects.filter(id=session_id)
     if not replace:
         sessions = sessions.filter(title="")
     return sessions.update(title=title, updated_at=timezone.now()) > 0
+
+
+def _set_title_charged(session_id: Any, title: str, replace: bool, charge: ledger.Charge) -> bool:
+    """``set_title`` with its call's ledger row: on PostgreSQL one statement (the INSERT in
+    a WITH), elsewhere two in a transaction. SQL of our own: the ORM cannot prefix a WITH."""
+    table = connection.ops.quote_name(ChatSession._meta.db_table)
+    field = ChatSession._meta.get_field
+    keep = "" if replace else " AND title = ''"
+    # One statement on PostgreSQL is a transaction of its own: no BEGIN and COMMIT to pay.
+    with transaction.atomic() if connection.vendor != "postgresql" else contextlib.nullcontext():
+        sql, params = ledger.with_charge(
+            f"UPDATE {table} SET title = %s, updated_at = %s WHERE id = %s{keep}",
+            [
+                title,
+                field("updated_at").get_db_prep_value(timezone.now(), connection),
+                field("id").get_db_prep_value(session_id, connection),
+            ],
+            charge,
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.rowcount > 0
 
 
 aset_title = db_async(set_title)

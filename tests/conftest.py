@@ -124,6 +124,19 @@ def _no_real_model_calls(settings, monkeypatch):
 
 
 @pytest.fixture(autouse=True)
+def _attachment_storage(settings, tmp_path):
+    """Uploaded files go to the test's own directory, never var/."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "attachments": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path / "attachments")},
+        },
+    }
+    return tmp_path / "attachments"
+
+
+@pytest.fixture(autouse=True)
 def _no_artificial_delays(settings):
     """The offline model's pause between words and the pause between artifact chunks exist
     only to make progress visible to people; tests run without them."""

@@ -14,6 +14,11 @@ text so far at most every ``flush_interval`` seconds; a reply that is cancelled 
 keeps what was streamed and stays ``finished=False``. A tool_use whose results never got
 stored is answered with an error result when the history is next sent (``chat.history``).
 
+Every model call is charged to the run's ``payer`` (``chat.usage.ledger``). Before each
+call after the run's first, ``allowance`` (``chat.usage.quotas``) may stop the run: a run
+that crossed its user's quota finishes the reply it was writing (its tools answered) and
+stops there.
+
 Consume a run inside ``contextlib.aclosing(...)``: a consumer that stops early then closes
 the generator at once, which stores what was streamed, instead of whenever it is
 garbage-collected.
@@ -23,9 +28,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 from django.conf import settings
 
@@ -38,10 +44,15 @@ from chat.compaction import compact_if_needed
 from chat.errors import OUTAGES, ContextTooLong
 from chat.message_manager import MessageManager
 from chat.storage.database import StoredMessage
+from chat.usage.ledger import Payer
 from tools.executor import error_result, execute_tools
 from tools.registry import ToolRegistry
 
 logger = logging.getLogger(__name__)
+
+
+# Asked before each model call after a run's first: an ``error`` event stops the run.
+Allowance = Callable[[], Awaitable["Event | None"]]
 
 
 @dataclass(frozen=True)
@@ -51,6 +62,8 @@ class _Config:
     token_budget: int
     tool_timeout: float
     flush_interval: float
+    payer: Payer | None = None
+    allowance: Allowance | None = None
 
 
 def run_turn(
@@ -65,21 +78,36 @@ def run_turn(
     token_budget: int | None = None,
     tool_timeout: float | None = None,
     flush_interval: float | None = None,
+    payer: Payer | None = None,
+    allowance: Allowance | None = None,
 ) -> AsyncIterator[Event]:
     """Answer the conversation, whose newest message is the user's turn.
 
     ``step`` is the number of model calls the turn made before it paused on a question
     (the step limit counts the whole turn); ``reply`` is the reply the turn service stored
-    for the first model call to write into (empty and unfinished).
+    for the first model call to write into (empty and unfinished). ``payer``: who the
+    calls are charged to (default: the manager's user, unbilled, a run id of its own).
     """
+    user_id = getattr(message_manager.user, "pk", None)
+    if payer is None and user_id is not None:
+        payer = Payer(user_id=user_id, session_id=_uuid_or_none(message_manager.session_id), run_id=uuid.uuid4())
     config = _Config(
         system=system or SYSTEM_PROMPT,
         max_steps=max_steps or settings.AGENT_MAX_STEPS,
         token_budget=token_budget or settings.CHAT_CONTEXT_TOKENS,
         tool_timeout=tool_timeout or settings.AGENT_TOOL_TIMEOUT,
         flush_interval=settings.AGENT_STREAM_FLUSH_INTERVAL if flush_interval is None else flush_interval,
+        payer=payer,
+        allowance=allowance,
     )
     return _steps(message_manager, provider, tools, config, step=step, reply=reply)
+
+
+def _uuid_or_none(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
 
 
 async def _steps(
@@ -88,8 +116,14 @@ async def _steps(
     """Call the model and run its tools until it is done, asks the user, fails or reaches
     the step limit. ``step`` is the number of model calls this turn made already."""
     total = usage()
+    first_step = step
     try:
         while True:
+            if step > first_step and config.allowance is not None:
+                refused = await config.allowance()
+                if refused is not None:
+                    yield refused
+                    return
             if step >= config.max_steps:
                 yield events.error(
                     "step_limit",
@@ -103,7 +137,7 @@ async def _steps(
             before = started["sequence"] if started else None
             try:
                 await mm.load(config.token_budget, before=before)
-                async with aclosing(compact_if_needed(mm, provider, budget=config.token_budget, before=before)) as compacting:
+                async with aclosing(compact_if_needed(mm, provider, budget=config.token_budget, before=before, payer=config.payer)) as compacting:
                     async for event in compacting:
                         yield event
             except ContextTooLong as exc:
@@ -112,7 +146,13 @@ async def _steps(
                 yield events.error(exc.code, exc.message, retryable=False)
                 return
             writing = StreamingReply(
-                mm, {**mm.context_record(), "token_budget": config.token_budget}, config.flush_interval, started=started
+                mm,
+                {**mm.context_record(), "token_budget": config.token_budget},
+                config.flush_interval,
+                started=started,
+                payer=config.payer,
+                step=step,
+                model=provider.model,
             )
             streamed = stream_reply(
                 writing,

@@ -5,6 +5,11 @@ rewritten with the text so far at most every ``flush_interval`` seconds, so that
 opened meanwhile, or a process that dies, still has it. The finished reply replaces it
 with the provider's final content, usage and the context record. A reply that is cancelled
 or fails keeps the text streamed so far and stays ``finished=False``.
+
+Each call is charged to the run's ``Payer`` in the usage ledger, in the transaction that
+stores what it produced: the finished reply, or what was kept of a cancelled one with the
+usage known so far (its input as the provider reported it at the start, its output at least
+what was streamed); a call cancelled before its first word, on its own.
 """
 
 from __future__ import annotations
@@ -14,12 +19,15 @@ import time
 from contextlib import aclosing
 from typing import Any, AsyncIterator
 
-from chat import metrics
+from chat import history, metrics
 from chat.agent import events
 from chat.agent.events import Event
-from chat.agent.providers.base import ModelReply, Provider, ProviderError, TextDelta
+from chat.agent.providers.base import ModelReply, Provider, ProviderError, TextDelta, UsageSoFar, usage
+from chat.db import db_async
 from chat.message_manager import MessageManager
 from chat.storage.database import StoredMessage
+from chat.usage import ledger, prices
+from chat.usage.ledger import Charge, Payer
 
 EMPTY_TEXT = [{"type": "text", "text": ""}]
 
@@ -32,8 +40,15 @@ class StreamingReply:
         flush_interval: float,
         *,
         started: StoredMessage | None = None,
+        payer: Payer | None = None,
+        step: int = 1,
+        model: str = "",
     ):
         self.mm = mm
+        # Who the call is charged to, which call of the turn it is and the model answering.
+        self.payer, self.step, self.model = payer, step, model
+        # The call's usage as the provider reported it mid-stream (UsageSoFar).
+        self.usage_so_far = usage()
         self.context = context
         self.flush_interval = flush_interval
         # The reply as stored so far: ``started`` is one stored already, empty and
@@ -73,23 +88,44 @@ class StreamingReply:
             await self._update(content=self.content())
             self._flushed_at = now
 
+    def _charge(self, used: dict[str, int], *, tool_calls: int = 0, partial: bool = False) -> Charge | None:
+        if self.payer is None:
+            return None
+        return self.payer.reply(self.step, self.model, used, tool_calls=tool_calls, partial=partial)
+
+    def partial_charge(self) -> Charge | None:
+        """The call so far: what the provider reported, and at least the output streamed."""
+        streamed = history.estimate_tokens(self.content()) if self._texts else 0
+        used = {**self.usage_so_far, "output_tokens": max(self.usage_so_far.get("output_tokens", 0), streamed)}
+        if not any(used.values()):
+            return None  # the call never got going: nothing was used
+        return self._charge(used, partial=True)
+
     async def keep_partial(self) -> StoredMessage | None:
         """Store what was streamed, unfinished: the reply was cancelled or failed. Before
-        its first word nothing is kept: the reply the turn stored for it goes again."""
-        if self.sequence is None:
+        its first word nothing is kept: the reply the turn stored for it goes again. Either
+        way the usage so far goes to the ledger."""
+        charge = self.partial_charge()
+        if self.sequence is None or not self.started:
+            if self.sequence is not None:
+                await self.mm.remove_last(self.sequence)
+                self.stored = self.sequence = None
+            if charge is not None:
+                await db_async(ledger.record)(charge)
             return None
-        if not self.started:
-            await self.mm.remove_last(self.sequence)
-            self.stored = self.sequence = None
-            return None
-        return await self._update(content=self.content(), finished=False)
+        return await self._update(content=self.content(), finished=False, charge=charge)
 
     async def finish(self, final: ModelReply) -> StoredMessage:
         content = final.content or EMPTY_TEXT
+        tool_calls = sum(1 for block in content if block.get("type") == "tool_use")
+        charge = self._charge(final.usage, tool_calls=tool_calls)
+        # The reply's own usage, with what it cost (shown on hover).
+        cost = charge.cost_micros if charge else prices.cost_micros(self.model, final.usage)
+        used = {**final.usage, "cost_usd": prices.dollars(cost)}
         if self.sequence is None:
-            stored = await self.mm.add_assistant_message(content, final.usage, finished=True, context=self.context)
+            stored = await self.mm.add_assistant_message(content, used, finished=True, context=self.context, charge=charge)
         else:
-            stored = await self._update(content=content, usage=final.usage, context=self.context, finished=True)
+            stored = await self._update(content=content, usage=used, context=self.context, finished=True, charge=charge)
         self.final = final
         return stored
 
@@ -123,6 +159,9 @@ async def stream_reply(
             async for item in stream:
                 if isinstance(item, ModelReply):
                     final = item
+                    continue
+                if isinstance(item, UsageSoFar):
+                    reply.usage_so_far = item.usage
                     continue
                 if not reply.started:
                     yield events.message(await reply.start())

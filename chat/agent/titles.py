@@ -17,6 +17,11 @@ from typing import Any, Awaitable, Callable
 
 from chat import services
 from chat.agent.providers import Provider
+from chat.agent.providers.base import usage
+from chat.db import db_async
+from chat.models import UsageRecord
+from chat.usage import ledger
+from chat.usage.ledger import Charge, Payer
 
 logger = logging.getLogger(__name__)
 
@@ -59,35 +64,50 @@ def clean(raw: str) -> str:
     return title
 
 
+def _charge(session_id: Any, payer: Payer | None, attempt: int, raw: str, provider: Provider) -> Charge | None:
+    """The ledger row of one title call (``payer``: who the chat's run charges)."""
+    if payer is None:
+        return None
+    model = getattr(raw, "model", provider.model)
+    return payer.call(UsageRecord.Kind.TITLE, ledger.title_key(session_id, attempt), model, getattr(raw, "usage", None) or usage())
+
+
 async def generate_title(
     session_id: Any,
     text: str,
     provider: Provider,
     publish: Publish | None = None,
     *,
+    payer: Payer | None = None,
     attempts: int = ATTEMPTS,
     retry_delay: float = 1.0,
 ) -> str | None:
-    """Ask for a title, store it and publish a ``title`` event; the title, or None.
+    """Ask for a title, store it and publish a ``title`` event; the title, or None. Each
+    call that answered is charged to ``payer`` in the usage ledger: with the title, or on
+    its own if its answer was no use.
 
     Never raises (except CancelledError): a chat without a title is not worth failing for.
     """
-    title = ""
+    title, charge = "", None
     for attempt in range(1, attempts + 1):
         try:
-            title = clean(await provider.title(text))
+            raw = await provider.title(text)
+            charge = _charge(session_id, payer, attempt, raw, provider)
+            title = clean(raw)
         except Exception as exc:  # noqa: BLE001 - any failure is retried, then given up
             logger.warning("title for session %s failed (attempt %d): %s", session_id, attempt, exc)
         else:
             if title:
                 break
             logger.warning("title for session %s was empty (attempt %d)", session_id, attempt)
+            await _record_alone(charge)
+            charge = None
         if attempt < attempts:
             await asyncio.sleep(retry_delay)
     if not title:
         return None
     try:
-        if not await services.aset_title(session_id, title):
+        if not await services.aset_title(session_id, title, charge=charge):
             return None  # the owner named the chat meanwhile
         if publish is not None:
             await publish({"type": "title", "title": title})
@@ -97,9 +117,20 @@ async def generate_title(
     return title
 
 
-def schedule_title(session_id: Any, text: str, provider: Provider, publish: Publish | None = None) -> asyncio.Task[str | None]:
+async def _record_alone(charge: Charge | None) -> None:
+    if charge is None:
+        return
+    try:
+        await db_async(ledger.record)(charge)
+    except Exception:  # noqa: BLE001 - see generate_title's docstring
+        logger.exception("the usage of a title call could not be recorded")
+
+
+def schedule_title(
+    session_id: Any, text: str, provider: Provider, publish: Publish | None = None, *, payer: Payer | None = None
+) -> asyncio.Task[str | None]:
     """Start ``generate_title`` in the background and return its task."""
-    task = asyncio.get_running_loop().create_task(generate_title(session_id, text, provider, publish))
+    task = asyncio.get_running_loop().create_task(generate_title(session_id, text, provider, publish, payer=payer))
     _running.add(task)
     task.add_done_callback(_running.discard)
     return task

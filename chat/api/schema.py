@@ -14,6 +14,8 @@ _ERRORS = {
     401: "Not signed in, or the token is not valid.",
     403: "Signed in, but not allowed (a session request without its CSRF token).",
     404: "No such object, or it belongs to someone else.",
+    413: "Too large: the file (or the message's files together) is over the size limit.",
+    415: "Not a multipart/form-data request.",
     409: "Not now: the chat is busy with a reply (try again when it ends), or not in the state this needs.",
     429: "Too many requests; retry after the `Retry-After` header's seconds.",
 }

@@ -49,6 +49,9 @@ class TextField(serializers.CharField):
 class ErrorSerializer(serializers.Serializer):
     code = serializers.CharField()
     message = serializers.CharField()
+    resets_at = serializers.DateTimeField(
+        required=False, help_text="With `quota_exceeded` and `quota_busy`: when the usage limit reached resets."
+    )
 
 
 class ChatSerializer(serializers.ModelSerializer):
@@ -77,7 +80,7 @@ class MessageSerializer(serializers.ModelSerializer):
         help_text="Set when the message has other versions (edits, regenerated replies): see `versions/`."
     )
     usage = ObjectField(
-        help_text="Provider usage of an assistant reply: input, output, cache read and write tokens."
+        help_text="Provider usage of an assistant reply: input, output, cache read and write tokens, and its cost_usd."
     )
     context = ObjectField(
         help_text="Which stored messages went into the prompt of an assistant reply: "

@@ -17,8 +17,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from chat import protocol, runtime
-from chat import text as user_text
 from chat.api.serializers import TextField
+from chat.errors import UserError
 from chat.ids import parse_chat_id
 from chat.runs import turns
 
@@ -27,11 +27,17 @@ class TurnRequestSerializer(serializers.Serializer):
     """A message (``text``, answering the open question if there is one), or one of the
     open question's options (``tool_use_id`` and ``choice``)."""
 
-    text = TextField(required=False, trim_whitespace=False, help_text="What the user says.")
+    text = TextField(required=False, allow_blank=True, trim_whitespace=False, help_text="What the user says.")
     client_id = TextField(
         required=False,
         max_length=100,
         help_text="An idempotency key: a request repeated with it is answered with what is stored.",
+    )
+    attachments = serializers.ListField(
+        child=serializers.UUIDField(),
+        required=False,
+        help_text="Ids of files uploaded to this chat (`POST …/attachments/`) to send with the text; "
+        "with files the text may be empty.",
     )
     tool_use_id = TextField(required=False, help_text="The open question's id (with `choice`).")
     choice = TextField(required=False, trim_whitespace=False, help_text="One of the open question's options.")
@@ -45,9 +51,11 @@ class TurnRequestSerializer(serializers.Serializer):
         if ("text" in data) == ("choice" in data or "tool_use_id" in data):
             raise serializers.ValidationError("Send either a text, or a tool_use_id with a choice.")
         if "text" in data:
-            data["action"] = turns.SendMessage(
-                user_text.check_message(data["text"], max_chars=settings.CHAT_MAX_MESSAGE_CHARS), data.get("client_id")
-            )
+            attachments = tuple(data.get("attachments", ()))
+            if len(attachments) > settings.ATTACHMENT_MAX_PER_MESSAGE:
+                raise UserError("too_many_attachments", f"A message can carry at most {settings.ATTACHMENT_MAX_PER_MESSAGE} files.")
+            text = protocol.message_text(data["text"], attachments, max_chars=settings.CHAT_MAX_MESSAGE_CHARS)
+            data["action"] = turns.SendMessage(text, data.get("client_id"), attachments)
         elif "choice" in data and "tool_use_id" in data:
             data["action"] = turns.Choose(data["tool_use_id"], data["choice"])
         else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from chat.api import context, versions, views
+from chat.api import attachments, context, usage, versions, views
 
 app_name = "api"
 
@@ -34,6 +34,14 @@ urlpatterns = [
     path(
         "artifacts/<uuid:artifact_id>/download/", views.ArtifactDownload.as_view(), name="artifact-download"
     ),
+    path("chats/<uuid:chat_id>/attachments/", attachments.ChatAttachments.as_view(), name="chat-attachments"),
+    path("attachments/<uuid:attachment_id>/", attachments.AttachmentDetail.as_view(), name="attachment-detail"),
+    path(
+        "attachments/<uuid:attachment_id>/download/",
+        attachments.AttachmentDownload.as_view(),
+        name="attachment-download",
+    ),
+    path("usage/", usage.UsageView.as_view(), name="usage"),
     path("auth/token/", views.AuthTokenView.as_view(), name="auth-token"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),

@@ -128,7 +128,10 @@ class SwitchVersion(APIView):
 class ForkChat(APIView):
     @extend_schema(
         summary="Start a new chat from a message",
-        description="The new chat holds a copy of the conversation up to and including this message.",
+        description=(
+            "The new chat holds a copy of the conversation up to and including this message; its "
+            'title is the source\'s with " (fork)" (untitled if the source is).'
+        ),
         request=None,
         responses={201: ChatSerializer, **errors(404, *AUTH_ERRORS)},
     )

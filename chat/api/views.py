@@ -161,7 +161,9 @@ class MessageList(APIView):
             "in the background: 202 with the stored message; read the reply from this list when "
             "the chat's `state` is idle again (or watch the chat's websocket). A repeated "
             "`client_id` is answered 200 with what was stored. 409 `busy` while a reply is being "
-            "written, 429 `rate_limited` past the per-user message rate."
+            "written, 429 `rate_limited` past the per-user message rate, 429 `quota_exceeded` "
+            "past your usage limit (`resets_at` says when it resets), 409 `quota_busy` close to it "
+            "while another reply of yours is being written."
         ),
         request=api_turns.TurnRequestSerializer,
         responses={

@@ -28,6 +28,7 @@ from typing import Any
 
 from django.conf import settings
 
+from agentsite import logs
 from chat import metrics, services
 from chat.agent import events
 from chat.agent.loop import run_turn
@@ -45,6 +46,8 @@ from chat.runs.hub import Hub
 from chat.runs.liveness import Liveness
 from chat.runs.publisher import Publisher, RunPublisher
 from chat.storage import HybridStorage
+from chat.usage import quotas
+from chat.usage.ledger import Payer
 from tools.registry import ToolRegistry
 
 logger = logging.getLogger(__name__)
@@ -210,11 +213,22 @@ class RunManager:
         publisher = RunPublisher(self.publisher, chat)
         this = asyncio.current_task()
         assert this is not None
+        # This task's log lines say whose run they are about (LOG_FORMAT=json).
+        logs.bind(session_id=session_id, run_id=run_id, user_id=user.pk)
+        payer = Payer(user_id=user.pk, session_id=session_id, run_id=run_id, billed=turn.limits.any())
         mm = MessageManager(session_id, user, self.storage)
         if turn.compact:
-            stream = run_compaction(mm, self.provider)
+            stream = run_compaction(mm, self.provider, payer=payer)
         else:
-            stream = run_turn(mm, self.provider, self.tools, step=turn.step, reply=turn.reply)
+            stream = run_turn(
+                mm,
+                self.provider,
+                self.tools,
+                step=turn.step,
+                reply=turn.reply,
+                payer=payer,
+                allowance=quotas.allowance(user.pk, turn.limits),
+            )
         state = State.IDLE
         last: dict[str, Any] | None = None  # the event that ends the run, sent last of all
         try:
@@ -224,7 +238,7 @@ class RunManager:
                 await self.publisher.publish(chat, [INTERRUPTED_EVENT])
             await self.publisher.publish(chat, turn.events, run_start=True)
             if turn.title_from is not None:
-                schedule_title(session_id, turn.title_from, self.provider, self._publish_to(chat))
+                schedule_title(session_id, turn.title_from, self.provider, self._publish_to(chat), payer=payer)
             async for event in stream:
                 if event["type"] in _ENDINGS:
                     state, last = _ENDINGS[event["type"]], event

@@ -3,8 +3,9 @@
 A user action (a message; an answer, typed or chosen, to the question a turn paused on)
 enters here, whatever door it came in by (the websocket, the API). This module alone
 applies the rules about it: the rate limit, the owner, the ``client_id`` (a resend is
-acknowledged again, never stored twice), the open question, and "one run per chat at a
-time". Then, in one transaction, the chat is claimed for the run and what the user sent is
+acknowledged again, never stored twice), the open question, "one run per chat at a
+time", and the user's usage quota (``chat.usage.quotas`` decides, in the transaction).
+Then, in one transaction, the chat is claimed for the run and what the user sent is
 stored; a refusal changes nothing and creates no chat. The run manager runs the ``Turn``.
 
 The session row, read with ``SELECT … FOR UPDATE``, is the lock: two actions on one chat,
@@ -26,12 +27,16 @@ from chat import history, ratelimit
 from chat.agent import events
 from chat.agent.events import Event
 from chat.agent.reply import EMPTY_TEXT
+from chat.attachments import blocks as attachment_blocks
+from chat.attachments import service as attachment_service
 from chat.db import db_async
 from chat.errors import ContextTooLong, NotFound, UserError
 from chat.ids import ChatRef
 from chat.models import ChatSession, Worker
 from chat.storage import HybridStorage, database, tree
 from chat.storage.database import RunClaim, Saved, StoredMessage
+from chat.usage import quotas
+from chat.usage.quotas import NO_LIMITS, Limits
 
 State = ChatSession.State
 BUSY = UserError("busy", "The assistant is still answering; wait for it or stop it first.", status=409)
@@ -40,10 +45,12 @@ NOT_AWAITING = UserError("not_awaiting_input", "This chat is not waiting for an 
 
 @dataclass(frozen=True)
 class SendMessage:
-    """Text the user sent. While a question is open, it answers the question."""
+    """Text the user sent, with the files uploaded for it (``chat.attachments``; their
+    ids). While a question is open, it answers the question."""
 
     text: str
     client_id: str | None = None
+    attachments: tuple[uuid.UUID, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -98,6 +105,8 @@ class Turn:
     interrupted: bool = False
     # A compaction the user asked for, not a reply.
     compact: bool = False
+    # The usage limits the run is held to (none: its calls are not billed to a quota).
+    limits: Limits = NO_LIMITS
 
 
 @dataclass(frozen=True)
@@ -123,6 +132,7 @@ class _Begun:
     title_from: str | None = None
     interrupted: bool = False
     compact: bool = False
+    limits: Limits = NO_LIMITS
 
 
 async def start_turn(
@@ -158,6 +168,7 @@ async def start_turn(
         interrupted=begun.interrupted,
         reply=begun.reply,
         compact=begun.compact,
+        limits=begun.limits,
     )
 
 
@@ -196,7 +207,7 @@ def _claim_and_store(
     owner_id: int, session_id: uuid.UUID, action: Action, claim: RunClaim, dead_before: dt.datetime | None
 ) -> _Begun | Acknowledged:
     session = database.lock_session(session_id)
-    interrupted, worker = False, None
+    interrupted, worker, may_have_limits = False, None, True
     if session is None:
         if isinstance(action, Choose):
             raise NOT_AWAITING
@@ -205,7 +216,7 @@ def _claim_and_store(
         ChatSession.objects.create(id=session_id, owner_id=owner_id)
         state = State.IDLE
     else:
-        owner, state, worker = session
+        owner, state, worker, may_have_limits = session.owner_id, session.state, session.worker, session.may_have_limits
         if owner != owner_id:
             raise NotFound("No such chat.")
     if (
@@ -231,18 +242,27 @@ def _claim_and_store(
         stored = database.message_by_client_id(session_id, action.client_id) if _client_id(action) else None
         if stored is not None:
             return Acknowledged(events.message(stored))
-        return _new_version(session_id, action, claim, state)
+        limits = quotas.admit(owner_id, session_id, may_have_limits=may_have_limits)
+        return dataclasses.replace(_new_version(session_id, action, claim, state), limits=limits)
+    # The files sent with it: the owner's own uploads to this chat, or nothing is stored.
+    files = attachment_service.claim(owner_id, session_id, action.attachments) if isinstance(action, SendMessage) else []
+    limits = quotas.admit(owner_id, session_id, may_have_limits=may_have_limits)
     if isinstance(action, Choose) or state == State.AWAITING_INPUT:
-        return _answer(session_id, action, claim, state)
-    message = {"role": "user", "content": action.text, "client_id": action.client_id}
+        return dataclasses.replace(_answer(session_id, action, claim, state, files), limits=limits)
+    content: Any = action.text
+    if files:
+        content = [*files, *([{"type": "text", "text": action.text}] if action.text else [])]
+    message = {"role": "user", "content": content, "client_id": action.client_id}
     saved = database.save_messages(session_id, [message, REPLY], claim=claim)
     stored, reply = saved.messages
+    title_from = action.text or ", ".join(block["source"]["name"] for block in files)
     return _Begun(
         saved=saved,
         reply=reply,
         events=[events.message(stored)],
-        title_from=action.text if stored["sequence"] == 1 else None,
+        title_from=title_from if stored["sequence"] == 1 else None,
         interrupted=interrupted,
+        limits=limits,
     )
 
 
@@ -265,7 +285,10 @@ def _new_version(session_id: uuid.UUID, action: Edit | Regenerate, claim: RunCla
     tree.fork(session_id, target.sequence - 1)
     stored: list[dict[str, Any]] = [REPLY]
     if isinstance(action, Edit):
-        stored = [{"role": "user", "content": action.text, "client_id": action.client_id}, REPLY]
+        # The new version keeps the files the old one was sent with.
+        files = [b for b in target.content if attachment_blocks.source_of(b)] if isinstance(target.content, list) else []
+        content: Any = [*files, {"type": "text", "text": action.text}] if files else action.text
+        stored = [{"role": "user", "content": content, "client_id": action.client_id}, REPLY]
     saved = dataclasses.replace(database.save_messages(session_id, stored, claim=claim), forked=True)
     path = events.path(target.sequence)
     return _Begun(
@@ -293,11 +316,11 @@ def switch_path(owner_id: int, session_id: uuid.UUID, message_id: uuid.UUID) -> 
     """
     with transaction.atomic():
         session = database.lock_session(session_id)
-        if session is None or session[0] != owner_id:
+        if session is None or session.owner_id != owner_id:
             raise NotFound("No such chat.")
-        if session[1] == State.RUNNING:
+        if session.state == State.RUNNING:
             raise BUSY
-        if session[1] == State.AWAITING_INPUT:
+        if session.state == State.AWAITING_INPUT:
             raise UserError(
                 "awaiting_input",
                 "Answer the open question first (or edit a message to start another version).",
@@ -312,8 +335,11 @@ def _died(worker_id: uuid.UUID | None, dead_before: dt.datetime) -> bool:
     return not Worker.objects.filter(id=worker_id, beat_at__gte=dead_before).exists()
 
 
-def _answer(session_id: uuid.UUID, action: Action, claim: RunClaim, state: str) -> _Begun:
-    """Answer the open question: every tool result of the paused turn in one message."""
+def _answer(
+    session_id: uuid.UUID, action: Action, claim: RunClaim, state: str, files: list[dict[str, Any]]
+) -> _Begun:
+    """Answer the open question: every tool result of the paused turn in one message (and
+    the files sent with a typed answer, after them)."""
     pending = database.load_loop_state(session_id) if state == State.AWAITING_INPUT else None
     if pending is None:
         raise NOT_AWAITING
@@ -334,7 +360,9 @@ def _answer(session_id: uuid.UUID, action: Action, claim: RunClaim, state: str) 
             block = {k: v for k, v in block.items() if k != "requires_user_input"}
             answered = block = {**block, "content": answer}
         results.append(block)
-    saved = database.save_messages(session_id, [{"role": "user", "content": results, "client_id": client_id}, REPLY], claim=claim)
+    saved = database.save_messages(
+        session_id, [{"role": "user", "content": [*results, *files], "client_id": client_id}, REPLY], claim=claim
+    )
     database.clear_loop_state(session_id)
     stored, reply = saved.messages
     return _Begun(
@@ -360,7 +388,9 @@ def _resend(owner_id: int, session_id: uuid.UUID, client_id: str, claim: RunClai
         [reply] = database.load_recent(session_id, 1).messages
         if reply["role"] != "assistant" or reply["finished"] or reply["content"] != EMPTY_TEXT:
             return Acknowledged(events.message(stored))
+        limits = quotas.admit(owner_id, session_id)
         database.claim_run(session_id, claim)
-        return _Begun(saved=None, events=[events.message(stored)], reply=reply)
+        return _Begun(saved=None, events=[events.message(stored)], reply=reply, limits=limits)
+    limits = quotas.admit(owner_id, session_id)
     saved = database.save_messages(session_id, [REPLY], claim=claim)
-    return _Begun(saved=saved, reply=saved.messages[0], events=[events.message(stored)])
+    return _Begun(saved=saved, reply=saved.messages[0], events=[events.message(stored)], limits=limits)

@@ -22,6 +22,8 @@ from chat.models import Branch, ChatSession, LoopState, Message
 from chat.storage import paths
 from chat.storage.paths import Segment
 from chat.storage.tree import segments_of
+from chat.usage.ledger import Charge, with_charge
+from chat.usage.quotas import may_have_limits_sql
 
 StoredMessage = dict[str, Any]
 
@@ -92,7 +94,9 @@ class RunClaim:
     worker_id: uuid.UUID
 
 
-def _allocate(session_id: uuid.UUID, count: int, tokens: int, claim: RunClaim | None) -> tuple[int, int, int, int] | None:
+def _allocate(
+    session_id: uuid.UUID, count: int, tokens: int, claim: RunClaim | None, charge: Charge | None = None
+) -> tuple[int, int, int, int] | None:
     """Reserve ``count`` sequences at the end of the active path and add ``tokens`` in one
     statement; (last sequence, total tokens, revision, active branch), None if no session.
 
@@ -110,34 +114,49 @@ def _allocate(session_id: uuid.UUID, count: int, tokens: int, claim: RunClaim | 
             _db_value("run_id", ChatSession, claim.run_id),
             _db_value("run_worker", ChatSession, claim.worker_id),
         ]
+    sql, params = with_charge(
+        f"UPDATE {table} SET last_sequence = last_sequence + %s,"
+        " message_count = message_count + %s, total_tokens = total_tokens + %s,"
+        f" revision = revision + 1, updated_at = %s{claiming}"
+        " WHERE id = %s"
+        " RETURNING last_sequence, total_tokens, revision, active_branch",
+        [count, count, tokens, now, *params, _db_value("id", ChatSession, session_id)],
+        charge,
+    )
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET last_sequence = last_sequence + %s,"
-            " message_count = message_count + %s, total_tokens = total_tokens + %s,"
-            f" revision = revision + 1, updated_at = %s{claiming}"
-            " WHERE id = %s"
-            " RETURNING last_sequence, total_tokens, revision, active_branch",
-            [count, count, tokens, now, *params, _db_value("id", ChatSession, session_id)],
-        )
+        cursor.execute(sql, params)
         row = cursor.fetchone()
     return None if row is None else (int(row[0]), int(row[1]), int(row[2]), int(row[3]))
 
 
-def lock_session(session_id: uuid.UUID) -> tuple[int, str, uuid.UUID | None] | None:
-    """The session's (owner id, state, run worker), locked until the transaction ends; None
+@dataclass(frozen=True)
+class Locked:
+    owner_id: int
+    state: str
+    worker: uuid.UUID | None
+    # A usage limit may apply to the owner (``chat.usage.quotas.may_have_limits_sql``).
+    may_have_limits: bool
+
+
+def lock_session(session_id: uuid.UUID) -> Locked | None:
+    """The session's owner, state and run worker, locked until the transaction ends; None
     if there is none. SQL of our own: the turn's hottest read. (SQLite has no FOR UPDATE:
-    its IMMEDIATE transactions lock the whole database at BEGIN.)"""
+    its IMMEDIATE transactions lock the whole database at BEGIN.) It also says whether a
+    usage limit may apply to the owner, so that a turn with none costs no statement more."""
     table = connection.ops.quote_name(ChatSession._meta.db_table)
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT owner_id, state, run_worker FROM {table} WHERE id = %s{lock}", [_db_value("id", ChatSession, session_id)]
+            f"SELECT owner_id, state, run_worker, {may_have_limits_sql('owner_id')} FROM {table} WHERE id = %s{lock}",
+            [_db_value("id", ChatSession, session_id)],
         )
         row = cursor.fetchone()
     if row is None:
         return None
     worker = row[2]
-    return int(row[0]), row[1], worker if worker is None or isinstance(worker, uuid.UUID) else uuid.UUID(worker)
+    return Locked(
+        int(row[0]), row[1], worker if worker is None or isinstance(worker, uuid.UUID) else uuid.UUID(worker), bool(row[3])
+    )
 
 
 def end_run(session_id: uuid.UUID, run_id: uuid.UUID, state: str) -> bool:
@@ -167,20 +186,23 @@ def claim_run(session_id: uuid.UUID, claim: RunClaim) -> None:
     )
 
 
-def _bump_revision(session_id: uuid.UUID, token_delta: int = 0) -> tuple[int, int, int] | None:
+def _bump_revision(session_id: uuid.UUID, token_delta: int = 0, charge: Charge | None = None) -> tuple[int, int, int] | None:
     """Lock the session row for an update of its messages, adding ``token_delta`` to its
-    total; returns (revision, last_sequence, branch_count)."""
+    total (and writing ``charge`` to the usage ledger); returns (revision, last_sequence,
+    branch_count)."""
     table = connection.ops.quote_name(ChatSession._meta.db_table)
+    sql, params = with_charge(
+        f"UPDATE {table} SET revision = revision + 1, total_tokens = total_tokens + %s, updated_at = %s"
+        " WHERE id = %s RETURNING revision, last_sequence, branch_count",
+        [
+            token_delta,
+            _db_value("updated_at", ChatSession, timezone.now()),
+            _db_value("id", ChatSession, session_id),
+        ],
+        charge,
+    )
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET revision = revision + 1, total_tokens = total_tokens + %s, updated_at = %s"
-            " WHERE id = %s RETURNING revision, last_sequence, branch_count",
-            [
-                token_delta,
-                _db_value("updated_at", ChatSession, timezone.now()),
-                _db_value("id", ChatSession, session_id),
-            ],
-        )
+        cursor.execute(sql, params)
         row = cursor.fetchone()
     return None if row is None else (int(row[0]), int(row[1]), int(row[2]))
 
@@ -209,13 +231,16 @@ def _prepare(message: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def save_messages(session_id: uuid.UUID, messages: Iterable[dict[str, Any]], *, claim: RunClaim | None = None) -> Saved:
+def save_messages(
+    session_id: uuid.UUID, messages: Iterable[dict[str, Any]], *, claim: RunClaim | None = None, charge: Charge | None = None
+) -> Saved:
     """Append messages to an existing session, all or nothing (NotFound if there is none).
 
     With ``claim`` the session is marked running in the same statement: the turn service
     (``chat.runs.turns``) decided, holding the session's lock, that the run may start. A
     ``client_id`` stored already raises IntegrityError (the unique constraint decides,
     so two sends racing cannot both store it); the turn service answers that case.
+    ``charge``: the model call that wrote them, for the usage ledger (``chat.usage.ledger``).
     """
     prepared = [_prepare(m) for m in messages]
     if not prepared:
@@ -223,7 +248,7 @@ def save_messages(session_id: uuid.UUID, messages: Iterable[dict[str, Any]], *, 
     count, tokens = len(prepared), sum(m["tokens"] for m in prepared)
     # No savepoint: inside a caller's transaction (a turn), any failure aborts all of it.
     with transaction.atomic(savepoint=False):
-        allocated = _allocate(session_id, count, tokens, claim)
+        allocated = _allocate(session_id, count, tokens, claim, charge)
         if allocated is None:
             raise NotFound("No such chat.")
         last_sequence, total_tokens, revision, branch = allocated
@@ -295,6 +320,7 @@ def update_message(
     finished: bool | None = None,
     usage: Any = _UNSET,
     context: Any = _UNSET,
+    charge: Charge | None = None,
 ) -> Updated:
     """Change a stored message in place (a streamed reply completing, a token count corrected).
 
@@ -304,6 +330,8 @@ def update_message(
     other branches, keeps its count: only the reply being written changes it). ``known``,
     the caller's copy of the row (the run writing a reply has it), saves reading it: two
     statements then, and if the copy turns out stale the row is read after all.
+    ``charge``: the model call that wrote the change, for the usage ledger, in the same
+    transaction (``chat.usage.ledger``).
     """
     if content is not _UNSET:
         history.check_content(content)
@@ -311,11 +339,11 @@ def update_message(
     if known is not None:
         try:
             with transaction.atomic():
-                return _update(session_id, sequence, known, changes)
+                return _update(session_id, sequence, known, changes, charge=charge)
         except _Stale:
             pass
     with transaction.atomic():
-        locked = _bump_revision(session_id)
+        locked = _bump_revision(session_id, charge=charge)
         if locked is None:
             raise NotFound("No such chat.")
         active = ChatSession.objects.values_list("active_branch", flat=True).get(id=session_id)
@@ -336,6 +364,7 @@ def _update(
     current: StoredMessage,
     changes: dict[str, Any],
     locked: tuple[int, int, int] | None = None,
+    charge: Charge | None = None,
 ) -> Updated:
     # content, usage, context: _UNSET leaves them; finished: None leaves it.
     new = {name: value for name, value in changes.items() if value is not _UNSET and name not in ("tokens", "finished")}
@@ -348,7 +377,7 @@ def _update(
     delta = new.get("tokens", current["tokens"]) - current["tokens"]
     branch = current["branch"]
     if locked is None:
-        locked = _bump_revision(session_id, delta)
+        locked = _bump_revision(session_id, delta, charge)
         if locked is None:
             raise NotFound("No such chat.")
     elif delta:

@@ -20,6 +20,7 @@ from chat.errors import NotFound
 from chat.storage import database, summaries
 from chat.storage.cache import MessageCache
 from chat.storage.database import Saved, Snapshot, StoredMessage
+from chat.usage.ledger import Charge
 
 
 def _session_uuid(session_id: Any) -> uuid.UUID:
@@ -83,13 +84,16 @@ class HybridStorage:
             messages = snapshot.messages
         return history.fit_budget(messages, token_budget)
 
-    async def save_messages(self, session_id: Any, messages: Iterable[dict[str, Any]]) -> list[StoredMessage]:
-        """Append messages to an existing session; returns them as stored.
+    async def save_messages(
+        self, session_id: Any, messages: Iterable[dict[str, Any]], *, charge: Charge | None = None
+    ) -> list[StoredMessage]:
+        """Append messages to an existing session; returns them as stored. ``charge``: the
+        model call that wrote them, for the usage ledger, in the same transaction.
 
         Nothing is acknowledged before L2 committed.
         """
         sid = _session_uuid(session_id)
-        saved = await db_async(database.save_messages)(sid, list(messages))
+        saved = await db_async(database.save_messages)(sid, list(messages), charge=charge)
         await self.committed(sid, saved)
         return saved.messages
 
@@ -111,7 +115,8 @@ class HybridStorage:
         self, session_id: Any, sequence: int, *, known: StoredMessage | None = None, **changes: Any
     ) -> StoredMessage:
         """Change one stored message (content, tokens, finished, usage, context); ``known``
-        is the caller's copy of it, if it has one (it saves a read)."""
+        is the caller's copy of it, if it has one (it saves a read); ``charge``, the model
+        call that changed it, goes to the usage ledger in the same transaction."""
         sid = _session_uuid(session_id)
         updated = await db_async(database.update_message)(sid, sequence, known=known, **changes)
         await self.cache.replace(str(sid), updated)
@@ -136,9 +141,9 @@ class HybridStorage:
         sid = _session_uuid(session_id)
         return await db_async(summaries.on_path)(sid, before=before)
 
-    async def save_summary(self, session_id: Any, **fields: Any) -> dict[str, Any]:
+    async def save_summary(self, session_id: Any, *, charge: Any = None, **fields: Any) -> dict[str, Any]:
         sid = _session_uuid(session_id)
-        return await db_async(summaries.save)(sid, **fields)
+        return await db_async(summaries.save)(sid, charge=charge, **fields)
 
     async def save_loop_state(self, session_id: Any, state: dict[str, Any]) -> None:
         await self._l2(database.save_loop_state, session_id, state)

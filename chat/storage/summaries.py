@@ -18,11 +18,14 @@ from __future__ import annotations
 import uuid
 from typing import Any, Sequence
 
+from django.db import transaction
 from django.db.models import Q
 
 from chat.models import ChatSession, Summary
 from chat.storage import paths
 from chat.storage.tree import segments_of
+from chat.usage import ledger
+from chat.usage.ledger import Charge
 
 SummaryData = dict[str, Any]
 
@@ -76,9 +79,13 @@ def on_path(session_id: uuid.UUID, *, before: int | None = None) -> SummaryData 
     return None if row is None else _as_data(row)
 
 
-def save(session_id: uuid.UUID, **fields: Any) -> SummaryData:
-    """Store a summary (``chat.models.Summary``'s fields, ``previous`` by id)."""
-    summary = Summary.objects.create(session_id=session_id, **fields)
+def save(session_id: uuid.UUID, *, charge: Charge | None = None, **fields: Any) -> SummaryData:
+    """Store a summary (``chat.models.Summary``'s fields, ``previous`` by id) and, in the
+    same transaction, the usage-ledger row of the call that wrote it."""
+    with transaction.atomic():
+        summary = Summary.objects.create(session_id=session_id, **fields)
+        if charge is not None:
+            ledger.record(charge)
     return _as_data({name: getattr(summary, name) for name in _FIELDS})
 
 

@@ -82,10 +82,9 @@ export function createApi({ apiRoot, csrfToken, loginUrl }) {
       return page.results;
     },
 
-    /** Every message of a chat, in order (a page of 500 at a time). */
-    async allMessages(id) {
+    /** Every message of a chat after sequence `after` (all by default), in order (a page of 500 at a time). */
+    async allMessages(id, after = 0) {
       const messages = [];
-      let after = 0;
       for (;;) {
         const page = await request("GET", `chats/${id}/messages/?after=${after}&limit=${PAGE}`);
         messages.push(...page.results);
@@ -94,9 +93,21 @@ export function createApi({ apiRoot, csrfToken, loginUrl }) {
       }
     },
 
+    /** A message's versions, oldest first: {id, sequence, role, active, …}. */
+    async versions(chatId, messageId) {
+      const page = await request("GET", `chats/${chatId}/messages/${messageId}/versions/`);
+      return page.results;
+    },
+
+    /** A new chat holding the conversation up to and including a message: {id, title, …}. */
+    forkChat: (chatId, messageId) => request("POST", `chats/${chatId}/messages/${messageId}/fork/`),
+
     /** Every artifact of a chat, oldest first (without content). */
     listArtifacts: (chatId) => everyPage(`chats/${chatId}/artifacts/?limit=200`),
     getArtifact: (id) => request("GET", `artifacts/${id}/`),
     downloadUrl: (id) => `${apiRoot}artifacts/${id}/download/`,
+
+    /** The user's usage this month and today, against their limits (usage.js). */
+    usage: () => request("GET", "usage/"),
   };
 }

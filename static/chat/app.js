@@ -3,16 +3,20 @@
 
 import { createApi } from "./api.js";
 import { ArtifactPanel, ArtifactStore } from "./artifacts.js";
+import { AttachmentTray } from "./attachments.js";
 import { Composer } from "./composer.js";
 import { ContextMeter } from "./context.js";
 import { Conversation } from "./conversation.js";
 import { h, newId } from "./dom.js";
 import { Drawer, SMALL } from "./drawer.js";
+import { fork } from "./fork.js";
 import { FollowScroll } from "./scrolling.js";
 import { OpenChat } from "./session.js";
 import { installShortcuts } from "./shortcuts.js";
 import { Sidebar } from "./sidebar.js";
 import { Toolbar } from "./toolbar.js";
+import { UsageMenu } from "./usage.js";
+import { versions } from "./versions.js";
 
 const config = JSON.parse(document.getElementById("chat-config").textContent);
 const api = createApi(config);
@@ -63,6 +67,7 @@ function clearNotices() {
 // --- the parts of the page ------------------------------------------------------------------
 
 const store = new ArtifactStore();
+const usageMenu = new UsageMenu({ root: $("usage-menu-root"), button: $("usage-button"), popup: $("usage-popup") }, api);
 
 const toolbar = new Toolbar(
   {
@@ -84,14 +89,22 @@ const composer = new Composer(
   {
     submit(text) {
       if (text.trim() === "/compact") return Boolean(current && current.compact());
-      if (!current || !current.send(text)) return false;
+      if (!current || !current.send(text, tray.ids())) return false;
+      tray.sent();
       clearNotices();
       return true;
     },
+    files: () => ({ count: tray.ids().length, busy: tray.busy }),
     stop() {
       if (current) current.cancel();
     },
+    editLast: () => versions.openEditor(view.lastTypedEntry()),
   },
+);
+
+const tray = new AttachmentTray(
+  { button: $("attach-button"), input: $("attach-input"), chips: $("attachment-chips"), dropZone: $("conversation-pane"), pasteTarget: $("composer-input") },
+  { chatId: () => current.id, announce },
 );
 
 const panel = new ArtifactPanel($("artifact-panel"), {
@@ -163,6 +176,7 @@ const ui = {
   runState(state, { outgoing }) {
     app.dataset.runState = state;
     composer.setState(state, { outgoing });
+    versions.setState(state, { outgoing });
   },
   title(id, title) {
     sidebar.setTitle(id, title);
@@ -191,17 +205,46 @@ const ui = {
   },
   runEnded() {
     refreshSidebarSoon();
+    usageMenu.runEnded();
   },
   contextChanged() {
     if (current && current.exists) meter.refresh(current.id);
   },
+  pathChanged: () => versions.settled(),
+  versionRefused: (frame) => versions.refused(frame),
+  caughtUp: () => versions.caughtUp(),
 };
+
+versions.connect({
+  edit: (id, text) => Boolean(current && current.edit(id, text)),
+  regenerate: (id) => Boolean(current && current.regenerate(id)),
+  switchTo: (id) => Boolean(current && current.switchTo(id)),
+  versionsOf: (id) => api.versions(current.id, id),
+  quiet: (text) => composer.say(text),
+  notify,
+  focusHome() {
+    if (SMALL.matches) $("conversation").focus({ preventScroll: true }); // no keyboard popping up
+    else composer.focus();
+  },
+});
+
+fork.connect({
+  async fork(messageId) {
+    const made = await api.forkChat(current.id, messageId);
+    sidebar.setTitle(made.id, made.title); // listed first, before the next refresh lists it too
+    navigate(made.id);
+    announce(`Opened a new chat from that message${made.title ? `: ${made.title}` : ""}.`);
+    return made;
+  },
+  notify,
+});
 
 // --- opening chats --------------------------------------------------------------------------
 
 function open(id) {
   if (current) current.stop();
   clearNotices();
+  tray.reset();
   panel.reset();
   store.clear();
   view.reset();

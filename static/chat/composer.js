@@ -3,14 +3,17 @@
 // Enter sends and Shift+Enter breaks the line, on a keyboard. On a touch screen Enter
 // breaks the line (as on every phone chat app) and the hint saying otherwise is not shown.
 // While a reply is written Stop takes Send's place; Enter then keeps the text and says
-// quietly that it waits for the reply (Esc stops it: shortcuts.js).
+// quietly that it waits for the reply (Esc stops it: shortcuts.js). ↑ in the empty box
+// edits the last message you typed (versions.js).
 
 const TOUCH = window.matchMedia("(pointer: coarse)");
 
 export class Composer {
   /**
    * @param {object} parts  form, input, send, stop, hint, status (elements)
-   * @param {object} on     submit(text): true if it was taken; stop()
+   * @param {object} on     submit(text): true if it was taken; stop(); editLast(): true if an editor opened;
+   *                        files(): {count, busy} of
+   *                        the attachments waiting to go with it (attachments.js)
    */
   constructor({ form, input, send, stop, hint, status }, on) {
     Object.assign(this, { form, input, sendButton: send, stopButton: stop, hint, status });
@@ -26,6 +29,8 @@ export class Composer {
       if (event.key === "Enter" && !event.shiftKey && !event.isComposing && !TOUCH.matches) {
         event.preventDefault();
         this.submit();
+      } else if (event.key === "ArrowUp" && !input.value && !event.shiftKey && !event.altKey && !event.ctrlKey && !event.metaKey && !event.isComposing) {
+        if (this.on.editLast()) event.preventDefault();
       }
     });
     input.addEventListener("input", () => this.autosize());
@@ -41,9 +46,14 @@ export class Composer {
 
   submit() {
     const text = this.input.value;
-    if (!text.trim()) return;
+    const files = this.on.files ? this.on.files() : { count: 0, busy: false };
+    if (!text.trim() && !files.count && !files.busy) return;
     if (this.state === "running") {
       this.status.textContent = "The assistant is still replying: your message waits here until it is done. Esc stops the reply.";
+      return;
+    }
+    if (files.busy) {
+      this.status.textContent = "Your files are still uploading: the message goes once they are up.";
       return;
     }
     if (this.on.submit(text)) {
@@ -75,6 +85,11 @@ export class Composer {
     if (hadFocus) (running ? this.stopButton : this.sendButton).focus();
     if (wasRunning && !running) this.status.textContent = "";
     this.input.placeholder = state === "awaiting_input" ? "Or type your own answer" : "Message the assistant";
+  }
+
+  /** A quiet word in the status line (not an error): cleared when a reply ends. */
+  say(text) {
+    this.status.textContent = text;
   }
 
   /** Text that was not sent after all: back in the box, unless something new was typed. */

@@ -9,8 +9,13 @@
 //
 // A tool-results message has no block of its own: its results fill the cards of the calls
 // above it, in the same assistant turn.
+//
+// The conversation shown is one path through the chat's tree of versions: after a `path`
+// event (an edit, a regenerated reply, another version chosen) everything from that
+// message on is replaced (replaceFrom).
 
 import { addCodeCopyButtons } from "./copy.js";
+import { sentFiles } from "./attachments.js";
 import { h, textOf } from "./dom.js";
 import { renderMarkdown } from "./markdown.js";
 import { ToolSlots } from "./toolslots.js";
@@ -46,6 +51,20 @@ function cursorHost(root) {
     if (!last || last.nodeType !== Node.ELEMENT_NODE || !CURSOR_HOSTS.has(last.tagName)) return host;
     host = last;
   }
+}
+
+/** An entry as the API would give its message (to draw it again). */
+function storedOf(entry) {
+  return {
+    id: entry.id,
+    sequence: entry.sequence,
+    role: entry.role,
+    content: entry.content,
+    finished: entry.finished,
+    created_at: entry.createdAt ? entry.createdAt.toISOString() : null,
+    usage: entry.usage,
+    versions: entry.versions,
+  };
 }
 
 /** Where `sequence` goes in the ascending list `order`. */
@@ -100,11 +119,33 @@ export class Conversation {
   }
 
   /** Rebuild from stored messages (the API), with the open question if there is one. */
-  load(messages, { pending = null } = {}) {
+  load(messages, { pending = null, scroll = true } = {}) {
     this.reset();
     for (const message of messages) this.upsert(message, { live: false });
     this.setPending(pending);
-    this.scrollToBottom();
+    if (scroll) this.scrollToBottom();
+  }
+
+  /**
+   * The conversation shown changed from `sequence` on (a `path` event): what came before it
+   * stays where it is on screen, the rest goes until the new path's messages arrive. Drawn
+   * again from what is kept, since a new version may reuse a tool call's id (the offline
+   * model's are made from the conversation) and its card must not show the old result.
+   * The question left on the old path goes with it.
+   */
+  replaceFrom(sequence) {
+    const kept = this.order.filter((s) => s < sequence).map((s) => storedOf(this.messages.get(s)));
+    const scroller = this.follow.scroller;
+    const top = scroller.scrollTop;
+    const outgoing = this.outgoing;
+    this.load(kept, { scroll: false });
+    if (outgoing) {
+      this.outgoing = outgoing;
+      this.list.append(outgoing);
+      this.changed();
+    }
+    scroller.scrollTop = top;
+    this.follow.update();
   }
 
   has(sequence) {
@@ -149,14 +190,18 @@ export class Conversation {
     if (follow) this.scrollToBottom();
   }
 
-  /** When a message was stored and what its model call used (API fields; an event has none). */
+  /** A message's id, when it was stored, what its model call used and its versions (the
+   *  API says versions: {index, count}, or null; an event does not say). */
   noteMeta(entry, message) {
     if (message.created_at) entry.createdAt = new Date(message.created_at);
     else if (!entry.createdAt) entry.createdAt = new Date();
     if (message.usage !== undefined) entry.usage = message.usage;
+    const id = message.message_id || message.id;
+    if (id) entry.id = id;
+    if (message.versions !== undefined) entry.versions = message.versions;
   }
 
-  /** Stored copies of messages already shown (API): their time and usage. */
+  /** Stored copies of messages already shown (API): their time, usage and versions. */
   setMeta(messages) {
     const touched = new Set();
     for (const message of messages) {
@@ -218,7 +263,7 @@ export class Conversation {
   createEntry(sequence, role, content) {
     const kind = role === "assistant" ? "assistant" : isToolResults(content) ? "results" : "typed";
     const el = h("div", { class: `message ${role}`, dataset: { sequence: String(sequence), role } }, h("div", { class: "message-body" }));
-    const entry = { sequence, role, kind, el, body: el.lastElementChild, content: "", finished: true, streaming: false, streamText: "", fromStart: false, createdAt: null, usage: null, turn: null };
+    const entry = { sequence, role, kind, el, body: el.lastElementChild, content: "", finished: true, streaming: false, streamText: "", fromStart: false, createdAt: null, usage: null, id: null, versions: null, turn: null };
     this.messages.set(sequence, entry);
     this.place(entry);
     return entry;
@@ -264,6 +309,8 @@ export class Conversation {
     const results = isToolResults(content) ? content.filter((b) => b && b.type === "tool_result") : [];
     entry.el.classList.toggle("tool-results", results.length > 0);
     entry.body.replaceChildren();
+    const files = sentFiles(content);
+    if (files) entry.body.append(files);
     if (text) entry.body.append(h("p", { class: "user-text" }, text));
     let orphans = 0;
     for (const block of results) {
@@ -421,9 +468,15 @@ export class Conversation {
 
   /** The user's newest typed message: its text (for Retry) and sequence. */
   lastTyped() {
+    const entry = this.lastTypedEntry();
+    return entry ? { sequence: entry.sequence, text: typedText(entry.content) } : null;
+  }
+
+  /** The entry of the user's newest typed message (↑ edits it), or null. */
+  lastTypedEntry() {
     for (let i = this.order.length - 1; i >= 0; i -= 1) {
       const entry = this.messages.get(this.order[i]);
-      if (entry.kind === "typed") return { sequence: entry.sequence, text: typedText(entry.content) };
+      if (entry.kind === "typed") return entry;
     }
     return null;
   }

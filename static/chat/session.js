@@ -6,6 +6,10 @@
 // which the server never stores twice (a resent id is answered by a `message` without id).
 // Text typed while a question is open answers it: it is shown on the question's card, and
 // the stored tool-results message carrying our client_id is its acknowledgement.
+//
+// Edits, regenerated replies and switches (versions.js) are answered by a `path` event on
+// every socket of the chat: the conversation is dropped from that message on and the new
+// path's messages read from the API (those a run goes on to write also come as events).
 
 import { ChatConnection } from "./connection.js";
 import { newId, textOf } from "./dom.js";
@@ -23,7 +27,7 @@ export class OpenChat {
    *   id, isNew, wsUrl, api, view (Conversation), store (ArtifactStore),
    *   ui: { connection(state), model(name), runState(state), title(id, title), created(id),
    *         notify(message, retry?), clearNotices(), announce(text), restoreDraft(text),
-   *         fatal(reason), runEnded() }
+   *         fatal(reason), runEnded(), pathChanged(), versionRefused(frame), caughtUp() }
    */
   constructor({ id, isNew, wsUrl, api, view, store, ui }) {
     this.id = id;
@@ -43,7 +47,10 @@ export class OpenChat {
       event: (frame) => this.onEvent(frame),
       localError: (frame) => this.onLocalError(frame),
       acknowledged: (frame) => this.onAcknowledged(frame),
-      resumed: () => this.transmit(),
+      resumed: () => {
+        this.transmit();
+        this.ui.caughtUp();
+      },
       fatal: (reason) => this.ui.fatal(reason),
     });
   }
@@ -58,11 +65,12 @@ export class OpenChat {
 
   // --- what the user does ------------------------------------------------------------------
 
-  /** Send a message (or, while a question is open, a typed answer); false if one is still on its way. */
-  send(text) {
+  /** Send a message (or, while a question is open, a typed answer), with the ids of the
+   * files uploaded for it; false if one is still on its way. */
+  send(text, attachments = []) {
     if (this.outgoing) return false;
     const question = this.state === "awaiting_input" ? this.view.pending : null;
-    this.outgoing = { text, clientId: newId(), state: "waiting", answers: question ? question.tool_use_id : null };
+    this.outgoing = { text, attachments, clientId: newId(), state: "waiting", answers: question ? question.tool_use_id : null };
     this.showOutgoing();
     this.ui.runState(this.state, { outgoing: true });
     this.transmit();
@@ -71,14 +79,16 @@ export class OpenChat {
 
   /** Where the message on its way is shown: its own bubble, or the card of the question it answers. */
   showOutgoing() {
-    const { answers, text } = this.outgoing;
-    if (!answers) this.view.showOutgoing(text);
+    const { answers, text, attachments } = this.outgoing;
+    const files = attachments.length === 1 ? "1 file" : `${attachments.length} files`;
+    if (!answers) this.view.showOutgoing(text || files);
     else if (this.view.pending && this.view.pending.tool_use_id === answers) this.view.lockQuestion(answers, { reply: text });
   }
 
   transmit() {
     if (!this.outgoing) return;
     const frame = { type: "user_message", text: this.outgoing.text, client_id: this.outgoing.clientId };
+    if (this.outgoing.attachments.length) frame.attachments = this.outgoing.attachments;
     this.outgoing.state = this.connection.send(frame) ? "sending" : "waiting";
     if (this.outgoing.state === "sending") this.lastCommand = { kind: "send" };
     this.view.outgoingState(this.outgoing.state);
@@ -114,6 +124,27 @@ export class OpenChat {
     this.lastCommand = { kind: "answer", toolUseId, choice, busyRetries };
     this.view.lockQuestion(toolUseId, { choice });
     if (!busyRetries) this.ui.announce(`Sent your choice: ${choice}.`);
+  }
+
+  /** A new version of a message you typed; false if the socket is not open. */
+  edit(messageId, text) {
+    return this.sendVersion({ type: "edit", message_id: messageId, text, client_id: newId() });
+  }
+
+  /** A new version of a reply; false if the socket is not open. */
+  regenerate(messageId) {
+    return this.sendVersion({ type: "regenerate", message_id: messageId });
+  }
+
+  /** Show another version of a message; false if the socket is not open. */
+  switchTo(messageId) {
+    return this.sendVersion({ type: "switch", message_id: messageId });
+  }
+
+  sendVersion(frame, busyRetries = 0) {
+    if (!this.connection.send(frame)) return false;
+    this.lastCommand = { kind: "version", frame, busyRetries };
+    return true;
   }
 
   /** Retry after a failed run: send the last message typed again. */
@@ -209,6 +240,9 @@ export class OpenChat {
         this.setState("awaiting_input");
         this.runEnded();
         break;
+      case "path":
+        this.onPath(frame);
+        break;
       case "title":
         this.ui.title(this.id, frame.title);
         break;
@@ -263,6 +297,31 @@ export class OpenChat {
       this.ui.notify(`Part of the conversation could not be loaded (${error.message}). Reload the page to see it.`);
     } finally {
       this.view.release(frame.sequence);
+    }
+  }
+
+  /** The conversation shown changed from frame.sequence on (an edit, a regenerated reply or
+   *  a switch, from this page or another): drop it from there and read the new path. */
+  async onPath(frame) {
+    if (this.lastCommand && this.lastCommand.kind === "version") this.lastCommand = null;
+    this.ui.pathChanged();
+    const path = (this.paths = (this.paths || 0) + 1);
+    this.dropped = null;
+    this.view.replaceFrom(frame.sequence);
+    try {
+      let [chat, messages] = await Promise.all([this.api.getChat(this.id), this.api.allMessages(this.id, frame.sequence - 1)]);
+      // Left meanwhile, or the path moved again: the next read has it.
+      if (this.connection.stopped || path !== this.paths) return;
+      const last = messages.at(-1);
+      if (chat.state === "running" && last && last.role === "assistant" && !last.finished && !this.view.has(last.sequence)) {
+        // Being written: its events follow (set aside in case they never come, as at load).
+        this.dropped = last;
+        messages = messages.slice(0, -1);
+      }
+      for (const message of messages) if (!this.view.has(message.sequence)) this.view.upsert(message, { live: false });
+      this.view.setMeta(messages);
+    } catch (error) {
+      this.ui.notify(`The conversation could not be loaded (${error.message}). Reload the page to see it.`);
     }
   }
 
@@ -357,6 +416,16 @@ export class OpenChat {
       }
       this.view.unlockQuestion(command.toolUseId);
       this.ui.notify(frame.message, frame.retryable ? () => this.answer(command.toolUseId, command.choice) : null);
+    } else if (command && command.kind === "version") {
+      if (frame.code === "busy" && command.busyRetries < BUSY_RETRIES) {
+        // As for a message: the run that just ended may not have released the chat yet.
+        const retries = command.busyRetries + 1;
+        setTimeout(() => {
+          if (!this.sendVersion(command.frame, retries)) this.ui.versionRefused({ code: "unavailable", message: "Not connected: try again once the connection is back." });
+        }, BUSY_RETRY_MS * retries);
+        return;
+      }
+      this.ui.versionRefused(frame);
     } else if (command && command.kind === "compact") {
       this.setState(command.state); // refused: nothing runs
       this.ui.notify(frame.message, null);

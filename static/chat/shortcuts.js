@@ -1,5 +1,5 @@
 // Keyboard shortcuts, and the dialog that lists them. Only what works is listed: search
-// (Ctrl/⌘+K) and editing the last message (↑) come with those features.
+// (Ctrl/⌘+K) comes with that feature; ↑ is the composer's own (composer.js).
 //
 // Esc is shared: whatever it closes first (the shortcuts dialog, the options menu, the
 // drawer, the artifact panel) takes it with preventDefault; only an Esc nobody took stops
@@ -13,7 +13,8 @@ const MOD = MAC ? "⌘" : "Ctrl";
 export const SHORTCUTS = [
   [["Enter"], "Send the message"],
   [["Shift", "Enter"], "Start a new line"],
-  [["Esc"], "Stop the reply being written"],
+  [["↑"], "Edit your last message (box empty)"],
+  [["Esc"], "Stop the reply being written, or cancel an edit"],
   [[MOD, "Shift", "O"], "Start a new chat"],
   [[MOD, "/"], "Show these shortcuts"],
 ];

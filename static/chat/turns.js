@@ -3,14 +3,19 @@
 // A message the user typed is a turn of its own. Everything the assistant does until the
 // next typed message (its replies, the tool results stored between them, the cards of its
 // tool calls) is one assistant turn: one block with one author line, as Claude.ai shows it.
-// A turn ends with its actions, shown on hover or focus: copy, the time and, for a reply,
-// its token usage (summed over the model calls of the turn).
+// A turn ends with its actions, shown on hover or focus: its versions and Edit or
+// Regenerate (versions.js), copy, "Fork from here" (fork.js), the time and, for a reply, its
+// token usage (summed over the model calls of the turn). A later message of the turn with
+// versions of its own has its pager right under it.
 //
 // A turn holds entries (conversation.js): {sequence, kind, el, content, streaming,
-// streamText, createdAt, usage}; kind is "typed", "results" or "assistant".
+// streamText, createdAt, usage, id, versions}; kind is "typed", "results" or "assistant".
 
 import { copyButton } from "./copy.js";
 import { h, textOf } from "./dom.js";
+import { fork } from "./fork.js";
+import { money } from "./usage.js";
+import { versions } from "./versions.js";
 
 const CLOCK = new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "2-digit" });
 const DAY_AND_CLOCK = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric", hour: "numeric", minute: "2-digit" });
@@ -25,12 +30,15 @@ function sameDay(a, b) {
 export function totalUsage(usages) {
   const known = usages.filter((u) => u && typeof u === "object");
   if (!known.length) return null;
-  const sum = (key) => known.reduce((total, u) => total + (Number(u[key]) || 0), 0);
+  const sum = (...keys) => known.reduce((total, u) => total + (Number(keys.map((k) => u[k]).find((v) => v !== undefined)) || 0), 0);
+  // Stored replies say cache_read_tokens; the API's own names are accepted too.
+  const priced = known.some((u) => u.cost_usd !== undefined);
   return {
     input: sum("input_tokens"),
     output: sum("output_tokens"),
-    cacheRead: sum("cache_read_input_tokens"),
-    cacheWrite: sum("cache_creation_input_tokens"),
+    cacheRead: sum("cache_read_tokens", "cache_read_input_tokens"),
+    cacheWrite: sum("cache_write_tokens", "cache_creation_input_tokens"),
+    cost: priced ? sum("cost_usd") : null,
   };
 }
 
@@ -99,17 +107,40 @@ export class Turn {
   /** Redraw the actions: after a message of the turn changed, or its time or usage arrived. */
   refresh() {
     const busy = this.entries.some((e) => e.streaming);
+    const pagerFocus = [...this.el.querySelectorAll(":scope > .message-versions")].find((p) => p.contains(document.activeElement));
+    const refocus = pagerFocus ? [pagerFocus.dataset.sequence, document.activeElement.dataset.action] : null;
+    for (const old of this.el.querySelectorAll(":scope > .message-versions")) old.remove();
     this.actions.hidden = busy || !this.entries.length;
     if (busy) return;
+    for (const [entry, pager] of versions.laterPagers(this)) {
+      const row = h("div", { class: "message-versions", dataset: { sequence: String(entry.sequence) } }, pager);
+      entry.el.after(row);
+      if (refocus && refocus[0] === row.dataset.sequence) {
+        const again = pager.querySelector(`[data-action=${refocus[1]}]`);
+        if (again && !again.disabled) again.focus({ preventScroll: true });
+      }
+    }
     const own = this.entries.filter((e) => (this.role === "user" ? e.kind === "typed" : e.kind === "assistant"));
-    const parts = [];
+    const parts = versions.controls(this);
     if (this.text()) parts.push(copyButton(this.role === "user" ? "Copy message" : "Copy reply", () => this.text()));
+    const forkButton = fork.button(this);
+    if (forkButton) parts.push(forkButton);
     const times = own.map((e) => e.createdAt).filter(Boolean);
     if (times.length) parts.push(timeOf(this.role === "user" ? times[0] : times.at(-1)));
     const usage = this.role === "assistant" ? totalUsage(own.map((e) => e.usage)) : null;
     if (usage) parts.push(usageOf(usage));
+    // A button drawn again keeps the focus it had (a keyboard user is on it).
+    const focused = this.actions.contains(document.activeElement) ? buttonKey(document.activeElement) : null;
     this.actions.replaceChildren(...parts);
+    if (focused) {
+      const again = [...this.actions.querySelectorAll("button")].find((b) => buttonKey(b) === focused);
+      if (again && !again.disabled) again.focus({ preventScroll: true });
+    }
   }
+}
+
+function buttonKey(button) {
+  return button.dataset.action || button.getAttribute("aria-label") || button.textContent;
 }
 
 function timeOf(date) {
@@ -119,9 +150,10 @@ function timeOf(date) {
 
 function usageOf(usage) {
   const cached = usage.cacheRead || usage.cacheWrite ? `, ${count(usage.cacheRead)} read from the cache, ${count(usage.cacheWrite)} written to it` : "";
+  const cost = usage.cost === null ? "" : `; cost ${money(usage.cost)}`;
   return h(
     "span",
-    { class: "message-usage", title: `Input ${count(usage.input)} tokens${cached}; output ${count(usage.output)} tokens` },
+    { class: "message-usage", title: `Input ${count(usage.input)} tokens${cached}; output ${count(usage.output)} tokens${cost}` },
     `${count(usage.input)} tokens in · ${count(usage.output)} out`,
   );
 }

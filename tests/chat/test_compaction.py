@@ -273,3 +273,18 @@ async def test_a_compaction_that_fails_leaves_the_chat_as_it_was_and_the_turn_go
     for sent in model.calls:
         assert_valid(sent)
         assert sum(history.estimate_tokens(m["content"]) for m in sent) <= 2_000 + 10 * len(sent)
+
+
+async def test_a_summary_call_is_charged_to_the_run_in_the_usage_ledger(sid, owner, local_storage):
+    from chat.models import UsageRecord
+    from chat.usage.ledger import Payer
+
+    model = Recording()
+    await chat(sid, owner, local_storage, model, ["one", "two"], budget=100_000)
+    run_id = uuid.uuid4()
+    payer = Payer(user_id=owner.pk, session_id=sid, run_id=run_id)
+    done = await collect(compaction.run_compaction(manager(sid, owner, local_storage), model, budget=100_000, payer=payer))
+    summary = done[0]
+    row = await UsageRecord.objects.aget(kind="summary", run_id=run_id)
+    assert (row.key, row.model, row.session_id) == (f"summary:{summary['summary_id']}", "offline-demo", sid)
+    assert row.output_tokens > 0

@@ -92,3 +92,30 @@ def test_text_that_is_visible_somewhere_is_kept_as_sent():
 def test_error_frames_say_whether_trying_again_helps():
     assert protocol.error_frame(UserError("busy", "wait"))["retryable"] is True
     assert protocol.error_frame(UserError("invalid_json", "bad"))["retryable"] is False
+
+
+def test_a_user_message_may_name_its_uploaded_files():
+    ids = ["6f1c2d3e-0000-4000-8000-00000000000a", "6f1c2d3e-0000-4000-8000-00000000000b"]
+    command = parse({"type": "user_message", "text": "look", "attachments": ids})
+    assert command == protocol.SendMessage("look", None, tuple(uuid.UUID(i) for i in ids))
+    # With files the text may be empty; without, it may not.
+    assert parse({"type": "user_message", "text": " ", "attachments": ids[:1]}).text == ""
+    with pytest.raises(UserError, match="empty"):
+        parse({"type": "user_message", "text": " ", "attachments": []})
+    # An old client's frame means what it always meant.
+    assert parse({"type": "user_message", "text": "hi"}).attachments == ()
+
+
+@pytest.mark.parametrize(
+    "attachments, code",
+    [
+        ("6f1c2d3e-0000-4000-8000-00000000000a", "invalid_field"),
+        ([1, 2], "invalid_field"),
+        (["not-an-id"], "invalid_field"),
+        ([str(uuid.UUID(int=i)) for i in range(21)], "too_many_attachments"),
+    ],
+)
+def test_bad_attachment_lists_are_refused(attachments, code):
+    with pytest.raises(UserError) as refused:
+        parse({"type": "user_message", "text": "hi", "attachments": attachments})
+    assert refused.value.code == code

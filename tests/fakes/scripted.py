@@ -14,7 +14,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator
 
-from chat.agent.providers.base import ModelEvent, ModelReply, Provider, ProviderError, TextDelta, usage
+from chat.agent.providers.base import ModelEvent, ModelReply, Provider, ProviderError, TextDelta, UsageSoFar, usage
 
 _ids = itertools.count(1)
 
@@ -26,6 +26,8 @@ class Turn:
     content: list[dict[str, Any]]
     stop_reason: str = "end_turn"
     usage: dict[str, int] = field(default_factory=lambda: usage(input_tokens=100, output_tokens=10))
+    # Usage the call reports at its start, before its first word (as Claude's message_start).
+    so_far: dict[str, int] | None = None
 
 
 def say(*words: str) -> Turn:
@@ -76,6 +78,8 @@ class ScriptedProvider(Provider):
         if not self.turns:
             raise AssertionError("the model was called more often than the test scripted")
         turn = self.turns.popleft()
+        if turn.so_far is not None:
+            yield UsageSoFar(turn.so_far)
         for step in turn.steps:
             if isinstance(step, asyncio.Event):
                 self.stalled.set()

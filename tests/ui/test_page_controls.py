@@ -160,9 +160,9 @@ def test_the_shortcuts_dialog_lists_what_works_and_opens_from_the_keyboard_or_th
 
     page.keyboard.press("Control+/")
     expect(dialog).to_be_visible()
-    for what in ("Send the message", "Start a new line", "Stop the reply being written", "Start a new chat", "Show these shortcuts"):
+    for what in ("Send the message", "Start a new line", "Edit your last message", "Stop the reply being written", "Start a new chat", "Show these shortcuts"):
         expect(dialog).to_contain_text(what)
-    expect(dialog).not_to_contain_text("Search")  # search (issue 15) and editing (13) come later
+    expect(dialog).not_to_contain_text("Search")  # search (issue 15) comes later
     browser_page.shoot("shortcuts")
     dialog.get_by_role("button", name="Close").click()
     expect(dialog).to_be_hidden()

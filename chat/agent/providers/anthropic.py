@@ -24,7 +24,18 @@ import httpx2
 from django.conf import settings
 
 from chat.agent.prompts import TITLE_PROMPT
-from chat.agent.providers.base import ModelEvent, ModelReply, Provider, ProviderError, TextDelta, usage, with_context
+from chat.agent.providers.base import (
+    ModelEvent,
+    ModelReply,
+    Provider,
+    ProviderError,
+    TextDelta,
+    TitleReply,
+    UsageSoFar,
+    usage,
+    with_context,
+)
+from chat.attachments import blocks
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +50,15 @@ _MESSAGES = {
     "model_auth": "The Anthropic API key was refused. The site's administrator must fix ANTHROPIC_API_KEY.",
     "model_rejected": "Claude refused the request",
 }
+
+
+def _usage(u: Any) -> dict[str, int]:
+    return usage(
+        input_tokens=u.input_tokens or 0,
+        output_tokens=u.output_tokens or 0,
+        cache_read_tokens=getattr(u, "cache_read_input_tokens", None) or 0,
+        cache_write_tokens=getattr(u, "cache_creation_input_tokens", None) or 0,
+    )
 
 
 class _StreamCut(Exception):
@@ -189,6 +209,12 @@ class AnthropicProvider(Provider):
         tools: list[dict[str, Any]],
         context: list[dict[str, Any]] = (),  # type: ignore[assignment]
     ) -> AsyncIterator[ModelEvent]:
+        if any(blocks.attachments_in(m["content"]) for m in messages):
+            # The files, read from the storage off the event loop: base64 images and PDFs
+            # and text documents where they were sent, inside the cached prefix (the
+            # history's breakpoint is on its last block, after them), the same bytes on
+            # every call so that the prefix stays byte-identical.
+            messages = await asyncio.to_thread(blocks.for_api, messages)
         request = self.request(system=system, messages=messages, tools=tools, context=context)
         attempt = 0
         while True:
@@ -200,6 +226,8 @@ class AnthropicProvider(Provider):
                         if event.type == "content_block_delta" and event.delta.type == "text_delta":
                             streamed = True
                             yield TextDelta(event.delta.text, event.index)
+                        elif event.type in ("message_start", "message_delta"):
+                            yield UsageSoFar(_usage(stream.current_message_snapshot.usage))
                         elif event.type == "message_stop":
                             stopped = True
                     if not stopped:
@@ -217,16 +245,10 @@ class AnthropicProvider(Provider):
                 attempt += 1
                 await self._sleep(delay)
                 continue
-            u = message.usage
             yield ModelReply(
                 content=[_api_block(block) for block in message.content],
                 stop_reason=message.stop_reason or "end_turn",
-                usage=usage(
-                    input_tokens=u.input_tokens or 0,
-                    output_tokens=u.output_tokens or 0,
-                    cache_read_tokens=u.cache_read_input_tokens or 0,
-                    cache_write_tokens=u.cache_creation_input_tokens or 0,
-                ),
+                usage=_usage(message.usage),
             )
             return
 
@@ -257,7 +279,7 @@ class AnthropicProvider(Provider):
             ),
         )
 
-    async def title(self, text: str) -> str:
+    async def title(self, text: str) -> TitleReply:
         try:
             message = await self.client.messages.create(
                 model=self.title_model,
@@ -267,7 +289,8 @@ class AnthropicProvider(Provider):
             )
         except (anthropic.APIError, httpx2.TransportError) as exc:
             raise classify(exc) from exc
-        return "".join(block.text for block in message.content if block.type == "text")
+        text = "".join(block.text for block in message.content if block.type == "text")
+        return TitleReply(text, self.title_model, _usage(message.usage))
 
     async def aclose(self) -> None:
         await self.client.close()

@@ -1,8 +1,8 @@
 """The one interface the agent loop talks to a model through.
 
 ``Provider.stream`` takes API-clean messages (``chat.history`` made them valid and
-stripped our keys) and yields ``TextDelta``s as the reply is written, then exactly one
-``ModelReply``. Every failure it cannot recover from is a ``ProviderError`` with a code the
+stripped our keys) and yields ``TextDelta``s as the reply is written (and, if it knows
+them, ``UsageSoFar``s), then exactly one ``ModelReply``. Every failure it cannot recover from is a ``ProviderError`` with a code the
 UI can show and whether trying again later may help.
 """
 
@@ -28,7 +28,27 @@ class ModelReply:
     usage: dict[str, int]
 
 
-ModelEvent = Union[TextDelta, ModelReply]
+@dataclass(frozen=True)
+class UsageSoFar:
+    """The usage of the call as far as the provider knows it mid-stream (its input at the
+    start, its output as it grows): what a cancelled call is charged."""
+
+    usage: dict[str, int]
+
+
+ModelEvent = Union[TextDelta, UsageSoFar, ModelReply]
+
+
+class TitleReply(str):
+    """A title as the model wrote it, with the call's model and usage (for the ledger)."""
+
+    model: str
+    usage: dict[str, int]
+
+    def __new__(cls, text: str, model: str, usage: dict[str, int]) -> TitleReply:
+        reply = super().__new__(cls, text)
+        reply.model, reply.usage = model, usage
+        return reply
 
 
 class ProviderError(Exception):
@@ -91,7 +111,8 @@ class Provider(ABC):
 
     @abstractmethod
     async def title(self, text: str) -> str:
-        """A short title for a chat that begins with ``text``; raises ``ProviderError``."""
+        """A short title for a chat that begins with ``text``; raises ``ProviderError``.
+        A ``TitleReply`` carries the call's usage for the ledger."""
 
     async def aclose(self) -> None:
         """Release connections; the provider is not used afterwards."""

@@ -32,7 +32,8 @@ from typing import Any, AsyncIterator
 from django.conf import settings
 
 from chat import history
-from chat.agent.providers.base import ModelEvent, ModelReply, Provider, TextDelta, usage
+from chat.agent.providers.base import ModelEvent, ModelReply, Provider, TextDelta, TitleReply, UsageSoFar, usage
+from chat.attachments import blocks
 
 QUOTE_LIMIT = 200
 TITLE_MAX_LENGTH = 60  # a longer message is cut to TITLE_HEAD_LENGTH and tagged
@@ -215,6 +216,28 @@ def _sentence(name: str, tool_input: dict[str, Any], result: dict[str, Any]) -> 
     return f"The {name} tool returned: {text}"
 
 
+NO_READING = (
+    "I am the offline demo model, so that is all I can tell about them; set ANTHROPIC_API_KEY "
+    "and Claude will read them."
+)
+
+
+def acknowledge(files: list[dict[str, Any]]) -> str:
+    """What the files sent were: "I got photo.png, a 640×480 image and report.pdf, 3 pages,
+    starting: “…”." """
+    described = []
+    for source in files:
+        line = blocks.describe(source)
+        if source.get("excerpt"):
+            line += f", starting: “{source['excerpt']}”"
+        described.append(line)
+    if len(described) <= 2:
+        listed = " and ".join(described)
+    else:
+        listed = "; ".join(described[:-1]) + "; and " + described[-1]
+    return f"I got {listed}."
+
+
 def after_tools(messages: list[dict[str, Any]]) -> str:
     """One sentence per tool result of the last message, using what it says."""
     calls: dict[str, dict[str, Any]] = {}
@@ -252,10 +275,17 @@ class OfflineProvider(Provider):
         last = messages[-1] if messages else {"role": "user", "content": ""}
         typed = _text_of(last["content"])
         has_results = isinstance(last["content"], list) and any(b.get("type") == "tool_result" for b in last["content"])
+        files = blocks.attachments_in(last["content"]) if last["role"] == "user" else []
         if has_results and not typed:
             text, calls = after_tools(messages), []
+        elif files and not typed:
+            text, calls = f"{acknowledge(files)} {NO_READING}", []
         else:
             text, calls = plan(typed, {tool["name"] for tool in tools})
+            if files:
+                text = f"{acknowledge(files)} {text}"
+        input_tokens = sum(history.estimate_tokens(m["content"]) for m in messages) if messages else 0
+        yield UsageSoFar(usage(input_tokens=input_tokens))
         # A long reply streams by paragraph: by word it would take minutes to show.
         pieces = re.findall(r"[^\n]+\n*", text) if len(text) > 4 * LONG_REPLY_TOKENS // 2 else _WORD.findall(text)
         for word in pieces:
@@ -273,7 +303,7 @@ class OfflineProvider(Provider):
             content=content,
             stop_reason="tool_use" if calls else "end_turn",
             usage=usage(
-                input_tokens=sum(history.estimate_tokens(m["content"]) for m in messages) if messages else 0,
+                input_tokens=input_tokens,
                 output_tokens=history.estimate_tokens(content) if content else 0,
             ),
         )
@@ -289,15 +319,18 @@ class OfflineProvider(Provider):
             ),
         )
 
-    async def title(self, text: str) -> str:
+    async def title(self, text: str) -> TitleReply:
         """The message as typed, on one line, punctuation and all ("Calculate 1/0"). A
         message too long for a title keeps its beginning and ends in a tag made from all of
         it, so messages that begin alike still get different titles."""
         line = " ".join(text.split())
         if not re.search(r"\w", line):
-            return "New chat"
-        if len(line) > TITLE_MAX_LENGTH:
-            head = line[:TITLE_HEAD_LENGTH]
-            head = head.rsplit(" ", 1)[0] if " " in head else head
-            line = f"{head}… ({hashlib.sha256(line.encode()).hexdigest()[:4]})"
-        return line[:1].upper() + line[1:]
+            title = "New chat"
+        else:
+            if len(line) > TITLE_MAX_LENGTH:
+                head = line[:TITLE_HEAD_LENGTH]
+                head = head.rsplit(" ", 1)[0] if " " in head else head
+                line = f"{head}… ({hashlib.sha256(line.encode()).hexdigest()[:4]})"
+            title = line[:1].upper() + line[1:]
+        used = usage(input_tokens=history.estimate_tokens(text), output_tokens=history.estimate_tokens(title))
+        return TitleReply(title, self.model, used)

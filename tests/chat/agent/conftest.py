@@ -65,12 +65,12 @@ async def assert_history_valid(session_id) -> list[dict]:
 _ENDINGS = {"complete": "idle", "awaiting_user_input": "awaiting_input", "error": "failed"}
 
 
-async def turn(manager, model, tools, text=None, *, client_id=None, tool_use_id=None, choice=None, **options):
+async def turn(manager, model, tools, text=None, *, client_id=None, tool_use_id=None, choice=None, attachments=(), **options):
     """One whole turn as the run manager runs it, without the run manager: the turn service
     takes ``text`` (a message, or the typed answer to an open question) or ``choice``, the
     loop answers, and the run's claim is released with the state its last event implies.
     Yields the turn's own events (the stored message) and then the loop's."""
-    action = turns.Choose(tool_use_id, choice) if choice is not None else turns.SendMessage(text, client_id)
+    action = turns.Choose(tool_use_id, choice) if choice is not None else turns.SendMessage(text, client_id, tuple(attachments))
     begun = await turns.start_turn(
         manager.user, uuid.UUID(manager.session_id), action, storage=manager.storage, worker_id=uuid.uuid4()
     )

@@ -34,12 +34,13 @@ async def test_a_reply_is_streamed_stored_and_completed(manager, session_id):
     assert done == {
         "type": "message", "message_id": started["message_id"], "sequence": 2, "role": "assistant",
         "content": [{"type": "text", "text": "Hello there!"}], "finished": True,
-        "created_at": started["created_at"], "usage": model_usage(1),
+        "created_at": started["created_at"], "usage": {**model_usage(1), "cost_usd": 0.0},
     }
     assert complete == {"type": "complete", "stop_reason": "end_turn", "usage": model_usage(1)}
     [_, reply] = await stored_messages(session_id)
     assert reply["finished"] is True
-    assert reply["usage"] == model_usage(1)
+    # The reply keeps its call's usage and what it cost (the scripted model is not in the price table).
+    assert reply["usage"] == {**model_usage(1), "cost_usd": 0.0}
     assert reply["context"] == {"first_sequence": 1, "last_sequence": 1, "dropped": 0, "token_budget": 100_000}
     assert reply["tokens"] == 10 and reply["tokens_estimated"] is False
     assert model.calls[0]["messages"] == [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chat.agent.providers import get_provider
-from chat.agent.providers.base import ModelReply, TextDelta
+from chat.agent.providers.base import ModelReply, TextDelta, UsageSoFar
 from chat.agent.providers.offline import OfflineProvider
 from chat.models import Artifact
 from tests.chat.agent.conftest import assert_history_valid, collect, of_type, turn
@@ -22,7 +22,9 @@ def storage(local_storage):
 async def reply_to(text: str, tools=TOOLS) -> tuple[list[str], ModelReply]:
     model = OfflineProvider(word_delay=0)
     out = await collect(model.stream(system="", messages=[{"role": "user", "content": [{"type": "text", "text": text}]}], tools=tools))
-    *deltas, reply = out
+    # First the input it read, as a call's usage so far (what a cancel is charged).
+    start, *deltas, reply = out
+    assert isinstance(start, UsageSoFar) and start.usage["input_tokens"] == reply.usage["input_tokens"] > 0
     assert all(isinstance(d, TextDelta) for d in deltas) and isinstance(reply, ModelReply)
     return [d.text for d in deltas], reply
 

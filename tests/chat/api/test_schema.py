@@ -28,8 +28,14 @@ OPERATIONS = {
     ("/api/v1/chats/{chat_id}/compact/", "post"),
     ("/api/v1/artifacts/{artifact_id}/", "get"),
     ("/api/v1/artifacts/{artifact_id}/download/", "get"),
+    ("/api/v1/chats/{chat_id}/attachments/", "get"),
+    ("/api/v1/chats/{chat_id}/attachments/", "post"),
+    ("/api/v1/attachments/{attachment_id}/", "get"),
+    ("/api/v1/attachments/{attachment_id}/", "delete"),
+    ("/api/v1/attachments/{attachment_id}/download/", "get"),
     ("/api/v1/auth/token/", "post"),
     ("/api/v1/auth/token/", "delete"),
+    ("/api/v1/usage/", "get"),
 }
 
 

@@ -13,11 +13,14 @@ import uuid
 import pytest
 import schemathesis
 from django.core import signals
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
+from chat.attachments import service as attachment_service
+from tests import files
 from tests.chat.api.checks import token_client
 from tests.factories import make_artifact, seed_messages, tool_turn
 
@@ -41,8 +44,15 @@ def keep_test_connection():
 def user_data(owner, keep_test_connection):
     chat = seed_messages(owner, tool_turn("toolu_1") + tool_turn("toolu_2"), title="Sums")
     artifact = make_artifact(chat, kind="svg", title="Logo", content="<svg/>", versions=("<svg></svg>",))
+    upload = SimpleUploadedFile("photo.png", files.image(32, 24))
+    attachment = attachment_service.upload(owner, chat.pk, upload)
     client = token_client(owner)
-    return {"chat_id": str(chat.pk), "artifact_id": str(artifact.pk), "headers": client._credentials}
+    return {
+        "chat_id": str(chat.pk),
+        "artifact_id": str(artifact.pk),
+        "attachment_id": str(attachment.pk),
+        "headers": client._credentials,
+    }
 
 
 # Loaded at collection, straight from the app: the schema view needs no database.
@@ -72,7 +82,7 @@ def _is_uuid(value: object) -> bool:
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 def test_api_conforms_to_its_schema(case, user_data):
-    for name in ("chat_id", "artifact_id"):
+    for name in ("chat_id", "artifact_id", "attachment_id"):
         # A well-formed id becomes the user's own (a malformed one stays: it tests the 404).
         if _is_uuid((case.path_parameters or {}).get(name)):
             case.path_parameters[name] = user_data[name]

@@ -103,3 +103,37 @@ async def test_a_busy_chat_answers_409_and_someone_elses_404(client, owner, stra
     await sync_to_async(theirs.force_login)(stranger)
     assert (await post(theirs, sid, text="mine now?")).status_code == 404
     await idle(sid)
+
+
+async def test_a_posted_message_sends_its_uploaded_files(client, owner):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from chat.attachments import service
+    from tests import files
+
+    sid = uuid.uuid4()
+    photo = await sync_to_async(service.upload)(owner, sid, SimpleUploadedFile("photo.png", files.image(640, 480)))
+
+    response = await post(client, sid, text="", attachments=[str(photo.pk)])
+
+    assert response.status_code == 202, response.json()
+    [block] = response.json()["message"]["content"]
+    assert block["source"]["attachment_id"] == str(photo.pk)
+    await idle(sid)
+    reply = await Message.objects.filter(session_id=sid, role="assistant").afirst()
+    assert reply.content[0]["text"].startswith("I got photo.png, a 640×480 image.")
+
+
+async def test_a_posted_message_with_someone_elses_upload_stores_nothing(client, stranger):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from chat.attachments import service
+    from tests import files
+
+    sid = uuid.uuid4()
+    theirs = await sync_to_async(service.upload)(stranger, sid, SimpleUploadedFile("p.png", files.image(8, 8)))
+
+    response = await post(client, sid, text="look", attachments=[str(theirs.pk)])
+
+    assert response.status_code == 400 and response.json()["code"] == "unknown_attachment"
+    assert not await ChatSession.objects.filter(pk=sid).aexists()

@@ -4,6 +4,7 @@ costs one index range per fork on it."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -245,6 +246,45 @@ async def test_a_switch_never_serves_the_old_path_from_the_cache(owner, key_pref
     assert await storage.load_within_budget(sid, 10_000) == await storage.load_recent_messages(sid, 100)
 
 
+@pytest.mark.parametrize("kind", CACHE_KINDS)
+@pytest.mark.parametrize("change", ["switch", "edit"])
+async def test_a_reader_that_read_the_old_path_before_the_path_moved_cannot_cache_it(owner, key_prefix, kind, change):
+    """The stale-fill race across a fork: a cold read of the old path is delayed between its
+    database read and its cache fill while the path moves (a switch, or an edit answered);
+    its fill is refused, so no later read is served the old path."""
+    storage = HybridStorage(cache=make_cache(kind))
+    sid = await chat_with(storage, owner, ("a", "b"), ("c", "d"))
+    old = await ids(sid)
+    if change == "switch":
+        await answer(storage, await act(storage, owner, sid, turns.Edit(old["c"], "c2")), "d2")
+    await storage.drop_cache(sid)
+    read_done, release = asyncio.Event(), asyncio.Event()
+    real_fill = storage.cache.fill
+
+    async def slow_fill(session_id, snapshot):
+        read_done.set()  # the reader has the path as it was ...
+        await release.wait()  # ... and fills the cache only after the path moved
+        return await real_fill(session_id, snapshot)
+
+    storage.cache.fill = slow_fill
+    reader = asyncio.create_task(storage.load_within_budget(sid, 10_000))
+    await read_done.wait()
+    storage.cache.fill = real_fill
+    if change == "switch":
+        _, revision = await sync_to_async(turns.switch_path)(owner.pk, sid, old["c"])
+        await storage.path_changed(sid, revision)
+        expected = ["a", "b", "c", "d"]
+    else:
+        await answer(storage, await act(storage, owner, sid, turns.Edit(old["c"], "c3")), "d3")
+        expected = ["a", "b", "c3", "d3"]
+    release.set()
+    seen = [m["content"] for m in await reader]
+    assert seen != expected  # the reader itself saw the path before it moved
+    assert await path(storage, sid) == expected
+    assert [m["content"] for m in await storage.load_within_budget(sid, 10_000)] == expected
+    assert await storage.load_within_budget(sid, 10_000) == (await db_async(database.load_within_budget)(sid, 10_000)).messages
+
+
 async def test_a_fork_starts_a_new_chat_with_the_path_up_to_a_message(storage, owner, stranger):
     sid = await chat_with(storage, owner, ("one", "uno"), ("two", "dos"), ("three", "tres"))
     old = await ids(sid)
@@ -256,3 +296,20 @@ async def test_a_fork_starts_a_new_chat_with_the_path_up_to_a_message(storage, o
     assert await path(storage, sid) == ["one", "uno", "two", "dos", "three", "tres"]
     with pytest.raises(NotFound):
         await sync_to_async(services.fork_session)(stranger, sid, old["dos"])
+
+
+@pytest.mark.parametrize(
+    "title, expected",
+    [
+        ("Spanish numbers", "Spanish numbers (fork)"),
+        ("n" * services.TITLE_MAX_LENGTH, "n" * (services.TITLE_MAX_LENGTH - 7) + " (fork)"),  # the suffix is kept
+        ("", ""),  # untitled stays untitled: titles are made from a chat's first message
+    ],
+)
+async def test_a_fork_is_titled_after_its_source(storage, owner, title, expected):
+    sid = await chat_with(storage, owner, ("one", "uno"), ("two", "dos"))
+    await ChatSession.objects.filter(pk=sid).aupdate(title=title)
+    fork = await sync_to_async(services.fork_session)(owner, sid, (await ids(sid))["uno"])
+    assert (await ChatSession.objects.aget(pk=fork.pk)).title == expected
+    assert len(expected) <= services.TITLE_MAX_LENGTH
+    assert (await ChatSession.objects.aget(pk=sid)).title == title
