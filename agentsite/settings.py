@@ -208,6 +208,25 @@ CHAT_CONTEXT_TOKENS = _positive_int("CHAT_CONTEXT_TOKENS", 100_000)
 # this many tokens, so the prompt-cache prefix stays the same for many turns.
 CHAT_CONTEXT_CUT_STEP = _positive_int("CHAT_CONTEXT_CUT_STEP", 20_000)
 
+
+def _share(name: str, default: float) -> float:
+    value = env.float(name, default=default)
+    if not 0 <= value < 1:
+        raise ImproperlyConfigured(f"{name} must be a share of the context window from 0 to below 1, got {value!r}")
+    return value
+
+
+# Long chats (chat/compaction.py): when the next prompt would pass this share of the
+# context budget, the oldest turns are replaced by a summary the model writes (0: never;
+# the history is then only cut). What stays verbatim after a compaction is at most
+# CHAT_COMPACT_KEEP of the budget (always the newest turn).
+CHAT_COMPACT_AT = _share("CHAT_COMPACT_AT", 0.8)
+CHAT_COMPACT_KEEP = _share("CHAT_COMPACT_KEEP", 0.3)
+CHAT_SUMMARY_MAX_TOKENS = _positive_int("CHAT_SUMMARY_MAX_TOKENS", 2_000)
+# Tool results older than the newest this-many turns are sent as a short stub when they
+# are larger than one (kept whole in storage and the UI).
+CHAT_TOOL_RESULT_KEEP_TURNS = _positive_int("CHAT_TOOL_RESULT_KEEP_TURNS", 3)
+
 # --- Model ----------------------------------------------------------------------------------
 ANTHROPIC_API_KEY = env.str("ANTHROPIC_API_KEY", default="")
 ANTHROPIC_BASE_URL = env.str("ANTHROPIC_BASE_URL", default="") or None

@@ -21,7 +21,7 @@ from django.utils.html import format_html
 from django.utils.timesince import timesince
 
 from chat import services
-from chat.models import Artifact, ArtifactVersion, Attachment, ChatSession, LoopState, Message
+from chat.models import Artifact, ArtifactVersion, Attachment, ChatSession, LoopState, Message, Summary
 from chat.storage import paths, tree
 
 # Characters of one value shown on a page; the rest is summarised.
@@ -169,6 +169,21 @@ class ArtifactInline(ReadOnlyMixin, admin.TabularInline):
     fields = readonly_fields = ("title", "kind", "status", "version", "updated_at")
 
 
+class SummaryInline(ReadOnlyMixin, admin.TabularInline):
+    """The chat's summaries (``chat.compaction``), every branch's, oldest first."""
+
+    model = Summary
+    fk_name = "session"
+    extra = 0
+    show_change_link = True
+    ordering = ("created_at",)
+    fields = readonly_fields = ("covers", "tokens", "model", "created_at")
+
+    @admin.display(description="covers")
+    def covers(self, summary: Summary) -> str:
+        return f"messages {summary.first_sequence}–{summary.last_sequence} of the path through branch {summary.branch}"
+
+
 # --- sessions -------------------------------------------------------------------------------
 
 
@@ -196,7 +211,7 @@ class ChatSessionAdmin(UUIDSearchMixin, RepairActionsMixin, ReadOnlyMixin, admin
         "created_at",
         "updated_at",
     )
-    inlines = (ArtifactInline, MessageInline)
+    inlines = (ArtifactInline, MessageInline, SummaryInline)
 
     @admin.display(description="title", ordering="title")
     def shown_title(self, session: ChatSession) -> str:
@@ -357,6 +372,46 @@ class AttachmentAdmin(UUIDSearchMixin, ReadOnlyMixin, admin.ModelAdmin):
     @admin.display(description="chat")
     def chat(self, attachment: Attachment) -> str:
         return session_link(attachment.chat_id, str(attachment.chat_id))
+
+
+# --- summaries ------------------------------------------------------------------------------
+
+
+@admin.register(Summary)
+class SummaryAdmin(UUIDSearchMixin, ReadOnlyMixin, admin.ModelAdmin):
+    """What the model is sent instead of a long chat's oldest messages (issue 14)."""
+
+    list_display = ("__str__", "session_title", "last_sequence", "tokens", "model", "created_at")
+    list_select_related = ("session",)
+    search_fields = ("text",)
+    search_help_text = "Words of a summary, or its full id."
+    ordering = ("-created_at",)
+    fields = readonly_fields = (
+        "id",
+        "session_title",
+        "branch",
+        "first_sequence",
+        "last_sequence",
+        "last_cumulative",
+        "tokens",
+        "model",
+        "shown_usage",
+        "previous",
+        "shown_text",
+        "created_at",
+    )
+
+    @admin.display(description="session")
+    def session_title(self, summary: Summary) -> str:
+        return session_link(summary.session_id, str(summary.session))
+
+    @admin.display(description="usage")
+    def shown_usage(self, summary: Summary) -> str:
+        return pretty(summary.usage)
+
+    @admin.display(description="text")
+    def shown_text(self, summary: Summary) -> str:
+        return pretty(summary.text)
 
 
 # The usage ledger, quota overrides and the usage report live with the rest of usage.

@@ -149,7 +149,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def _handle(self, command: protocol.Command) -> None:
         assert self.chat is not None
         runs = runtime.get().runs
-        if isinstance(command, (protocol.SendMessage, protocol.Choose, protocol.Edit, protocol.Regenerate)):
+        if isinstance(command, (protocol.SendMessage, protocol.Choose, protocol.Edit, protocol.Regenerate, protocol.Compact)):
             begun = await runs.start_turn(self.user, self.chat.session_id, command)
             if isinstance(begun, turns.Acknowledged):
                 await self._send(begun.event)

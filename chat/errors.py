@@ -68,3 +68,21 @@ class QuotaBusy(QuotaExceeded):
             "reply to finish.",
             code="quota_busy",
         )
+
+
+class ContextTooLong(UserError):
+    """The newest turn alone is larger than the model's context window: nothing could be
+    sent that holds it, so no model call is made (``chat.message_manager``)."""
+
+    status = 413
+
+    def __init__(self, *, turn_tokens: int, window: int):
+        over = turn_tokens - window
+        super().__init__(
+            "context_too_long",
+            f"The newest message is about {turn_tokens:,} tokens: {over:,} tokens more than the model's "
+            f"context window of {window:,}. Shorten it (or split it into several messages) and send it again.",
+        )
+        self.turn_tokens = turn_tokens
+        self.window = window
+        self.over = over

@@ -16,6 +16,7 @@ from django.utils import timezone
 from chat import selectors
 from chat.attachments import blocks
 from chat.models import Attachment, ChatSession, Message
+from chat.storage import summaries
 
 FORMATS = ("json", "markdown")
 # How a message is shown by the API and written in a JSON export.
@@ -65,16 +66,18 @@ def _dumps(value: Any) -> str:
 
 
 def json_chunks(session: ChatSession) -> Iterator[str]:
-    """``{"chat": …, "branches": […], "artifacts": […], "messages": […]}``, one message per
-    piece: every message of every branch (``branch`` and ``sequence`` place it in the tree;
-    ``branches`` says where each branch forks, ``chat.active_branch`` which path is shown)."""
+    """``{"chat": …, "branches": […], "artifacts": […], "summaries": […], "messages": […]}``,
+    one message per piece: every message of every branch (``branch`` and ``sequence`` place
+    it in the tree; ``branches`` says where each branch forks, ``chat.active_branch`` which
+    path is shown); every summary the model was sent instead of a path's first messages."""
     artifacts = [_record(a, ARTIFACT_FIELDS) for a in selectors.artifacts_of(session)]
     chat = _dumps({**_record(session, CHAT_FIELDS), "active_branch": session.active_branch})
     branches = list(session.branches.order_by("number").values("number", "parent", "fork_sequence", "created_at"))
     attachments = _dumps(_attachments(session))
+    shown = _dumps(summaries.of_session(session.pk))
     yield (
         f'{{"chat": {chat}, "branches": {_dumps(branches)}, "artifacts": {_dumps(artifacts)}, '
-        f'"attachments": {attachments}, "messages": ['
+        f'"attachments": {attachments}, "summaries": {shown}, "messages": ['
     )
     for index, message in enumerate(selectors.iter_all_messages(session)):
         yield ("," if index else "") + "\n" + _dumps(_record(message, MESSAGE_FIELDS))
@@ -175,6 +178,15 @@ def _message_markdown(message: Message, tool_names: dict[str, str]) -> str:
     return "\n\n".join([heading, *body]) + "\n\n"
 
 
+def _summary_markdown(summary: dict[str, Any]) -> str:
+    quoted = "\n".join(f"> {line}" if line else ">" for line in summary["text"].splitlines())
+    return (
+        f"---\n\n**Earlier messages summarised** (the model is sent this summary, written by "
+        f"{summary['model']}, instead of messages {summary['first_sequence']}–{summary['last_sequence']}):\n\n"
+        f"{quoted}\n\n---\n\n"
+    )
+
+
 def markdown_chunks(session: ChatSession) -> Iterator[str]:
     """A readable transcript: text as written, tool calls and results as labelled blocks."""
     yield f"# {session.title or 'Untitled chat'}\n\n"
@@ -184,7 +196,11 @@ def markdown_chunks(session: ChatSession) -> Iterator[str]:
     )
     # Results refer to calls by id; a call is always in the message just before its result.
     tool_names: dict[str, str] = {}
+    summary = summaries.on_path(session.pk)
     for message in selectors.iter_messages(session):
+        if summary is not None and message.sequence > summary["last_sequence"]:
+            yield _summary_markdown(summary)
+            summary = None
         if message.role == "assistant":
             tool_names = {}
         yield _message_markdown(message, tool_names)

@@ -114,7 +114,25 @@ def coarse_cut(messages: Sequence[dict[str, Any]], token_budget: int, step: int)
     if total <= token_budget:
         return list(messages)
     threshold = math.ceil((total - token_budget) / step) * step
-    return [m for m in messages if m["cumulative_tokens"] - m["tokens"] >= threshold]
+    newest = newest_turn_start(messages)
+    if newest is not None:
+        # A step larger than what is left of the budget (a small budget, a large newest
+        # turn) would cut into the newest turn, or past it: the newest turn always goes.
+        threshold = min(threshold, _start(messages[newest]))
+    return [m for m in messages if _start(m) >= threshold]
+
+
+def _start(message: dict[str, Any]) -> int:
+    """The running token sum just before ``message``."""
+    return message["cumulative_tokens"] - message["tokens"]
+
+
+def newest_turn_start(messages: Sequence[dict[str, Any]]) -> int | None:
+    """The index of the newest message that begins a turn (the user typed it), if any."""
+    for index in range(len(messages) - 1, -1, -1):
+        if is_turn_start(messages[index]):
+            return index
+    return None
 
 
 def _api_block(block: dict[str, Any]) -> dict[str, Any] | None:
@@ -200,3 +218,81 @@ def to_api_messages(messages: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     if pending:
         out.append({"role": "user", "content": answer_pending({})})
     return out
+
+
+# --- long chats: stubs for old tool results, the summary in the prompt -------------------
+
+STUB_MIN_TOKENS = 100  # a result smaller than this is sent whole: a stub would save nothing
+SUMMARY_OPEN = "<summary of the earlier conversation>\n"
+SUMMARY_CLOSE = "\n</summary of the earlier conversation>"
+
+
+def stub_line(messages: Sequence[dict[str, Any]], keep_turns: int, step: int) -> int:
+    """Tool results of messages whose running token sum is at most this are sent as stubs.
+
+    The line lies before the newest ``keep_turns`` turns, rounded down to a multiple of
+    ``step`` tokens: it moves only when history grew by a step, so the prompt's prefix
+    (and the provider's prompt cache) stays the same between moves.
+    """
+    starts = [m for m in messages if is_turn_start(m)]
+    if len(starts) <= keep_turns:
+        return 0
+    return (_start(starts[-keep_turns]) // step) * step
+
+
+def _stub(block: dict[str, Any]) -> dict[str, Any]:
+    if block.get("type") != "tool_result":
+        return block
+    content = block.get("content") or ""
+    # Every call stubs every old result again: a string's size is its length, no JSON.
+    tokens = max(1, math.ceil(len(content) / 4)) if isinstance(content, str) else estimate_tokens(content)
+    if tokens < STUB_MIN_TOKENS:
+        return block
+    stub = f"[An earlier tool result of about {tokens:,} tokens, left out here to save space. Call the tool again if it is needed.]"
+    return {**block, "content": stub}
+
+
+def with_stubs(messages: Sequence[dict[str, Any]], line: int) -> list[dict[str, Any]]:
+    """``messages`` with the large tool results of those at or below ``line`` stubbed
+    (copies: what is stored is untouched)."""
+    out = []
+    for message in messages:
+        content = message["content"]
+        if message["cumulative_tokens"] <= line and isinstance(content, list):
+            stubbed = [_stub(block) for block in content]
+            if stubbed != content:
+                message = {**message, "content": stubbed, "tokens": estimate_tokens(stubbed)}
+        out.append(message)
+    return out
+
+
+def summary_message(text: str) -> dict[str, Any]:
+    """The summary as the prompt's first (user) message; the first kept turn joins it."""
+    return {"role": "user", "content": [{"type": "text", "text": SUMMARY_OPEN + text + SUMMARY_CLOSE}]}
+
+
+def summary_tokens(text: str) -> int:
+    return estimate_tokens(summary_message(text)["content"])
+
+
+def compaction_cut(messages: Sequence[dict[str, Any]], keep_tokens: int) -> int | None:
+    """Where a compaction cuts ``messages`` (a path's messages after its summary, if any):
+    the index of the turn start from which on the newest turns fit ``keep_tokens`` (the
+    newest turn at least); the messages before it are summarised. None: nothing before
+    the newest turn to summarise.
+
+    The cut is always at a turn's start, so what is kept begins with a user turn and no
+    tool pair (or question paused on) is split.
+    """
+    if not messages:
+        return None
+    total = messages[-1]["cumulative_tokens"]
+    starts = [index for index, m in enumerate(messages) if is_turn_start(m)]
+    if not starts:
+        return None
+    cut = starts[-1]
+    for index in reversed(starts[:-1]):
+        if total - _start(messages[index]) > keep_tokens:
+            break
+        cut = index
+    return cut if cut > 0 else None

@@ -1,7 +1,10 @@
 """MessageManager: one agent run's view of a conversation.
 
 It loads the history that fits the context budget (HybridStorage fits the budget; here
-the cut is moved to a step boundary and to a turn's start), saves every new message through
+the prompt is chosen: the path's summary, if it has one, and every message after it, with
+old tool results as stubs; or, when that does not fit, the cut moved to a step boundary and
+to a turn's start), says when the chat should be compacted (``chat.compaction`` does it),
+saves every new message through
 ``HybridStorage`` as it is added, and turns the history into what the model is sent:
 valid (``chat.history.to_api_messages``) and stripped of our extra keys. Injections add
 blocks about this call only (the current time): the provider sends them after the
@@ -17,6 +20,7 @@ from typing import Any, Callable, Sequence
 from django.conf import settings
 
 from chat import history
+from chat.errors import ContextTooLong
 from chat.storage import HybridStorage
 from chat.storage.database import StoredMessage
 from chat.usage.ledger import Charge
@@ -33,6 +37,7 @@ def current_time(*, now: dt.datetime | None = None) -> Blocks:
 
 
 DEFAULT_INJECTIONS: tuple[Injection, ...] = (current_time,)
+_UNREAD = object()
 
 
 class MessageManager:
@@ -44,13 +49,30 @@ class MessageManager:
         injections: Sequence[Injection] = DEFAULT_INJECTIONS,
         *,
         cut_step: int | None = None,
+        compact_at: float | None = None,
+        keep_turns: int | None = None,
     ):
         self.session_id = str(session_id)
         self.user = user
         self.storage = storage
         self.injections = tuple(injections)
         self.cut_step = cut_step or settings.CHAT_CONTEXT_CUT_STEP
+        self.compact_at = settings.CHAT_COMPACT_AT if compact_at is None else compact_at
+        self.keep_turns = keep_turns or settings.CHAT_TOOL_RESULT_KEEP_TURNS
         self._messages: list[StoredMessage] = []
+        # The summary the prompt begins with (``chat.models.Summary``), if any; read once
+        # per manager (one run), since only this run can compact the chat while it runs.
+        self.summary: dict[str, Any] | None = None
+        self._known_summary: Any = _UNREAD
+        self._stub_line = 0
+        # What the last ``load`` found: the prompt's tokens (the summary, the messages with
+        # their stubs), the path's running token sum, and whether the chat should be
+        # compacted before the call (the prompt passed ``compact_at`` of the budget, or the
+        # history no longer fits whole after the summary).
+        self.budget = 0
+        self.prompt_tokens = 0
+        self.path_tokens = 0
+        self.needs_compaction = False
 
     async def __aenter__(self) -> MessageManager:
         return self
@@ -63,15 +85,76 @@ class MessageManager:
         """Load the newest history that fits ``token_budget`` (default: the configured one),
         up to (not including) message ``before`` if given: the reply being written.
 
-        The cut moves in steps of ``cut_step`` tokens (see ``history.coarse_cut``) and never
-        starts on a message that cannot begin a history.
+        The cut moves in steps of ``cut_step`` tokens (see ``history.coarse_cut``), never
+        starts on a message that cannot begin a history, and always keeps the newest turn
+        whole: a newest turn larger than the budget raises ``ContextTooLong`` (nothing could
+        be sent that holds it), so the model is never called with an empty history.
         """
         budget = token_budget or settings.CHAT_CONTEXT_TOKENS
         exact = await self.storage.load_within_budget(self.session_id, budget)
+        self.path_tokens = exact[-1]["cumulative_tokens"] if exact else 0
         if before is not None:
             exact = [m for m in exact if m["sequence"] < before]
-        self._messages = history.drop_to_turn_start(history.coarse_cut(exact, budget, self.cut_step))
+        if history.newest_turn_start(exact) is None:
+            # The newest turn (what the user sent, and the tool calls answering it so far)
+            # does not fit on its own: no prompt can hold it. (Or the chat is empty.)
+            too_long = await self._newest_turn_tokens(budget, before)
+            if too_long is not None:
+                raise ContextTooLong(turn_tokens=too_long, window=budget)
+        if self._known_summary is _UNREAD:
+            self._known_summary = await self.storage.summary_in_window(self.session_id, exact)
+        self._fit(exact, budget, self._known_summary)
         return self.messages
+
+    def _fit(self, exact: list[StoredMessage], budget: int, summary: dict[str, Any] | None) -> None:
+        """Choose the prompt from the budget window ``exact``: the summary and every message
+        after it (old tool results stubbed) while that fits; else the coarse cut."""
+        self.budget = budget
+        after, covered = exact, not exact or exact[0]["sequence"] == 1
+        if summary is not None:
+            after = [m for m in exact if m["sequence"] > summary["last_sequence"]]
+            covered = bool(exact) and exact[0]["sequence"] <= summary["last_sequence"] + 1
+        line = history.stub_line(after, self.keep_turns, self.cut_step)
+        tokens = (summary["tokens"] if summary else 0) + sum(m["tokens"] for m in history.with_stubs(after, line))
+        if covered and tokens <= budget:
+            self.summary, self._messages, self._stub_line, self.prompt_tokens = summary, after, line, tokens
+            foldable = history.compaction_cut(after, 0) is not None
+            self.needs_compaction = foldable and 0 < self.compact_at and tokens > self.compact_at * budget
+            return
+        # Too long for the summary and all that follows (compaction is off, failed, or is
+        # about to run): the newest history that fits, cut at a step.
+        cut = history.drop_to_turn_start(history.coarse_cut(exact, budget, self.cut_step))
+        line = history.stub_line(cut, self.keep_turns, self.cut_step)
+        self.summary, self._messages, self._stub_line = None, cut, line
+        self.prompt_tokens = sum(m["tokens"] for m in history.with_stubs(cut, line))
+        self.needs_compaction = 0 < self.compact_at
+
+    @property
+    def known_summary(self) -> dict[str, Any] | None:
+        """The newest summary of the path that the last ``load`` found, used or not (the
+        prompt is the coarse cut without it when what follows it no longer fits)."""
+        return None if self._known_summary is _UNREAD else self._known_summary
+
+    def use_summary(self, summary: dict[str, Any]) -> None:
+        """A compaction wrote ``summary``: the next ``load`` begins the prompt with it."""
+        self._known_summary = summary
+
+    async def _newest_turn_tokens(self, budget: int, before: int | None) -> int | None:
+        """The tokens of the newest turn, which is larger than ``budget`` (None: the chat
+        has no message): read further back until its start (a refusal, so rare that
+        doubling reads cost nothing that matters)."""
+        if not await self.storage.load_recent_messages(self.session_id, 1):
+            return None
+        reach = budget
+        while True:
+            reach *= 2
+            messages = await self.storage.load_within_budget(self.session_id, reach)
+            if before is not None:
+                messages = [m for m in messages if m["sequence"] < before]
+            start = history.newest_turn_start(messages)
+            if start is not None or (messages and messages[0]["sequence"] == 1):
+                first = messages[start or 0]
+                return messages[-1]["cumulative_tokens"] - (first["cumulative_tokens"] - first["tokens"])
 
     @property
     def messages(self) -> list[StoredMessage]:
@@ -135,22 +218,37 @@ class MessageManager:
         self._messages = [m for m in self._messages if m["sequence"] != sequence]
 
     def to_api_messages(self) -> list[dict[str, Any]]:
-        """The history as the model must receive it: valid, API keys only."""
-        return history.to_api_messages(self._messages)
+        """The history as the model must receive it: valid, API keys only; the summary
+        first, if one is used, and old tool results as stubs."""
+        messages = history.with_stubs(self._messages, self._stub_line)
+        if self.summary is not None:
+            messages = [history.summary_message(self.summary["text"]), *messages]
+        return history.to_api_messages(messages)
 
     def call_context(self) -> Blocks:
         """The injections' blocks for the next call (sent after the history)."""
         return [block for inject in self.injections for block in inject()]
 
-    def context_record(self) -> dict[str, int | None]:
+    def context_record(self) -> dict[str, Any]:
         """Which stored messages the next prompt is built from, for the reply to record: a
         range of the path that leads to branch ``branch`` (``chat.models.Branch``)."""
         if not self._messages:
             return {"first_sequence": None, "last_sequence": None, "dropped": 0}
         first, last = self._messages[0], self._messages[-1]
-        record = {"first_sequence": first["sequence"], "last_sequence": last["sequence"], "dropped": first["sequence"] - 1}
+        record: dict[str, Any] = {
+            "first_sequence": first["sequence"],
+            "last_sequence": last["sequence"],
+            "dropped": first["sequence"] - 1,
+        }
         if last.get("branch"):
             record["branch"] = last["branch"]
+        if self.summary is not None:
+            # The messages before ``first_sequence`` went as this summary, not dropped.
+            record["summary"] = self.summary["id"]
+            record["summarised"] = self.summary["last_sequence"]
+            record["dropped"] = first["sequence"] - 1 - self.summary["last_sequence"]
+        if self._stub_line:
+            record["stubbed_through_tokens"] = self._stub_line
         return record
 
     async def save_loop_state(self, state: dict[str, Any]) -> None:

@@ -355,3 +355,39 @@ class UsageLimit(models.Model):
 
     def __str__(self) -> str:
         return f"limits of {self.user or self.group}"
+
+
+class Summary(models.Model):
+    """The model's summary of a path's first messages, sent instead of them (issue 14).
+
+    It covers messages ``first_sequence`` to ``last_sequence`` of the path that leads to
+    message (``branch``, ``last_sequence``): a message fixes the whole path before it, so
+    the summary holds for every leaf below that message, and for no other path (switching
+    to another version of a message it covers leaves it behind). It is written once, when
+    the chat is compacted, and sent byte for byte the same on every call until the next
+    compaction, which folds it into the next summary (``previous``): the prompt's prefix,
+    and so the provider's prompt cache, stays the same between compactions. What is
+    stored is never rewritten; the UI and exports show both.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="summaries", db_index=False)
+    branch = models.PositiveIntegerField()
+    first_sequence = models.PositiveIntegerField(default=1)
+    last_sequence = models.PositiveIntegerField()
+    # The path's running token sum at ``last_sequence``: what the summary stands in for.
+    last_cumulative = models.BigIntegerField()
+    text = models.TextField()
+    # The summary's size as sent (estimated like a message's), and the call that wrote it.
+    tokens = models.PositiveIntegerField()
+    model = models.CharField(max_length=100)
+    usage = models.JSONField(null=True, blank=True)
+    previous = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["session", "branch", "last_sequence"], name="chat_summary_path")]
+        verbose_name_plural = "summaries"
+
+    def __str__(self) -> str:
+        return f"{self.session_id} #{self.first_sequence}-{self.last_sequence} (branch {self.branch})"

@@ -17,7 +17,7 @@ from django.conf import settings
 
 from chat import text as user_text
 from chat.errors import UserError
-from chat.runs.turns import Choose, Edit, Regenerate, SendMessage
+from chat.runs.turns import Choose, Compact, Edit, Regenerate, SendMessage
 
 CLIENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
 # Event ids are at most what a JavaScript number holds exactly (and far below Redis's 2^63).
@@ -45,7 +45,7 @@ class Ack:
 
 
 # Actions that start runs are the turn service's own types: parsed here, used there.
-Command = Union[SendMessage, Choose, Edit, Regenerate, Switch, Cancel, Resume, Ack]
+Command = Union[SendMessage, Choose, Edit, Regenerate, Compact, Switch, Cancel, Resume, Ack]
 
 
 def _field(frame: dict[str, Any], name: str, kind: type, *, required: bool = True) -> Any:
@@ -141,6 +141,8 @@ def parse(text: str | None, bytes_data: bytes | None, *, max_frame_bytes: int, m
         return Regenerate(message_id=_message_id(frame))
     if kind == "switch":
         return Switch(message_id=_message_id(frame))
+    if kind == "compact":
+        return Compact()
     if kind == "cancel":
         return Cancel()
     if kind == "resume":

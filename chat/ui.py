@@ -32,6 +32,7 @@ MODULES = (
     "chat/charts.js",
     "chat/composer.js",
     "chat/connection.js",
+    "chat/context.js",
     "chat/conversation.js",
     "chat/copy.js",
     "chat/dom.js",

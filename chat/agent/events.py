@@ -38,6 +38,22 @@ def path(sequence: int) -> Event:
     return {"type": "path", "sequence": sequence}
 
 
+def summary(data: dict[str, Any]) -> Event:
+    """The chat was compacted: messages up to ``last_sequence`` of the path are sent to the
+    model as this summary from now on (they stay stored and shown)."""
+    return {
+        "type": "summary",
+        "summary_id": data["id"],
+        "branch": data["branch"],
+        "first_sequence": data["first_sequence"],
+        "last_sequence": data["last_sequence"],
+        "tokens": data["tokens"],
+        "model": data["model"],
+        "text": data["text"],
+        "created_at": data["created_at"],
+    }
+
+
 def text_delta(text: str, sequence: int) -> Event:
     """More text of the reply stored as message ``sequence``."""
     return {"type": "text_delta", "text": text, "sequence": sequence}

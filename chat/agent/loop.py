@@ -40,7 +40,8 @@ from chat.agent.events import Event
 from chat.agent.prompts import SYSTEM_PROMPT
 from chat.agent.providers.base import ModelReply, Provider, add_usage, usage
 from chat.agent.reply import StreamingReply, stream_reply
-from chat.errors import OUTAGES
+from chat.compaction import compact_if_needed
+from chat.errors import OUTAGES, ContextTooLong
 from chat.message_manager import MessageManager
 from chat.storage.database import StoredMessage
 from chat.usage.ledger import Payer
@@ -133,13 +134,16 @@ async def _steps(
                 return
             step += 1
             started, reply = reply, None
-            await mm.load(config.token_budget, before=started["sequence"] if started else None)
-            if not mm.messages:
-                yield events.error(
-                    "context_too_small",
-                    "The newest message is larger than the context budget; it cannot be sent to the model.",
-                    retryable=False,
-                )
+            before = started["sequence"] if started else None
+            try:
+                await mm.load(config.token_budget, before=before)
+                async with aclosing(compact_if_needed(mm, provider, budget=config.token_budget, before=before, payer=config.payer)) as compacting:
+                    async for event in compacting:
+                        yield event
+            except ContextTooLong as exc:
+                if started is not None:
+                    await mm.remove_last(started["sequence"])  # the reply that will not be written
+                yield events.error(exc.code, exc.message, retryable=False)
                 return
             writing = StreamingReply(
                 mm,

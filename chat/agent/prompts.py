@@ -19,3 +19,15 @@ Answer in the user's language. Be concise: the user reads your reply as it strea
 TITLE_PROMPT = """\
 Write a title of at most six words for a chat that begins with the user's message below.
 Reply with the title only: no quotes, no final full stop."""
+
+# The instruction of a compaction's call (chat/compaction.py): the conversation so far is
+# sent as it is, then this, as the last user message.
+SUMMARY_PROMPT = """\
+You write the summary that replaces the earlier part of a conversation between a user and \
+an AI assistant, so that the conversation can go on within the model's context window. \
+Keep what a continuation needs: the user's goals, questions and preferences, decisions \
+taken, facts, figures and names established, tool results that matter, files or \
+artifacts written, and anything still open. If the conversation begins with an earlier \
+summary, fold it in. Write plain prose or short lists, in the conversation's language, \
+without greeting or commentary."""
+SUMMARY_REQUEST = "Summarise the conversation above, as instructed, in at most {words} words."

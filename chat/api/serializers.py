@@ -185,4 +185,12 @@ class ExportSerializer(serializers.Serializer):
     chat = ExportChatSerializer()
     branches = ExportBranchSerializer(many=True, help_text="Where each branch forks (none for a chat never edited).")
     artifacts = ExportArtifactSerializer(many=True)
+    summaries = serializers.ListField(
+        child=serializers.DictField(),
+        help_text=(
+            "Every summary the model was sent instead of a path's first messages (id, branch, first_sequence, "
+            "last_sequence, last_cumulative, text, tokens, model, usage, previous_id, created_at): it holds for "
+            "paths through message (branch, last_sequence)."
+        ),
+    )
     messages = ExportMessageSerializer(many=True, help_text="Every message of every branch, by branch and sequence.")

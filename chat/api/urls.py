@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from chat.api import attachments, search, usage, versions, views
+from chat.api import attachments, context, search, usage, versions, views
 
 app_name = "api"
 
@@ -26,6 +26,8 @@ urlpatterns = [
     ),
     path("chats/<uuid:chat_id>/messages/<uuid:message_id>/switch/", versions.SwitchVersion.as_view(), name="message-switch"),
     path("chats/<uuid:chat_id>/messages/<uuid:message_id>/fork/", versions.ForkChat.as_view(), name="message-fork"),
+    path("chats/<uuid:chat_id>/context/", context.ChatContext.as_view(), name="chat-context"),
+    path("chats/<uuid:chat_id>/compact/", context.CompactChat.as_view(), name="chat-compact"),
     path("chats/<uuid:chat_id>/artifacts/", views.ChatArtifactList.as_view(), name="chat-artifacts"),
     path("chats/<uuid:chat_id>/export/", views.ChatExport.as_view(), name="chat-export"),
     path("artifacts/<uuid:artifact_id>/", views.ArtifactDetail.as_view(), name="artifact-detail"),

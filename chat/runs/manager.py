@@ -35,6 +35,7 @@ from chat.agent.loop import run_turn
 from chat.agent.providers import Provider
 from chat.agent.providers.base import usage
 from chat.agent.titles import schedule_title
+from chat.compaction import run_compaction
 from chat.db import db_async
 from chat.errors import OUTAGES, UserError
 from chat.ids import ChatRef
@@ -120,7 +121,7 @@ class RunManager:
         )
         if isinstance(begun, turns.Acknowledged):
             return begun
-        metrics.TURNS.labels("answer" if begun.step else "message").inc()
+        metrics.TURNS.labels("compact" if begun.compact else "answer" if begun.step else "message").inc()
         task = asyncio.get_running_loop().create_task(self._run(user, begun, received_at))
         self._runs[session_id] = _Run(begun.run_id, task)
         task.add_done_callback(lambda _: self._runs.pop(session_id, None))
@@ -215,15 +216,19 @@ class RunManager:
         # This task's log lines say whose run they are about (LOG_FORMAT=json).
         logs.bind(session_id=session_id, run_id=run_id, user_id=user.pk)
         payer = Payer(user_id=user.pk, session_id=session_id, run_id=run_id, billed=turn.limits.any())
-        stream = run_turn(
-            MessageManager(session_id, user, self.storage),
-            self.provider,
-            self.tools,
-            step=turn.step,
-            reply=turn.reply,
-            payer=payer,
-            allowance=quotas.allowance(user.pk, turn.limits),
-        )
+        mm = MessageManager(session_id, user, self.storage)
+        if turn.compact:
+            stream = run_compaction(mm, self.provider, payer=payer)
+        else:
+            stream = run_turn(
+                mm,
+                self.provider,
+                self.tools,
+                step=turn.step,
+                reply=turn.reply,
+                payer=payer,
+                allowance=quotas.allowance(user.pk, turn.limits),
+            )
         state = State.IDLE
         last: dict[str, Any] | None = None  # the event that ends the run, sent last of all
         try:

@@ -20,6 +20,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Union
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from chat import history, ratelimit
@@ -29,7 +30,7 @@ from chat.agent.reply import EMPTY_TEXT
 from chat.attachments import blocks as attachment_blocks
 from chat.attachments import service as attachment_service
 from chat.db import db_async
-from chat.errors import NotFound, UserError
+from chat.errors import ContextTooLong, NotFound, UserError
 from chat.ids import ChatRef
 from chat.models import ChatSession, Worker
 from chat.storage import HybridStorage, database, tree
@@ -78,7 +79,13 @@ class Regenerate:
     message_id: uuid.UUID
 
 
-Action = Union[SendMessage, Choose, Edit, Regenerate]
+@dataclass(frozen=True)
+class Compact:
+    """Summarise the conversation shown up to its newest turn now (the Compact button,
+    ``/compact``): a run that calls the model for the summary only (``chat.compaction``)."""
+
+
+Action = Union[SendMessage, Choose, Edit, Regenerate, Compact]
 
 
 @dataclass(frozen=True)
@@ -97,6 +104,8 @@ class Turn:
     title_from: str | None
     # The chat's previous run had died with its process: this turn failed it.
     interrupted: bool = False
+    # A compaction the user asked for, not a reply.
+    compact: bool = False
     # The usage limits the run is held to (none: its calls are not billed to a quota).
     limits: Limits = NO_LIMITS
 
@@ -123,6 +132,7 @@ class _Begun:
     step: int = 0
     title_from: str | None = None
     interrupted: bool = False
+    compact: bool = False
     limits: Limits = NO_LIMITS
 
 
@@ -142,6 +152,7 @@ async def start_turn(
     Raises UserError (nothing stored, no chat created) if it may not. ``session_id`` may
     be new: the chat is created for ``user`` by its first message.
     """
+    _check_fits(action)
     await ratelimit.check_message_rate(user.pk)
     run_id = uuid.uuid4()
     begun = await db_async(_begin)(user.pk, session_id, action, RunClaim(run_id, worker_id), dead_before)
@@ -157,8 +168,18 @@ async def start_turn(
         title_from=begun.title_from,
         interrupted=begun.interrupted,
         reply=begun.reply,
+        compact=begun.compact,
         limits=begun.limits,
     )
+
+
+def _check_fits(action: Action) -> None:
+    """A message larger than the model's window on its own could never be sent: refused
+    before anything is stored (what a turn adds later is the agent loop's to check)."""
+    if isinstance(action, (SendMessage, Edit)):
+        tokens = history.estimate_tokens(action.text)
+        if tokens > settings.CHAT_CONTEXT_TOKENS:
+            raise ContextTooLong(turn_tokens=tokens, window=settings.CHAT_CONTEXT_TOKENS)
 
 
 def _begin(
@@ -191,7 +212,7 @@ def _claim_and_store(
     if session is None:
         if isinstance(action, Choose):
             raise NOT_AWAITING
-        if isinstance(action, (Edit, Regenerate)):
+        if isinstance(action, (Edit, Regenerate, Compact)):
             raise NotFound("No such chat.")
         ChatSession.objects.create(id=session_id, owner_id=owner_id)
         state = State.IDLE
@@ -214,6 +235,8 @@ def _claim_and_store(
         if stored is None:
             raise BUSY
         return Acknowledged(events.message(stored))
+    if isinstance(action, Compact):
+        return _compact(session_id, claim, state, interrupted)
     if isinstance(action, (Edit, Regenerate)):
         # An edit sent again is acknowledged, not refused: the version it made is shown now,
         # and the message it edited no longer is.
@@ -274,6 +297,16 @@ def _new_version(session_id: uuid.UUID, action: Edit | Regenerate, claim: RunCla
         reply=saved.messages[-1],
         events=[path, *(events.message(m) for m in saved.messages[:-1])],
     )
+
+
+def _compact(session_id: uuid.UUID, claim: RunClaim, state: str, interrupted: bool) -> _Begun:
+    """Claim the chat for a compaction; nothing is stored until the summary is written."""
+    if state == State.AWAITING_INPUT:
+        raise UserError("awaiting_input", "Answer the open question first, then compact.", status=409)
+    if ChatSession.objects.filter(id=session_id, last_sequence__lt=3).exists():
+        raise UserError("nothing_to_compact", "There is nothing before the newest turn to summarise yet.", status=409)
+    database.claim_run(session_id, claim)
+    return _Begun(saved=None, events=[], compact=True, interrupted=interrupted)
 
 
 def switch_path(owner_id: int, session_id: uuid.UUID, message_id: uuid.UUID) -> tuple[Event, int]:

@@ -17,7 +17,7 @@ from typing import Any, Awaitable, Callable, Iterable
 from chat import history, metrics
 from chat.db import db_async
 from chat.errors import NotFound
-from chat.storage import database
+from chat.storage import database, summaries
 from chat.storage.cache import MessageCache
 from chat.storage.database import Saved, Snapshot, StoredMessage
 from chat.usage.ledger import Charge
@@ -131,6 +131,19 @@ class HybridStorage:
 
     async def drop_cache(self, session_id: Any) -> None:
         await self.cache.drop(str(_session_uuid(session_id)))
+
+    # Summaries live in L2 only: one read per run (``summaries.in_window``), written once.
+
+    async def summary_in_window(self, session_id: Any, messages: list[StoredMessage]) -> dict[str, Any] | None:
+        return await self._l2(summaries.in_window, session_id, messages)
+
+    async def summary_on_path(self, session_id: Any, *, before: int | None = None) -> dict[str, Any] | None:
+        sid = _session_uuid(session_id)
+        return await db_async(summaries.on_path)(sid, before=before)
+
+    async def save_summary(self, session_id: Any, *, charge: Any = None, **fields: Any) -> dict[str, Any]:
+        sid = _session_uuid(session_id)
+        return await db_async(summaries.save)(sid, charge=charge, **fields)
 
     async def save_loop_state(self, session_id: Any, state: dict[str, Any]) -> None:
         await self._l2(database.save_loop_state, session_id, state)

@@ -73,9 +73,10 @@ def within_budget(segments: Sequence[Segment], threshold: int) -> Q:
     return _any(ranges)
 
 
-def after_sequence(segments: Sequence[Segment], after: int, upto: int | None = None) -> Q:
+def after_sequence(segments: Sequence[Segment], after: int, upto: int | None = None, *, field: str = "sequence") -> Q:
     """The path's messages with a sequence above ``after`` (and at most ``upto``): one range
-    of (branch, sequence) per segment."""
+    of (branch, sequence) per segment. ``field``: the column holding the sequence (a
+    summary's ``last_sequence``)."""
     ranges = []
     for s in segments:
         low, high = max(after + 1, s.first), s.last
@@ -83,7 +84,7 @@ def after_sequence(segments: Sequence[Segment], after: int, upto: int | None = N
             high = upto if high is None else min(high, upto)
         if high is not None and low > high:
             continue
-        ranges.append(Q(branch=s.branch, sequence__gte=low) & (Q() if high is None else Q(sequence__lte=high)))
+        ranges.append(Q(branch=s.branch, **{f"{field}__gte": low}) & (Q() if high is None else Q(**{f"{field}__lte": high})))
     return _any(ranges)
 
 

@@ -65,6 +65,8 @@ export function createApi({ apiRoot, csrfToken, loginUrl }) {
     /** One page of the user's chats, newest activity first; pass the previous page's `next`. */
     listChats: (next) => request("GET", next ? local(next) : "chats/?limit=50"),
     getChat: (id) => request("GET", `chats/${id}/`),
+    /** What the next prompt holds against the context window, and the summary shown (context.js). */
+    context: (id) => request("GET", `chats/${id}/context/`),
     renameChat: (id, title) => request("PATCH", `chats/${id}/`, { title }),
     deleteChat: (id) => request("DELETE", `chats/${id}/`),
 

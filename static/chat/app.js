@@ -5,6 +5,7 @@ import { createApi } from "./api.js";
 import { ArtifactPanel, ArtifactStore } from "./artifacts.js";
 import { AttachmentTray } from "./attachments.js";
 import { Composer } from "./composer.js";
+import { ContextMeter } from "./context.js";
 import { Conversation } from "./conversation.js";
 import { h, newId } from "./dom.js";
 import { Drawer, SMALL } from "./drawer.js";
@@ -88,6 +89,7 @@ const composer = new Composer(
   { form: $("composer"), input: $("composer-input"), send: $("send-button"), stop: $("stop-button"), hint: $("composer-hint"), status: $("composer-status") },
   {
     submit(text) {
+      if (text.trim() === "/compact") return Boolean(current && current.compact());
       if (!current || !current.send(text, tray.ids())) return false;
       tray.sent();
       clearNotices();
@@ -127,6 +129,11 @@ const view = new Conversation($("messages"), new FollowScroll($("conversation"),
   onOpenArtifact: (id, opener) => panel.open(id, opener),
   onEmptyChange: (empty) => ($("empty-state").hidden = !empty),
 });
+
+const meter = new ContextMeter(
+  { root: $("context-meter"), bar: $("context-bar"), fill: $("context-fill"), mark: $("context-mark"), label: $("context-label"), button: $("compact-button"), list: $("messages") },
+  { api, compact: () => current && current.compact() },
+);
 
 store.subscribe(() => toolbar.setArtifactCount(store.size));
 toolbar.artifacts.addEventListener("click", () => panel.toggle());
@@ -223,6 +230,9 @@ const ui = {
     refreshSidebarSoon();
     usageMenu.runEnded();
   },
+  contextChanged() {
+    if (current && current.exists) meter.refresh(current.id);
+  },
   pathChanged: () => versions.settled(),
   versionRefused: (frame) => versions.refused(frame),
   caughtUp: () => versions.caughtUp(),
@@ -265,6 +275,7 @@ function open(id, { reveal = null } = {}) {
   const chatId = id || newId();
   toolbar.setTitle(isNew ? "" : sidebar.titleOf(chatId));
   toolbar.setChat(isNew ? null : chatId);
+  meter.reset(isNew ? null : chatId);
   sidebar.setActive(isNew ? null : chatId);
   toolbar.setModel("connecting…");
   const scheme = window.location.protocol === "https:" ? "wss" : "ws";

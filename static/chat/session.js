@@ -100,6 +100,22 @@ export class OpenChat {
     if (this.connection.send({ type: "cancel" })) this.lastCommand = { kind: "cancel" };
   }
 
+  /** Summarise everything before the newest turn now (the Compact button, `/compact`). */
+  compact() {
+    if (this.state === "running" || this.outgoing) {
+      this.ui.notify("The assistant is still answering; compact when it is done.");
+      return false;
+    }
+    if (!this.connection.send({ type: "compact" })) {
+      this.ui.notify("Not connected: the chat was not compacted. Try again once the connection is back.");
+      return false;
+    }
+    this.lastCommand = { kind: "compact", state: this.state };
+    this.setState("running");
+    this.ui.announce("Summarising the earlier messages…");
+    return true;
+  }
+
   answer(toolUseId, choice, busyRetries = 0) {
     const frame = { type: "interactive_response", tool_use_id: toolUseId, choice };
     if (!this.connection.send(frame)) {
@@ -199,6 +215,7 @@ export class OpenChat {
       this.view.runError({ code: "failed", message: "The last reply did not finish." }, () => this.retryRun(), { general: true });
     }
     if (this.outgoing) this.showOutgoing();
+    this.ui.contextChanged();
   }
 
   onEvent(frame) {
@@ -236,10 +253,16 @@ export class OpenChat {
       case "title":
         this.ui.title(this.id, frame.title);
         break;
+      case "summary":
+        this.lastCommand = null;
+        this.ui.announce("Earlier messages summarised.");
+        this.ui.contextChanged();
+        break;
       case "complete":
         this.restoreDropped();
         this.view.stopStreaming();
         if (frame.stop_reason === "cancelled") this.ui.announce("The reply was stopped.");
+        if (frame.stop_reason === "nothing_to_compact") this.ui.notify("There is nothing before the newest turn to summarise yet.");
         this.setState("idle");
         this.runEnded();
         break;
@@ -258,6 +281,7 @@ export class OpenChat {
   /** A run ended or paused: the sidebar may reorder, and the turn's time and usage are stored now. */
   async runEnded() {
     this.ui.runEnded();
+    this.ui.contextChanged();
     const last = this.view.lastTyped();
     if (!last) return;
     try {
@@ -409,6 +433,9 @@ export class OpenChat {
         return;
       }
       this.ui.versionRefused(frame);
+    } else if (command && command.kind === "compact") {
+      this.setState(command.state); // refused: nothing runs
+      this.ui.notify(frame.message, null);
     } else if (command && command.kind === "cancel" && frame.code === "not_running") {
       // It finished on its own meanwhile.
     } else {

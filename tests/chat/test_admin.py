@@ -40,7 +40,7 @@ def artifact(chat):
     return make_artifact(chat, title="Plan", content="# v2 <b>", versions=("# v1",))
 
 
-@pytest.mark.parametrize("model", ["chatsession", "loopstate", "artifact"])
+@pytest.mark.parametrize("model", ["chatsession", "loopstate", "artifact", "summary"])
 def test_changelists_render_for_staff(admin_client, chat, paused, artifact, model):
     response = admin_client.get(changelist(model))
     assert response.status_code == 200
@@ -243,3 +243,16 @@ def test_drop_cache_action_empties_the_entries(admin_client, chat, key_prefix):
 
     assert "Dropped the cache entries of 1 session" in response.content.decode()
     assert async_to_sync(storage.cache.read_recent)(str(chat.pk), 4) is None
+
+
+def test_a_sessions_summaries_are_shown_on_its_page_and_their_own(admin_client, chat):
+    from chat.models import Summary
+
+    summary = Summary.objects.create(
+        session=chat, branch=0, last_sequence=2, last_cumulative=30, text="Earlier: <b>sums</b>", tokens=9, model="offline-demo"
+    )
+    html = admin_client.get(change("chatsession", chat.pk)).content.decode()
+    assert "messages 1–2 of the path through branch 0" in html and "offline-demo" in html
+    page = admin_client.get(change("summary", summary.pk)).content.decode()
+    assert "Earlier: &lt;b&gt;sums&lt;/b&gt;" in page and "<b>sums</b>" not in page
+    assert "name=\"_save\"" not in page  # read-only

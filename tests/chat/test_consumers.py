@@ -365,9 +365,10 @@ async def test_cancel_stops_the_run_and_keeps_what_was_streamed(owner, settings)
 
 async def test_a_turn_runs_the_same_sql_however_long_the_history(owner, settings):
     # The turn: lock the chat, claim it, store the message with its (empty) reply (3); one
-    # history read (within the context budget, from the index); the reply's completion with
-    # its usage-ledger row (2); the run's release (1): the same 7 statements at any length,
-    # the cache cold. SQLite has no INSERT inside a WITH: there the ledger row is an 8th
+    # history read (within the context budget, from the index); the summary the prompt may
+    # begin with (1, an index range by the window's branches); the reply's completion with
+    # its usage-ledger row (2); the run's release (1): the same 8 statements at any length,
+    # the cache cold. SQLite has no INSERT inside a WITH: there the ledger row is a 9th
     # statement (in the same transaction, an in-process call rather than a round trip).
     settings.OFFLINE_MODEL_WORD_DELAY = 0
     counts, sessions = [], []
@@ -379,7 +380,7 @@ async def test_a_turn_runs_the_same_sql_however_long_the_history(owner, settings
             await send(communicator, type="user_message", text="hello again")
             assert (await until(communicator, "complete", "error"))[-1]["type"] == "complete"
         counts.append(len(queries))
-    expected = 7 if connection.vendor == "postgresql" else 8
+    expected = 8 if connection.vendor == "postgresql" else 9
     assert counts == [expected] * 3, counts
     assert await UsageRecord.objects.filter(session_id__in=sessions).acount() == 3
 
@@ -654,3 +655,22 @@ async def test_an_edit_regeneration_and_switch_reach_every_socket_of_the_chat_as
     refused = await reply(mine)
     assert (refused["type"], refused["code"]) == ("error", "not_editable")
     assert await Message.objects.filter(session_id=sid).acount() == 5
+
+
+async def test_a_compact_frame_summarises_the_chat_for_every_socket_and_is_refused_while_busy(owner, settings):
+    settings.OFFLINE_MODEL_WORD_DELAY = 0
+    sid = uuid.uuid4()
+    communicator, _ = await connect(owner, sid)
+    for text in ("hello", "calculate 1 + 2", "thanks"):
+        await send(communicator, type="user_message", text=text)
+        await until(communicator, "complete")
+    await send(communicator, type="compact")
+    frames = await until(communicator, "complete", "error")
+    [summary] = [f for f in frames if f["type"] == "summary"]
+    assert (frames[-1]["type"], frames[-1]["stop_reason"]) == ("complete", "compacted")
+    assert summary["first_sequence"] == 1 and "The user wrote: “hello”" in summary["text"]
+    assert isinstance(summary["id"], int)  # an event of the chat's log, replayed on resume
+    await ChatSession.objects.filter(pk=sid).aupdate(state="running")
+    await send(communicator, type="compact")
+    refused = await communicator.receive_json_from(timeout=TIMEOUT)
+    assert (refused["type"], refused["code"]) == ("error", "busy")

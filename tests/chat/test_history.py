@@ -167,3 +167,53 @@ def test_coarse_cut_keeps_the_start_fixed_while_history_grows_within_a_step():
         assert sum(m["tokens"] for m in cut) <= 300
         starts.add(cut[0]["sequence"])
     assert len(starts) <= 2, starts
+
+
+def sized(messages, tokens):
+    """Number raw messages like storage does, message i with ``tokens[i]`` tokens."""
+    out, cumulative = [], 0
+    for seq, (m, size) in enumerate(zip(messages, tokens), start=1):
+        cumulative += size
+        out.append({**m, "sequence": seq, "tokens": size, "cumulative_tokens": cumulative})
+    return out
+
+
+def window(messages, budget):
+    """What a budget read returns, fitted: the newest messages whose tokens fit."""
+    total = messages[-1]["cumulative_tokens"]
+    return [m for m in messages if m["cumulative_tokens"] - m["tokens"] >= total - budget]
+
+
+@pytest.mark.parametrize("budget", [180, 1_000, 19_999, 20_000, 20_001, 39_999])
+def test_a_budget_below_the_step_still_sends_the_newest_turn(budget):
+    turns = [{"role": "user" if i % 2 == 0 else "assistant", "content": "m"} for i in range(10)]
+    messages = sized(turns, [100] * 8 + [80, 90])  # the newest turn: 170 tokens
+    cut = history.coarse_cut(window(messages, budget), budget, 20_000)
+    kept = history.drop_to_turn_start(cut)
+    assert [m["sequence"] for m in kept][-2:] == [9, 10]
+    assert sum(m["tokens"] for m in kept) <= budget
+
+
+@pytest.mark.parametrize("newest", [1, 179, 180])
+def test_a_newest_turn_of_nearly_the_whole_budget_is_sent_alone(newest):
+    # With a step of 20,000 the coarse cut would land past the end: at 20,000 of 10,180.
+    messages = sized(
+        [{"role": "user", "content": "old"}, {"role": "assistant", "content": "old"}, {"role": "user", "content": "new"}],
+        [5_000, 5_000, newest],
+    )
+    kept = history.drop_to_turn_start(history.coarse_cut(window(messages, 180), 180, 20_000))
+    assert [m["sequence"] for m in kept] == [3]
+
+
+def test_the_coarse_cut_never_splits_the_newest_turns_tool_pairs():
+    messages = sized(tool_turn("a") + tool_turn("b"), [10, 10, 10, 10, 10, 10, 10, 10])
+    for budget in range(40, 80):
+        kept = history.drop_to_turn_start(history.coarse_cut(window(messages, budget), budget, 1000))
+        assert kept[0]["sequence"] == 5
+        assert_valid(history.to_api_messages(kept))
+
+
+def test_newest_turn_start_skips_tool_results_and_replies():
+    messages = stored(tool_turn("a"))
+    assert history.newest_turn_start(messages) == 0
+    assert history.newest_turn_start(messages[1:]) is None

@@ -114,10 +114,11 @@ async def test_a_dangling_tool_use_from_a_crash_is_repaired_on_load(storage, own
 
 @pytest.mark.parametrize("history_size", [10, 10_000])
 async def test_queries_and_cache_round_trips_per_turn_do_not_grow_with_history(owner, cache_kind, history_size):
-    # One turn: a budget load answered by the cache, then the user message and the reply,
-    # each one UPDATE (sequence allocation) and one INSERT. The same at 10 and 10,000.
+    # One turn: a budget load answered by the cache, the summary it may begin with (one
+    # index range, by the window's branches), then the user message and the reply, each one
+    # UPDATE (sequence allocation) and one INSERT. The same at 10 and 10,000.
     counts = await _turn_costs(owner, cache_kind, history_size)
-    assert counts == {"sql": 4, "cache": ["read_budget", "append", "append"]}
+    assert counts == {"sql": 5, "cache": ["read_budget", "append", "append"]}
 
 
 async def _turn_costs(owner, cache_kind, history_size):
@@ -150,3 +151,21 @@ async def test_what_is_sent_carries_no_cache_marks_the_provider_places_them(mana
     await manager.add_user_message([{"type": "text", "text": "a"}, {"type": "text", "text": "b"}])
     [sent] = manager.to_api_messages()
     assert not any("cache_control" in block for block in sent["content"])
+
+
+async def test_a_newest_turn_larger_than_the_budget_is_refused_saying_how_much_too_long(storage, owner):
+    from chat.errors import ContextTooLong
+
+    sid = await new_chat(owner)
+    mm = MessageManager(sid, owner, storage, cut_step=20_000)
+    await mm.add_user_message("x" * 400)  # 100 tokens
+    await mm.add_assistant_message([{"type": "text", "text": "ok"}])
+    await mm.add_user_message("y" * 2_000)  # 500 tokens
+    with pytest.raises(ContextTooLong) as refused:
+        await MessageManager(sid, owner, storage).load(token_budget=180)
+    assert (refused.value.code, refused.value.turn_tokens, refused.value.over) == ("context_too_long", 500, 320)
+    assert "320 tokens more than" in refused.value.message
+    # At the budget's size exactly, it is sent alone (the step is far larger than the budget).
+    fits = MessageManager(sid, owner, storage, cut_step=20_000)
+    await fits.load(token_budget=500)
+    assert [m["content"] for m in fits.messages] == ["y" * 2_000]

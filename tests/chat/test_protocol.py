@@ -29,6 +29,7 @@ def test_valid_frames_become_commands():
     )
     assert parse({"type": "regenerate", "message_id": mid.upper()}) == protocol.Regenerate(uuid.UUID(mid))
     assert parse({"type": "switch", "message_id": mid}) == protocol.Switch(uuid.UUID(mid))
+    assert parse({"type": "compact"}) == protocol.Compact()
 
 
 @pytest.mark.parametrize(

@@ -252,6 +252,33 @@ class AnthropicProvider(Provider):
             )
             return
 
+    async def summarize(self, *, system: str, messages: list[dict[str, Any]], max_tokens: int) -> ModelReply:
+        """One call, not streamed (nobody watches it being written), retried like a turn's."""
+        attempt = 0
+        while True:
+            try:
+                message = await self.client.messages.create(
+                    model=self.model, max_tokens=max_tokens, system=system, messages=messages
+                )
+                break
+            except (anthropic.APIError, httpx2.TransportError) as exc:
+                error = classify(exc)
+                if not error.retryable or attempt >= self.max_retries:
+                    raise error from exc
+                await self._sleep(self.retry_delay(attempt, exc))
+                attempt += 1
+        u = message.usage
+        return ModelReply(
+            content=[_api_block(block) for block in message.content],
+            stop_reason=message.stop_reason or "end_turn",
+            usage=usage(
+                input_tokens=u.input_tokens or 0,
+                output_tokens=u.output_tokens or 0,
+                cache_read_tokens=u.cache_read_input_tokens or 0,
+                cache_write_tokens=u.cache_creation_input_tokens or 0,
+            ),
+        )
+
     async def title(self, text: str) -> TitleReply:
         try:
             message = await self.client.messages.create(

@@ -98,6 +98,17 @@ class Provider(ABC):
         read what this one cached.
         """
 
+    async def summarize(self, *, system: str, messages: list[dict[str, Any]], max_tokens: int) -> ModelReply:
+        """A summary of ``messages`` (API-clean, ending with the request for it) as the
+        reply's text; raises ``ProviderError``. By default: one streamed call without tools."""
+        final: ModelReply | None = None
+        async for item in self.stream(system=system, messages=messages, tools=[]):
+            if isinstance(item, ModelReply):
+                final = item
+        if final is None:
+            raise ProviderError("model_error", "The model ended its summary without finishing it.", retryable=True)
+        return final
+
     @abstractmethod
     async def title(self, text: str) -> str:
         """A short title for a chat that begins with ``text``; raises ``ProviderError``.

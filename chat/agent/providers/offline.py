@@ -10,7 +10,12 @@ the newest user text decides, checked in this order,
 - contains ``choose`` or ``options``→ calls propose_options with three options;
 - contains ``write`` or ``artifact``→ calls create_artifact (a mermaid diagram, an SVG or
   code if the message says ``diagram``/``mermaid``, ``svg`` or ``code``; else markdown);
+- contains the word ``long``        → a long reply (about ``LONG_REPLY_TOKENS`` tokens, in
+  paragraphs), so that a chat reaches its context window and is compacted in a few turns;
 - anything else                     → a reply of a few sentences quoting the user.
+
+Asked for a summary (``summarize``, a compaction), it lists each message of the
+conversation in one line, folding in the summary it begins with, newest lines kept.
 
 After tool results it writes one short sentence per result that uses it. Its words stream
 as separate deltas, ``word_delay`` seconds apart. Its output is a pure function of its input.
@@ -126,6 +131,53 @@ def _tool_for(text: str) -> tuple[str, str, dict[str, Any]] | None:
     return None
 
 
+LONG_REPLY_TOKENS = 4_000
+_LONG_PARAGRAPH = (
+    "The offline model writes this long reply so that a chat grows quickly: each paragraph "
+    "adds about a hundred tokens to the conversation, and the context meter above the "
+    "message box shows how close the next prompt comes to the window. "
+)
+SUMMARY_HEADER = "Summary of the earlier conversation (offline demo model):"
+SUMMARY_LINE_LIMIT = 120
+
+
+def long_reply(text: str) -> str:
+    """About ``LONG_REPLY_TOKENS`` tokens of numbered paragraphs quoting ``text``."""
+    quote = " ".join(text.split())[:60]
+    paragraphs, size, i = [], 0, 0
+    while size < 4 * LONG_REPLY_TOKENS:
+        i += 1
+        paragraphs.append(f"{i}. On “{quote}”: {_LONG_PARAGRAPH}")
+        size += len(paragraphs[-1]) + 2
+    return "\n\n".join(paragraphs)
+
+
+def summary_of(messages: list[dict[str, Any]], max_chars: int) -> str:
+    """The offline model's summary: one line per message (a tool call, a quote of the
+    text), the lines of the summary the conversation begins with first; the oldest lines
+    go when it would pass ``max_chars``. A pure function of its input."""
+    lines: list[str] = []
+    for message in messages[:-1]:  # the last one asks for the summary
+        for block in message["content"]:
+            if block.get("type") == "text":
+                body = block["text"]
+                if body.startswith(history.SUMMARY_OPEN):
+                    inner = body[len(history.SUMMARY_OPEN) : -len(history.SUMMARY_CLOSE)]
+                    lines.extend(line for line in inner.splitlines() if line and line != SUMMARY_HEADER)
+                    continue
+                said = " ".join(body.split())
+                said = said if len(said) <= SUMMARY_LINE_LIMIT else said[:SUMMARY_LINE_LIMIT].rstrip() + "…"
+                who = "The user wrote" if message["role"] == "user" else "The assistant wrote"
+                lines.append(f"- {who}: “{said}”")
+            elif block.get("type") == "tool_use":
+                lines.append(f"- The assistant called {block['name']}.")
+            elif block.get("type") == "tool_result":
+                lines.append(f"- A tool answered: “{_result_text(block)[:SUMMARY_LINE_LIMIT]}”")
+    while lines and len(SUMMARY_HEADER) + sum(len(line) + 1 for line in lines) > max_chars:
+        lines.pop(0)
+    return "\n".join([SUMMARY_HEADER, *lines])
+
+
 def plan(text: str, tool_names: set[str]) -> tuple[str, list[tuple[str, dict[str, Any]]]]:
     """What to say and which tools to call in reply to ``text``; only tools offered are called."""
     stripped = text.strip()
@@ -133,6 +185,8 @@ def plan(text: str, tool_names: set[str]) -> tuple[str, list[tuple[str, dict[str
     if chosen is not None and chosen[0] in tool_names:
         name, lead, tool_input = chosen
         return lead, [(name, tool_input)]
+    if re.search(r"\blong\b", stripped, re.IGNORECASE):
+        return long_reply(stripped), []
     quote = stripped if len(stripped) <= QUOTE_LIMIT else stripped[:QUOTE_LIMIT].rstrip() + "…"
     return (
         f"You said: “{quote}”. I am the offline demo model, so I can only echo your words and call "
@@ -232,7 +286,9 @@ class OfflineProvider(Provider):
                 text = f"{acknowledge(files)} {text}"
         input_tokens = sum(history.estimate_tokens(m["content"]) for m in messages) if messages else 0
         yield UsageSoFar(usage(input_tokens=input_tokens))
-        for word in _WORD.findall(text):
+        # A long reply streams by paragraph: by word it would take minutes to show.
+        pieces = re.findall(r"[^\n]+\n*", text) if len(text) > 4 * LONG_REPLY_TOKENS // 2 else _WORD.findall(text)
+        for word in pieces:
             # Even at 0 this yields to the event loop, as a network stream would.
             await asyncio.sleep(self.word_delay)
             yield TextDelta(word, 0)
@@ -249,6 +305,17 @@ class OfflineProvider(Provider):
             usage=usage(
                 input_tokens=input_tokens,
                 output_tokens=history.estimate_tokens(content) if content else 0,
+            ),
+        )
+
+    async def summarize(self, *, system: str, messages: list[dict[str, Any]], max_tokens: int) -> ModelReply:
+        text = summary_of(messages, max_chars=4 * max_tokens)
+        return ModelReply(
+            content=[{"type": "text", "text": text}],
+            stop_reason="end_turn",
+            usage=usage(
+                input_tokens=sum(history.estimate_tokens(m["content"]) for m in messages),
+                output_tokens=history.estimate_tokens(text),
             ),
         )
 

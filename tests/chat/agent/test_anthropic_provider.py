@@ -348,3 +348,54 @@ def test_the_breakpoint_goes_on_the_historys_last_block_and_the_calls_context_af
 def test_tests_cannot_reach_the_real_api():
     with pytest.raises(RuntimeError, match="must not call the real Anthropic API"):
         AnthropicProvider(api_key="k", model="m", max_tokens=10)
+
+
+async def test_a_long_chat_is_summarised_by_claude_and_the_next_prompts_share_their_prefix(manager, claude, server, settings):
+    from chat import history
+    from chat.agent.prompts import SUMMARY_PROMPT
+
+    settings.CHAT_COMPACT_AT, settings.CHAT_COMPACT_KEEP = 0.8, 0.3
+    for i in range(8):  # ~1,700 tokens of a 2,000-token budget: past the compaction point
+        await manager.add_user_message(f"question {i} " + "q" * 400)
+        await manager.add_assistant_message([{"type": "text", "text": f"answer {i} " + "a" * 400}])
+    server.add(
+        api.message("The user asked eight questions; each was answered."),
+        api.stream(api.text_block("Fine.")),
+        api.stream(api.text_block("Still fine.")),
+    )
+    first = await collect(turn(manager, claude, builtin_tools(), "and now?", token_budget=2_000))
+    second = await collect(turn(manager, claude, builtin_tools(), "and then?", token_budget=2_000))
+    assert first[-1]["type"] == second[-1]["type"] == "complete"
+
+    summary_call, reply_call, next_call = server.requests
+    # The summary: one call, not streamed, without tools, the conversation then the request.
+    assert "stream" not in summary_call and "tools" not in summary_call
+    assert summary_call["system"] == SUMMARY_PROMPT and summary_call["max_tokens"] == 400
+    assert summary_call["messages"][0]["content"][0]["text"].startswith("question 0")
+    assert summary_call["messages"][-1]["content"][-1]["text"].startswith("Summarise the conversation above")
+    assert_valid(summary_call["messages"])
+    [summarised] = of_type(first, "summary")
+    assert summarised["text"] == "The user asked eight questions; each was answered."
+    # The reply's prompt begins with it, joined by the first turn kept whole.
+    opening = reply_call["messages"][0]["content"]
+    assert opening[0]["text"] == history.SUMMARY_OPEN + summarised["text"] + history.SUMMARY_CLOSE
+    assert opening[1]["type"] == "text" and opening[1]["text"].startswith("question")
+    for body in (reply_call, next_call):
+        assert_clean_request(body)
+        assert_valid([{**m, "content": [{k: v for k, v in b.items() if k != "cache_control"} for b in m["content"]]} for m in body["messages"]])
+    # The next call's prompt starts with this one's, up to its cache breakpoint, byte for byte.
+    assert prefix_up_to_breakpoint(reply_call) == blocks_of(next_call)[: len(prefix_up_to_breakpoint(reply_call))]
+
+
+def blocks_of(body):
+    return [(m["role"], {k: v for k, v in b.items() if k != "cache_control"}) for m in body["messages"] for b in m["content"]]
+
+
+def prefix_up_to_breakpoint(body):
+    out = []
+    for message in body["messages"]:
+        for block in message["content"]:
+            out.append((message["role"], {k: v for k, v in block.items() if k != "cache_control"}))
+            if "cache_control" in block:
+                return out
+    raise AssertionError("no cache breakpoint in the history")

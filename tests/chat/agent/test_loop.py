@@ -349,7 +349,8 @@ async def test_a_resent_client_id_whose_reply_never_came_is_answered(manager, se
     assert [m["role"] for m in await stored_messages(session_id)] == ["user", "assistant"]
 
 
-async def test_each_reply_records_the_budget_window_and_usage_adds_up(owner, storage, session_id):
+async def test_each_reply_records_the_budget_window_and_usage_adds_up(owner, storage, session_id, settings):
+    settings.CHAT_COMPACT_AT = 0  # the cut alone, no summary
     mm = MessageManager(session_id, owner, storage=storage, injections=(), cut_step=50)
     for i in range(10):
         await mm.add_user_message(f"old question {i} " + "x" * 200)
@@ -396,4 +397,22 @@ async def test_an_empty_reply_is_stored_as_an_empty_finished_message(manager, se
     assert events[-1]["type"] == "complete"
     [_, reply] = await stored_messages(session_id)
     assert reply["finished"] is True
+    await assert_history_valid(session_id)
+
+
+async def test_a_turn_grown_past_the_window_by_its_tool_results_is_refused_before_the_next_call(owner, storage, session_id):
+    big = "r" * 2_000  # a 500-token tool result: the turn no longer fits 300 tokens
+
+    async def huge(tool_input, context):
+        return {"content": big}
+
+    tools = ToolRegistry.of([tool("huge", huge)])
+    mm = MessageManager(session_id, owner, storage=storage, injections=())
+    model = ScriptedProvider(call(("huge", {})), say("never said"))
+    events = await collect(turn(mm, model, tools, "go", token_budget=300))
+
+    assert len(model.calls) == 1  # the second call was never made
+    error = events[-1]
+    assert (error["type"], error["code"], error["retryable"]) == ("error", "context_too_long", False)
+    assert "more than the model's context window of 300" in error["message"]
     await assert_history_valid(session_id)

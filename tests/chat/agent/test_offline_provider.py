@@ -167,3 +167,18 @@ def test_without_an_api_key_the_offline_model_answers_and_says_so(settings):
     assert isinstance(provider, OfflineProvider)
     assert provider.word_delay == 0.02
     assert "Offline demo model" in provider.display_name
+
+
+async def test_long_writes_a_long_reply_in_paragraphs_and_a_tool_word_still_wins():
+    from chat import history
+    from chat.agent.providers.offline import LONG_REPLY_TOKENS
+
+    deltas, reply = await reply_to("tell me a long story")
+    text = reply.content[0]["text"]
+    assert tool_calls(reply) == [] and LONG_REPLY_TOKENS <= history.estimate_tokens(text) < LONG_REPLY_TOKENS + 100
+    assert "".join(deltas) == text and len(deltas) == text.count("\n\n") + 1  # a delta per paragraph
+    assert (await reply_to("tell me a long story"))[1] == reply  # deterministic
+    _, charted = await reply_to("a long chart")
+    assert tool_calls(charted)[0][0] == "display_chart"
+    _, short = await reply_to("belong")  # a whole word only
+    assert "offline demo model" in short.content[0]["text"]

@@ -114,3 +114,20 @@ async def test_under_asgi_the_export_streams_asynchronously(owner):
     pieces = [piece async for piece in response.streaming_content]
     exported = json.loads(b"".join(pieces))
     assert len(exported["messages"]) == 1200
+
+
+def test_exports_include_the_summaries_and_the_markdown_shows_where_the_summary_takes_over(as_owner, chat):
+    from chat.models import Summary
+
+    Summary.objects.create(
+        session=chat, branch=0, last_sequence=2, last_cumulative=20, text="The user asked for a sum.\nIt was 4.",
+        tokens=12, model="offline-demo",
+    )
+    exported = json.loads(body(as_owner.get(url(chat.pk), {"format": "json"})))
+    [summary] = exported["summaries"]
+    assert (summary["last_sequence"], summary["branch"], summary["text"]) == (2, 0, "The user asked for a sum.\nIt was 4.")
+    markdown = body(as_owner.get(url(chat.pk), {"format": "markdown"}))
+    divider = markdown.index("**Earlier messages summarised**")
+    assert markdown.index("· #2 ·") < divider < markdown.index("· #3 ·")
+    assert "> The user asked for a sum.\n> It was 4." in markdown
+    assert "instead of messages 1–2" in markdown

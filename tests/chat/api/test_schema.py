@@ -24,6 +24,8 @@ OPERATIONS = {
     ("/api/v1/chats/{chat_id}/messages/{message_id}/fork/", "post"),
     ("/api/v1/chats/{chat_id}/artifacts/", "get"),
     ("/api/v1/chats/{chat_id}/export/", "get"),
+    ("/api/v1/chats/{chat_id}/context/", "get"),
+    ("/api/v1/chats/{chat_id}/compact/", "post"),
     ("/api/v1/artifacts/{artifact_id}/", "get"),
     ("/api/v1/artifacts/{artifact_id}/download/", "get"),
     ("/api/v1/chats/{chat_id}/attachments/", "get"),

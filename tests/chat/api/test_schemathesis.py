@@ -68,13 +68,13 @@ def _is_uuid(value: object) -> bool:
     return True
 
 
-# Starting a turn (POST …/messages/, …/edit/, …/regenerate/) or switching versions hands
-# the work to the server's event loop and its database threads, which a WSGI call in the
-# test's own transaction has neither of: they are checked end to end in test_turns.py and
-# test_versions.py instead.
+# Starting a turn (POST …/messages/, …/edit/, …/regenerate/, …/compact/) or switching
+# versions hands the work to the server's event loop and its database threads, which a WSGI
+# call in the test's own transaction has neither of: they are checked end to end in
+# test_turns.py, test_versions.py and test_context.py instead.
 @schema.exclude(
     method="POST",
-    path_regex=r"^/api/v1/chats/\{chat_id\}/messages/(\{message_id\}/(edit|regenerate|switch)/)?$",
+    path_regex=r"^/api/v1/chats/\{chat_id\}/(messages/(\{message_id\}/(edit|regenerate|switch)/)?|compact/)$",
 ).parametrize()
 @settings(
     max_examples=MAX_EXAMPLES,

@@ -215,3 +215,15 @@ async def test_a_rate_limited_action_stores_nothing(storage, owner, settings):
         await start(storage, owner, sid, turns.SendMessage("two"))
     assert limited.value.code == "rate_limited"
     assert await contents(sid) == ["one", EMPTY]
+
+
+async def test_a_message_larger_than_the_window_is_refused_saying_by_how_much_and_nothing_is_stored(storage, owner, settings):
+    settings.CHAT_CONTEXT_TOKENS = 1_000
+    sid = uuid.uuid4()
+    with pytest.raises(UserError) as refused:
+        await start(storage, owner, sid, turns.SendMessage("x" * 4_400, "c-big"))  # 1,100 tokens
+    assert (refused.value.code, refused.value.status) == ("context_too_long", 413)
+    assert "about 1,100 tokens: 100 tokens more than the model's context window of 1,000" in refused.value.message
+    assert not await ChatSession.objects.filter(pk=sid).aexists()
+    turn = await start(storage, owner, sid, turns.SendMessage("x" * 4_000, "c-fits"))  # 1,000: fits exactly
+    assert isinstance(turn, turns.Turn)

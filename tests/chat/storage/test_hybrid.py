@@ -9,7 +9,7 @@ import pytest
 from channels.db import database_sync_to_async
 from django.db import IntegrityError
 
-from chat.errors import NotFound
+from chat.errors import ContextTooLong, NotFound
 from chat.message_manager import MessageManager
 from chat.models import ChatSession, Message
 from chat.storage import HybridStorage, database
@@ -140,12 +140,16 @@ async def test_budget_cut_never_splits_a_tool_pair(storage, owner):
         await storage.save_messages(sid, tool_turn(f"toolu_{n}"))
     everything = await all_messages(sid)
     mm = MessageManager(sid, owner, storage, cut_step=1)  # the manager owns where a history starts
+    newest_turn = everything[-1]["cumulative_tokens"] - everything[-5]["cumulative_tokens"]
     for budget in range(1, everything[-1]["cumulative_tokens"] + 1):
+        if budget < newest_turn:  # the newest turn is always sent whole, or refused
+            with pytest.raises(ContextTooLong):
+                await mm.load(budget)
+            continue
         window = await mm.load(budget)
-        if window:
-            first = window[0]
-            assert first["role"] == "user" and isinstance(first["content"], str), (budget, first)
-            assert sum(m["tokens"] for m in window) <= budget
+        first = window[0]
+        assert first["role"] == "user" and isinstance(first["content"], str), (budget, first)
+        assert sum(m["tokens"] for m in window) <= budget
 
 
 async def test_recent_load_returns_the_newest_messages_from_cache_and_database_alike(storage, owner):
