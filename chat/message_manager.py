@@ -37,7 +37,19 @@ def current_time(*, now: dt.datetime | None = None) -> Blocks:
 
 
 DEFAULT_INJECTIONS: tuple[Injection, ...] = (current_time,)
-_UNREAD = object()
+# Not read yet (a path's summary may be None: it has none).
+UNREAD: Any = object()
+
+
+def _in_window(summary: dict[str, Any] | None, window: list[StoredMessage]) -> dict[str, Any] | None:
+    """``summary`` (the newest of the path) if its last message is in the budget window:
+    while a summary is in use the window reaches back to its last message (what follows it
+    is kept under the budget); one the window no longer reaches is left for the coarse cut
+    (and the next compaction)."""
+    if summary is None:
+        return None
+    end = (summary["branch"], summary["last_sequence"])
+    return summary if any((m["branch"], m["sequence"]) == end for m in window) else None
 
 
 class MessageManager:
@@ -51,6 +63,7 @@ class MessageManager:
         cut_step: int | None = None,
         compact_at: float | None = None,
         keep_turns: int | None = None,
+        path_summary: Any = UNREAD,
     ):
         self.session_id = str(session_id)
         self.user = user
@@ -60,10 +73,13 @@ class MessageManager:
         self.compact_at = settings.CHAT_COMPACT_AT if compact_at is None else compact_at
         self.keep_turns = keep_turns or settings.CHAT_TOOL_RESULT_KEEP_TURNS
         self._messages: list[StoredMessage] = []
-        # The summary the prompt begins with (``chat.models.Summary``), if any; read once
-        # per manager (one run), since only this run can compact the chat while it runs.
+        # The summary the prompt begins with (``chat.models.Summary``), if any. The newest
+        # summary of the active path (``path_summary``: the turn service read it with the
+        # chat's lock; else the first ``load`` reads it) is known once per manager (one
+        # run), since only this run can compact the chat or move its path while it runs.
         self.summary: dict[str, Any] | None = None
-        self._known_summary: Any = _UNREAD
+        self._path_summary: Any = path_summary
+        self._known_summary: Any = UNREAD
         self._stub_line = 0
         # What the last ``load`` found: the prompt's tokens (the summary, the messages with
         # their stubs), the path's running token sum, and whether the chat should be
@@ -101,8 +117,10 @@ class MessageManager:
             too_long = await self._newest_turn_tokens(budget, before)
             if too_long is not None:
                 raise ContextTooLong(turn_tokens=too_long, window=budget)
-        if self._known_summary is _UNREAD:
-            self._known_summary = await self.storage.summary_in_window(self.session_id, exact)
+        if self._known_summary is UNREAD:
+            if self._path_summary is UNREAD:
+                self._path_summary = await self.storage.summary_of_path(self.session_id)
+            self._known_summary = _in_window(self._path_summary, exact)
         self._fit(exact, budget, self._known_summary)
         return self.messages
 
@@ -133,7 +151,7 @@ class MessageManager:
     def known_summary(self) -> dict[str, Any] | None:
         """The newest summary of the path that the last ``load`` found, used or not (the
         prompt is the coarse cut without it when what follows it no longer fits)."""
-        return None if self._known_summary is _UNREAD else self._known_summary
+        return None if self._known_summary is UNREAD else self._known_summary
 
     def use_summary(self, summary: dict[str, Any]) -> None:
         """A compaction wrote ``summary``: the next ``load`` begins the prompt with it."""

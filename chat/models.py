@@ -38,6 +38,10 @@ class ChatSession(models.Model):
     last_sequence = models.PositiveIntegerField(default=0)
     # Branches numbered so far (0, the first path, needs no row).
     branch_count = models.PositiveIntegerField(default=0)
+    # The newest ``Summary`` on the active path (None: it has none), kept by every change
+    # of the path and every compaction (``chat.storage.tree``, ``chat.storage.summaries``),
+    # so that the turn reads it with the chat's lock rather than looking for it.
+    path_summary = models.UUIDField(null=True, blank=True)
     # Bumped by every write to the session's messages; the cache compares it so that a
     # reader holding older data can never overwrite newer data.
     revision = models.BigIntegerField(default=0)

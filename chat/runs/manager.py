@@ -216,7 +216,7 @@ class RunManager:
         # This task's log lines say whose run they are about (LOG_FORMAT=json).
         logs.bind(session_id=session_id, run_id=run_id, user_id=user.pk)
         payer = Payer(user_id=user.pk, session_id=session_id, run_id=run_id, billed=turn.limits.any())
-        mm = MessageManager(session_id, user, self.storage)
+        mm = MessageManager(session_id, user, self.storage, path_summary=turn.path_summary)
         if turn.compact:
             stream = run_compaction(mm, self.provider, payer=payer)
         else:

@@ -32,6 +32,7 @@ from chat.attachments import service as attachment_service
 from chat.db import db_async
 from chat.errors import ContextTooLong, NotFound, UserError
 from chat.ids import ChatRef
+from chat.message_manager import UNREAD
 from chat.models import ChatSession, Worker
 from chat.storage import HybridStorage, database, tree
 from chat.storage.database import RunClaim, Saved, StoredMessage
@@ -108,6 +109,9 @@ class Turn:
     compact: bool = False
     # The usage limits the run is held to (none: its calls are not billed to a quota).
     limits: Limits = NO_LIMITS
+    # The active path's newest summary, read with the chat's lock (None: it has none;
+    # ``UNREAD``: the turn moved the path, and the run reads it).
+    path_summary: Any = UNREAD
 
 
 @dataclass(frozen=True)
@@ -134,6 +138,7 @@ class _Begun:
     interrupted: bool = False
     compact: bool = False
     limits: Limits = NO_LIMITS
+    path_summary: Any = UNREAD
 
 
 async def start_turn(
@@ -170,6 +175,7 @@ async def start_turn(
         reply=begun.reply,
         compact=begun.compact,
         limits=begun.limits,
+        path_summary=begun.path_summary,
     )
 
 
@@ -208,7 +214,7 @@ def _claim_and_store(
     owner_id: int, session_id: uuid.UUID, action: Action, claim: RunClaim, dead_before: dt.datetime | None
 ) -> _Begun | Acknowledged:
     session = database.lock_session(session_id)
-    interrupted, worker, may_have_limits = False, None, True
+    interrupted, worker, may_have_limits, summary = False, None, True, None
     if session is None:
         if isinstance(action, Choose):
             raise NOT_AWAITING
@@ -218,6 +224,7 @@ def _claim_and_store(
         state = State.IDLE
     else:
         owner, state, worker, may_have_limits = session.owner_id, session.state, session.worker, session.may_have_limits
+        summary = session.summary
         if owner != owner_id:
             raise NotFound("No such chat.")
     if (
@@ -236,7 +243,7 @@ def _claim_and_store(
             raise BUSY
         return Acknowledged(events.message(stored))
     if isinstance(action, Compact):
-        return _compact(session_id, claim, state, interrupted)
+        return dataclasses.replace(_compact(session_id, claim, state, interrupted), path_summary=summary)
     if isinstance(action, (Edit, Regenerate)):
         # An edit sent again is acknowledged, not refused: the version it made is shown now,
         # and the message it edited no longer is.
@@ -249,7 +256,7 @@ def _claim_and_store(
     files = attachment_service.claim(owner_id, session_id, action.attachments) if isinstance(action, SendMessage) else []
     limits = quotas.admit(owner_id, session_id, may_have_limits=may_have_limits)
     if isinstance(action, Choose) or state == State.AWAITING_INPUT:
-        return dataclasses.replace(_answer(session_id, action, claim, state, files), limits=limits)
+        return dataclasses.replace(_answer(session_id, action, claim, state, files), limits=limits, path_summary=summary)
     content: Any = action.text
     if files:
         content = [*files, *([{"type": "text", "text": action.text}] if action.text else [])]
@@ -264,6 +271,7 @@ def _claim_and_store(
         title_from=title_from if stored["sequence"] == 1 else None,
         interrupted=interrupted,
         limits=limits,
+        path_summary=summary,
     )
 
 

@@ -18,8 +18,8 @@ from django.utils import timezone
 
 from chat import history
 from chat.errors import NotFound
-from chat.models import Branch, ChatSession, LoopState, Message
-from chat.storage import paths
+from chat.models import Branch, ChatSession, LoopState, Message, Summary
+from chat.storage import paths, summaries
 from chat.storage.paths import Segment
 from chat.storage.tree import segments_of
 from chat.usage.ledger import Charge, with_charge
@@ -136,18 +136,27 @@ class Locked:
     worker: uuid.UUID | None
     # A usage limit may apply to the owner (``chat.usage.quotas.may_have_limits_sql``).
     may_have_limits: bool
+    # The newest summary of the active path (``ChatSession.path_summary``), or None.
+    summary: dict[str, Any] | None = None
 
 
 def lock_session(session_id: uuid.UUID) -> Locked | None:
     """The session's owner, state and run worker, locked until the transaction ends; None
     if there is none. SQL of our own: the turn's hottest read. (SQLite has no FOR UPDATE:
     its IMMEDIATE transactions lock the whole database at BEGIN.) It also says whether a
-    usage limit may apply to the owner, so that a turn with none costs no statement more."""
-    table = connection.ops.quote_name(ChatSession._meta.db_table)
-    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    usage limit may apply to the owner, so that a turn with none costs no statement more,
+    and joins the active path's summary (``chat.storage.summaries``), which the run begins
+    its prompt with: read here, with the lock, it is the one no other process can change
+    before the run ends."""
+    quote = connection.ops.quote_name
+    table, summary_table = quote(ChatSession._meta.db_table), quote(Summary._meta.db_table)
+    lock = f" FOR UPDATE OF {table}" if connection.features.has_select_for_update else ""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT owner_id, state, run_worker, {may_have_limits_sql('owner_id')} FROM {table} WHERE id = %s{lock}",
+            f"SELECT {table}.owner_id, {table}.state, {table}.run_worker,"
+            f" {may_have_limits_sql(f'{table}.owner_id')}, {summaries.columns(summary_table)}"
+            f" FROM {table} LEFT JOIN {summary_table} ON {summary_table}.id = {table}.path_summary"
+            f" WHERE {table}.id = %s{lock}",
             [_db_value("id", ChatSession, session_id)],
         )
         row = cursor.fetchone()
@@ -155,7 +164,11 @@ def lock_session(session_id: uuid.UUID) -> Locked | None:
         return None
     worker = row[2]
     return Locked(
-        int(row[0]), row[1], worker if worker is None or isinstance(worker, uuid.UUID) else uuid.UUID(worker), bool(row[3])
+        int(row[0]),
+        row[1],
+        worker if worker is None or isinstance(worker, uuid.UUID) else uuid.UUID(worker),
+        bool(row[3]),
+        summaries.from_columns(row[4:]),
     )
 
 

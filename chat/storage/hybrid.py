@@ -132,10 +132,11 @@ class HybridStorage:
     async def drop_cache(self, session_id: Any) -> None:
         await self.cache.drop(str(_session_uuid(session_id)))
 
-    # Summaries live in L2 only: one read per run (``summaries.in_window``), written once.
+    # Summaries live in L2 only, written once; a turn reads its path's with the chat's lock
+    # (``database.lock_session``), anything else with ``summary_of_path``.
 
-    async def summary_in_window(self, session_id: Any, messages: list[StoredMessage]) -> dict[str, Any] | None:
-        return await self._l2(summaries.in_window, session_id, messages)
+    async def summary_of_path(self, session_id: Any) -> dict[str, Any] | None:
+        return await self._l2(summaries.of_path, session_id)
 
     async def summary_on_path(self, session_id: Any, *, before: int | None = None) -> dict[str, Any] | None:
         sid = _session_uuid(session_id)

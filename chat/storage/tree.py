@@ -4,7 +4,9 @@ versions, and the path through a message. See ``chat.models.Branch`` for the sha
 Run inside the caller's transaction, with the session row locked (the turn service's
 ``lock_session``), except the reads. Every change of the active path bumps the session's
 revision, so a cached tail of the old path can never be served for the new one
-(``HybridStorage.path_changed``).
+(``HybridStorage.path_changed``), and names the new path's newest summary in the session
+row (``ChatSession.path_summary``, in the same UPDATE), so the summary in use is always
+the active path's.
 """
 
 from __future__ import annotations
@@ -13,11 +15,11 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import F, Q
+from django.db.models import F, Q, Subquery, UUIDField, Value
 from django.utils import timezone
 
 from chat.errors import NotFound
-from chat.models import Branch, ChatSession, Message
+from chat.models import Branch, ChatSession, Message, Summary
 from chat.storage import paths
 from chat.storage.paths import Segment
 
@@ -57,6 +59,16 @@ def segments_of(session_id: uuid.UUID, branch: int) -> tuple[Segment, ...]:
     return paths.from_json(data)
 
 
+def newest_summary(session_id: uuid.UUID, segments: tuple[Segment, ...], upto: int) -> Subquery | Value:
+    """The id of the newest summary of the path ``segments`` up to message ``upto``, as a
+    subquery (one index range per segment): what ``ChatSession.path_summary`` names."""
+    if upto < 1 or not segments:
+        # No message, no summary (and an empty filter would make Django skip the UPDATE).
+        return Value(None, output_field=UUIDField())
+    ranges = paths.after_sequence(segments, 0, upto=upto, field="last_sequence")
+    return Subquery(Summary.objects.filter(ranges, session_id=session_id).order_by("-last_sequence").values("id")[:1])
+
+
 def _holds(segments: tuple[Segment, ...], branch: int, sequence: int) -> bool:
     try:
         return paths.holder(segments, sequence) == branch
@@ -89,13 +101,14 @@ def fork(session_id: uuid.UUID, after: int) -> int:
             selected_at=now,
         )
     number = session["branch_count"] + 1
+    new_path = paths.forked(segments, after, cumulative, number)
     Branch.objects.create(
         session_id=session_id,
         number=number,
         parent=holder,
         fork_sequence=after,
         fork_cumulative=cumulative,
-        segments=paths.to_json(paths.forked(segments, after, cumulative, number)),
+        segments=paths.to_json(new_path),
         selected_at=now,
     )
     ChatSession.objects.filter(id=session_id).update(
@@ -105,6 +118,7 @@ def fork(session_id: uuid.UUID, after: int) -> int:
         total_tokens=cumulative,
         revision=F("revision") + 1,
         updated_at=now,
+        path_summary=newest_summary(session_id, new_path, after),
     )
     return number
 
@@ -126,12 +140,14 @@ def switch(session_id: uuid.UUID, to: Located) -> int:
     )
     if leaf is None:  # an empty branch (its first reply never began): the path ends at its fork
         leaf = {"sequence": branches[chosen]["fork_sequence"], "cumulative_tokens": branches[chosen]["fork_cumulative"]}
+    segments = paths.from_json(branches[chosen]["segments"]) if branches else paths.ROOT
     ChatSession.objects.filter(id=session_id).update(
         active_branch=chosen,
         last_sequence=leaf["sequence"],
         total_tokens=leaf["cumulative_tokens"],
         revision=F("revision") + 1,
         updated_at=timezone.now(),
+        path_summary=newest_summary(session_id, segments, leaf["sequence"]),
     )
     return ChatSession.objects.values_list("revision", flat=True).get(id=session_id)
 

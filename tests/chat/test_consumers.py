@@ -364,12 +364,12 @@ async def test_cancel_stops_the_run_and_keeps_what_was_streamed(owner, settings)
 
 
 async def test_a_turn_runs_the_same_sql_however_long_the_history(owner, settings):
-    # The turn: lock the chat, claim it, store the message with its (empty) reply (3); one
-    # history read (within the context budget, from the index); the summary the prompt may
-    # begin with (1, an index range by the window's branches); the reply's completion with
-    # its usage-ledger row (2); the run's release (1): the same 8 statements at any length,
-    # the cache cold. SQLite has no INSERT inside a WITH: there the ledger row is a 9th
-    # statement (in the same transaction, an in-process call rather than a round trip).
+    # The turn: lock the chat (joining the summary its active path begins with), claim it,
+    # store the message with its (empty) reply (3); one history read (within the context
+    # budget, from the index); the reply's completion with its usage-ledger row (2); the
+    # run's release (1): the same 7 statements at any length, the cache cold. SQLite has no
+    # INSERT inside a WITH: there the ledger row is an 8th statement (in the same
+    # transaction, an in-process call rather than a round trip).
     settings.OFFLINE_MODEL_WORD_DELAY = 0
     counts, sessions = [], []
     for size in (2, 300, 5000):
@@ -380,7 +380,7 @@ async def test_a_turn_runs_the_same_sql_however_long_the_history(owner, settings
             await send(communicator, type="user_message", text="hello again")
             assert (await until(communicator, "complete", "error"))[-1]["type"] == "complete"
         counts.append(len(queries))
-    expected = 8 if connection.vendor == "postgresql" else 9
+    expected = 7 if connection.vendor == "postgresql" else 8
     assert counts == [expected] * 3, counts
     assert await UsageRecord.objects.filter(session_id__in=sessions).acount() == 3
 
