@@ -9,15 +9,17 @@ import uuid
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.conf import settings
 
 from chat import compaction, history
 from chat.agent.providers.anthropic import with_cache_breakpoint
 from chat.agent.providers.offline import OfflineProvider
 from chat.message_manager import MessageManager
-from chat.models import Summary
+from chat.models import ChatSession, Message, Summary
 from chat.runs import turns
-from chat.storage import database, tree
+from chat.storage import HybridStorage, database, tree
 from tests.chat.agent.conftest import collect, of_type, turn
+from tests.chat.storage.conftest import CACHE_KINDS, make_cache
 from tests.chat.test_history import assert_valid
 from tools.registry import builtin_tools
 
@@ -288,3 +290,98 @@ async def test_a_summary_call_is_charged_to_the_run_in_the_usage_ledger(sid, own
     row = await UsageRecord.objects.aget(kind="summary", run_id=run_id)
     assert (row.key, row.model, row.session_id) == (f"summary:{summary['summary_id']}", "offline-demo", sid)
     assert row.output_tokens > 0
+
+
+# --- the summary a turn uses, read with the chat's lock ---------------------------------
+
+
+async def run_as_the_run_manager_does(storage, owner, sid, action, model):
+    """One turn as ``chat.runs.manager`` runs it: the turn service, then a manager handed
+    the summary the turn read with the chat's lock. Its events, and the manager."""
+    from contextlib import aclosing
+
+    from chat import services
+    from chat.agent.loop import run_turn
+
+    begun = await turns.start_turn(owner, sid, action, storage=storage, worker_id=uuid.uuid4())
+    mm = MessageManager(sid, owner, storage, injections=(), path_summary=begun.path_summary)
+    stream = compaction.run_compaction(mm, model) if begun.compact else run_turn(mm, model, builtin_tools(), reply=begun.reply)
+    async with aclosing(stream) as run:
+        done = [e async for e in run]
+    await sync_to_async(services.end_run)(sid, begun.run_id, "idle")
+    assert done[-1]["type"] == "complete", done[-1]
+    return done, mm
+
+
+@pytest.mark.parametrize("cache_kind", CACHE_KINDS)
+async def test_a_compaction_by_another_process_is_used_by_the_next_turn_here_and_left_behind_by_a_switch(
+    sid, owner, cache_kind, key_prefix
+):
+    from tests.queries import counting_queries
+
+    # Two processes over one database (and, with Redis, one cache): each its own storage.
+    here, there = HybridStorage(cache=make_cache(cache_kind)), HybridStorage(cache=make_cache(cache_kind))
+    model = Recording()
+    for text in ("first question", "second question", "third question"):
+        await run_as_the_run_manager_does(here, owner, sid, turns.SendMessage(text), model)
+    first = await Message.objects.filter(session_id=sid, sequence=1).values_list("id", flat=True).aget()
+    # A second version of the first question (branch 1), then back to the first path.
+    await run_as_the_run_manager_does(here, owner, sid, turns.Edit(first, "another first question"), model)
+    other = await Message.objects.filter(session_id=sid, branch=1, sequence=1).values_list("id", flat=True).aget()
+    await sync_to_async(turns.switch_path)(owner.pk, sid, first)
+    await run_as_the_run_manager_does(here, owner, sid, turns.SendMessage("fourth question"), model)
+
+    # The other process compacts the chat; nothing it does reaches this process's cache.
+    compacted, _ = await run_as_the_run_manager_does(there, owner, sid, turns.Compact(), model)
+    summary = of_type(compacted, "summary")[0]
+    assert summary["branch"] == 0
+    assert await here.cache.read_budget(str(sid), settings.CHAT_CONTEXT_TOKENS) is not None  # warm
+
+    async with counting_queries() as queries:
+        _, mm = await run_as_the_run_manager_does(here, owner, sid, turns.SendMessage("fifth question"), model)
+    opening = model.calls[-1][0]["content"][0]["text"]
+    assert opening.startswith(history.SUMMARY_OPEN) and summary["text"] in opening
+    assert mm.context_record()["summary"] == summary["summary_id"]
+    assert not [q for q in queries if 'FROM "chat_summary"' in q]  # it came with the chat's lock
+
+    # The path through the other version of the first question does not go through the
+    # summary's last message: a turn there, the cache warm, begins without it.
+    await sync_to_async(turns.switch_path)(owner.pk, sid, other)
+    assert await here.load_within_budget(sid, settings.CHAT_CONTEXT_TOKENS)  # warms the cache
+    assert await here.cache.read_budget(str(sid), settings.CHAT_CONTEXT_TOKENS) is not None
+    _, mm = await run_as_the_run_manager_does(here, owner, sid, turns.SendMessage("on the other path"), model)
+    sent = model.calls[-1]
+    assert not any(b.get("text", "").startswith(history.SUMMARY_OPEN) for m in sent for b in m["content"])
+    assert sent[0]["content"][0]["text"] == "another first question"
+    assert mm.summary is None and "summary" not in mm.context_record()
+    assert (await ChatSession.objects.aget(pk=sid)).path_summary is None
+
+    # And back on the first path, the summary is used again (by the other process too).
+    await sync_to_async(turns.switch_path)(owner.pk, sid, first)
+    assert str((await ChatSession.objects.aget(pk=sid)).path_summary) == summary["summary_id"]
+    for storage in (here, there):
+        await run_as_the_run_manager_does(storage, owner, sid, turns.SendMessage("back again"), model)
+        assert model.calls[-1][0]["content"][0]["text"].startswith(history.SUMMARY_OPEN)
+
+
+async def test_the_chat_lock_reads_the_path_summary_as_stored_and_an_edit_before_it_leaves_it(sid, owner, local_storage):
+    from django.db import transaction
+
+    from chat.storage import summaries
+
+    def locked():
+        with transaction.atomic():
+            return database.lock_session(sid).summary
+
+    model = Recording()
+    await chat(sid, owner, local_storage, model, ["one", "calculate 2+2", "three"], budget=100_000)
+    assert await sync_to_async(locked)() is None
+    done = await collect(compaction.run_compaction(manager(sid, owner, local_storage), model, budget=100_000))
+    stored = await sync_to_async(summaries.of_path)(sid)
+    assert stored["id"] == done[0]["summary_id"] and stored["usage"]["output_tokens"] > 0
+    assert await sync_to_async(locked)() == stored  # every field, converted as the ORM does
+    # A new version of the second question: the path forks before the summary's end.
+    second = await Message.objects.filter(session_id=sid, sequence=3).values_list("id", flat=True).aget()
+    begun = await turns.start_turn(owner, sid, turns.Edit(second, "calculate 3+3"), storage=local_storage, worker_id=uuid.uuid4())
+    assert begun.path_summary is turns.UNREAD  # the turn moved the path: the run reads it
+    assert await sync_to_async(summaries.of_path)(sid) is None and await sync_to_async(locked)() is None
