@@ -674,3 +674,29 @@ async def test_a_compact_frame_summarises_the_chat_for_every_socket_and_is_refus
     await send(communicator, type="compact")
     refused = await communicator.receive_json_from(timeout=TIMEOUT)
     assert (refused["type"], refused["code"]) == ("error", "busy")
+
+
+async def test_a_process_declared_dead_stops_the_runs_whose_claims_were_failed_and_keeps_the_others(owner, settings):
+    """Its worker row was removed (another process's verdict, or a cleanup): only the runs
+    whose claims that process failed stop; a run whose claim still stands goes on."""
+    settings.OFFLINE_MODEL_WORD_DELAY = 0.05
+    kept, failed = uuid.uuid4(), uuid.uuid4()
+    sockets = {}
+    for sid in (kept, failed):
+        sockets[sid], _ = await connect(owner, sid)
+        await send(sockets[sid], type="user_message", text="tell me a long story please")
+        await until(sockets[sid], "text_delta")
+    await ChatSession.objects.filter(pk=failed).aupdate(state=ChatSession.State.FAILED, run_id=None, run_worker=None)
+    manager = runtime.get().runs
+    manager._declared_dead()  # what the liveness thread calls when its row is gone
+    for _ in range(250):
+        if failed not in manager._runs:
+            break
+        await asyncio.sleep(0.02)
+    assert failed not in manager._runs
+    assert kept in manager._runs  # still streaming
+    await until(sockets[kept], "complete")
+    reply = [m for m in await stored(kept) if m["role"] == "assistant"][-1]
+    assert reply["finished"] is True
+    assert (await ChatSession.objects.aget(pk=kept)).state == ChatSession.State.IDLE
+    assert (await ChatSession.objects.aget(pk=failed)).state == ChatSession.State.FAILED
