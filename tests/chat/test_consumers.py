@@ -700,3 +700,36 @@ async def test_a_process_declared_dead_stops_the_runs_whose_claims_were_failed_a
     assert reply["finished"] is True
     assert (await ChatSession.objects.aget(pk=kept)).state == ChatSession.State.IDLE
     assert (await ChatSession.objects.aget(pk=failed)).state == ChatSession.State.FAILED
+
+
+async def test_a_socket_opened_during_a_compaction_sees_it_going_on_not_the_previous_run(owner, settings, monkeypatch):
+    settings.OFFLINE_MODEL_WORD_DELAY = 0
+    sid = uuid.uuid4()
+    first, _ = await connect(owner, sid)
+    for text in ("hello", "calculate 1 + 2", "thanks"):
+        await send(first, type="user_message", text=text)
+        previous = await until(first, "complete")
+    provider = runtime.get().provider
+    summarize, release = provider.summarize, asyncio.Event()
+
+    async def held(**kwargs):
+        await release.wait()
+        return await summarize(**kwargs)
+
+    monkeypatch.setattr(provider, "summarize", held)
+    await send(first, type="compact")
+    [started] = await until(first, "compacting")
+    assert started == {"type": "compacting", "id": previous[-1]["id"] + 1}
+
+    late, ready = await connect(owner, sid)
+    assert ready["state"] == "running"
+    # The run began with its `compacting` event: replayed from there, not from the last reply's run.
+    assert ready["run_events_after"] == previous[-1]["id"]
+    await send(late, type="resume", after=ready["run_events_after"])
+    assert await late.receive_json_from(timeout=TIMEOUT) == started
+    assert await late.receive_nothing(timeout=0.2)
+    release.set()
+    for socket in (first, late):
+        frames = await until(socket, "complete", "error")
+        assert [f["type"] for f in frames] == ["summary", "complete"]
+        assert frames[-1]["stop_reason"] == "compacted"
