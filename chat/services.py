@@ -14,7 +14,7 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from django.db import connection, transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from chat import history, runtime
@@ -175,6 +175,16 @@ def dead_runs(cutoff: dt.datetime, *, judge: uuid.UUID | None = None) -> QuerySe
     alive = Worker.objects.filter(beat_at__gte=cutoff).values("id")
     stale = ChatSession.objects.filter(state=ChatSession.State.RUNNING).exclude(run_worker__in=alive)
     return stale.exclude(run_worker=judge) if judge is not None else stale
+
+
+def claimed_runs(runs: list[tuple[uuid.UUID, uuid.UUID]]) -> set[uuid.UUID]:
+    """Of these (session, run) pairs, the runs whose claim still stands."""
+    if not runs:
+        return set()
+    query = Q()
+    for session_id, run_id in runs:
+        query |= Q(id=session_id, run_id=run_id)
+    return set(ChatSession.objects.filter(query, state=ChatSession.State.RUNNING).values_list("run_id", flat=True))
 
 
 def fail_stale_runs(cutoff: dt.datetime, *, judge: uuid.UUID | None = None, session_id: Any = None) -> list[ChatRef]:

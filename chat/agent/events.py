@@ -38,6 +38,13 @@ def path(sequence: int) -> Event:
     return {"type": "path", "sequence": sequence}
 
 
+def compacting() -> Event:
+    """A compaction the user asked for started (the Compact button, ``/compact``): the
+    run's first event, as a reply's run starts with what the user sent. It ends with
+    ``summary`` and ``complete`` (or ``complete`` alone, or ``error``)."""
+    return {"type": "compacting"}
+
+
 def summary(data: dict[str, Any]) -> Event:
     """The chat was compacted: messages up to ``last_sequence`` of the path are sent to the
     model as this summary from now on (they stay stored and shown)."""

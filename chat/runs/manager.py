@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.db import DatabaseError
 
 from agentsite import logs
 from chat import metrics, services
@@ -97,12 +98,13 @@ class RunManager:
         self.provider = provider
         self.tools = tools
         self._runs: dict[uuid.UUID, _Run] = {}
+        self._verdicts: set[asyncio.Task[None]] = set()
         # Runs that ended while the database was away: (run id, state) to write.
         self._unwritten_ends: dict[uuid.UUID, tuple[uuid.UUID, str]] = {}
         self._sweeper: asyncio.Task[None] | None = None
         hub.runs_here = lambda chat: chat.session_id in self._runs
         hub.on_cancel = self._cancel_run
-        liveness.on_declared_dead = self._cancel_all
+        liveness.on_declared_dead = self._declared_dead
 
     # --- what users ask for --------------------------------------------------------------
 
@@ -176,10 +178,24 @@ class RunManager:
             if str(run.run_id) == run_id:
                 run.task.cancel()
 
-    def _cancel_all(self) -> None:
-        """This process was declared dead: its runs' claims are gone, so are they."""
-        for run in list(self._runs.values()):
-            run.task.cancel()
+    def _declared_dead(self) -> None:
+        """Another process declared this one dead (its worker row was gone): the runs whose
+        claims it failed stop here. A run whose claim still stands goes on: a row removed
+        for another reason, or a run claimed after the verdict, is not a dead process's."""
+        if self._runs:
+            task = asyncio.get_running_loop().create_task(self._cancel_unclaimed())
+            self._verdicts.add(task)
+            task.add_done_callback(self._verdicts.discard)
+
+    async def _cancel_unclaimed(self) -> None:
+        runs = list(self._runs.items())
+        try:
+            claimed = await db_async(services.claimed_runs)([(sid, run.run_id) for sid, run in runs])
+        except DatabaseError:
+            claimed = set()  # the claims cannot be read: as if gone (the runs could not end anyway)
+        for _, run in runs:
+            if run.run_id not in claimed:
+                run.task.cancel()
 
     async def _sweep_forever(self) -> None:
         loop = asyncio.get_running_loop()

@@ -308,13 +308,15 @@ def _new_version(session_id: uuid.UUID, action: Edit | Regenerate, claim: RunCla
 
 
 def _compact(session_id: uuid.UUID, claim: RunClaim, state: str, interrupted: bool) -> _Begun:
-    """Claim the chat for a compaction; nothing is stored until the summary is written."""
+    """Claim the chat for a compaction; nothing is stored until the summary is written.
+    Its ``compacting`` event opens the run in the chat's log, so that a page opened during
+    it replays from there (not the previous run's events) and shows it going on."""
     if state == State.AWAITING_INPUT:
         raise UserError("awaiting_input", "Answer the open question first, then compact.", status=409)
     if ChatSession.objects.filter(id=session_id, last_sequence__lt=3).exists():
         raise UserError("nothing_to_compact", "There is nothing before the newest turn to summarise yet.", status=409)
     database.claim_run(session_id, claim)
-    return _Begun(saved=None, events=[], compact=True, interrupted=interrupted)
+    return _Begun(saved=None, events=[events.compacting()], compact=True, interrupted=interrupted)
 
 
 def switch_path(owner_id: int, session_id: uuid.UUID, message_id: uuid.UUID) -> tuple[Event, int]:

@@ -233,6 +233,7 @@ const ui = {
   contextChanged() {
     if (current && current.exists) meter.refresh(current.id);
   },
+  compacting: (on) => meter.compacting(on),
   pathChanged: () => versions.settled(),
   versionRefused: (frame) => versions.refused(frame),
   caughtUp: () => versions.caughtUp(),

@@ -3,8 +3,10 @@
 // message list, the divider "Earlier messages summarised" before the first message the
 // model still sees whole, which opens to the summary it sees instead.
 //
-// The figures come from the API (GET chats/<id>/context/), read when the chat opens,
-// when a run ends and when a `summary` event says the chat was compacted.
+// The figures come from the API (GET chats/<id>/context/), read when the chat opens, when
+// a run ends, when a `summary` event says the chat was compacted mid-reply and when a
+// `path` event changes the conversation shown (session.js decides). While a compaction
+// runs, the button says "Compacting…" and cannot be pressed.
 
 import { h } from "./dom.js";
 
@@ -30,6 +32,14 @@ export class ContextMeter {
     this.reads += 1;
     this.root.hidden = true;
     this.removeDivider();
+    this.compacting(false);
+  }
+
+  /** A compaction runs (on: from its start, or the click; off: its run ended). */
+  compacting(on) {
+    this.button.disabled = on;
+    this.button.textContent = on ? "Compacting…" : "Compact";
+    this.root.dataset.compacting = String(on);
   }
 
   async refresh(chatId = this.chatId) {

@@ -10,6 +10,12 @@
 // Edits, regenerated replies and switches (versions.js) are answered by a `path` event on
 // every socket of the chat: the conversation is dropped from that message on and the new
 // path's messages read from the API (those a run goes on to write also come as events).
+//
+// The context meter (context.js) is read again when what the next prompt holds changes:
+// once the chat is loaded, once per run end (a compaction's `summary` is followed by its
+// `complete`: read once, then), after a `summary` mid-reply, and after a `path` event.
+// A compaction is a run of its own: its `compacting` event (on every page of the chat,
+// and replayed to a page opened during it) shows the Compact button as "Compacting…".
 
 import { ChatConnection } from "./connection.js";
 import { newId, textOf } from "./dom.js";
@@ -27,7 +33,8 @@ export class OpenChat {
    *   id, isNew, wsUrl, api, view (Conversation), store (ArtifactStore),
    *   ui: { connection(state), model(name), runState(state), title(id, title), created(id),
    *         notify(message, retry?), clearNotices(), announce(text), restoreDraft(text),
-   *         fatal(reason), runEnded(), pathChanged(), versionRefused(frame), caughtUp() },
+   *         fatal(reason), runEnded(), pathChanged(), versionRefused(frame), caughtUp(),
+   *         contextChanged(), compacting(on) },
    *   reveal: the sequence of a message to show once the chat is loaded (a search hit), or null
    */
   constructor({ id, isNew, wsUrl, api, view, store, ui, reveal = null }) {
@@ -39,6 +46,7 @@ export class OpenChat {
     this.store = store;
     this.ui = ui;
     this.state = "idle";
+    this.compacting = false; // a compaction runs (until the run ends)
     this.readyFrame = null;
     this.outgoing = null; // {text, clientId}: sent (or waiting), not yet acknowledged
     this.lastCommand = null; // what a socket-local error is about
@@ -112,6 +120,7 @@ export class OpenChat {
     }
     this.lastCommand = { kind: "compact", state: this.state };
     this.setState("running");
+    this.setCompacting(true);
     this.ui.announce("Summarising the earlier messages…");
     return true;
   }
@@ -250,13 +259,18 @@ export class OpenChat {
       case "path":
         this.onPath(frame);
         break;
+      case "compacting":
+        this.setState("running");
+        this.setCompacting(true);
+        break;
       case "title":
         this.ui.title(this.id, frame.title);
         break;
       case "summary":
         this.lastCommand = null;
         this.ui.announce("Earlier messages summarised.");
-        this.ui.contextChanged();
+        // A compaction's `complete` follows at once, and reads the context then.
+        if (!this.compacting) this.ui.contextChanged();
         break;
       case "complete":
         this.restoreDropped();
@@ -327,6 +341,8 @@ export class OpenChat {
       }
       for (const message of messages) if (!this.view.has(message.sequence)) this.view.upsert(message, { live: false });
       this.view.setMeta(messages);
+      // The next prompt is this path's: the meter (and the summary's divider) follow it.
+      this.ui.contextChanged();
     } catch (error) {
       this.ui.notify(`The conversation could not be loaded (${error.message}). Reload the page to see it.`);
     }
@@ -434,6 +450,7 @@ export class OpenChat {
       }
       this.ui.versionRefused(frame);
     } else if (command && command.kind === "compact") {
+      this.setCompacting(false);
       this.setState(command.state); // refused: nothing runs
       this.ui.notify(frame.message, null);
     } else if (command && command.kind === "cancel" && frame.code === "not_running") {
@@ -445,6 +462,13 @@ export class OpenChat {
 
   setState(state) {
     this.state = state;
+    if (state !== "running") this.setCompacting(false); // the run ended (or was never started)
     this.ui.runState(state, { outgoing: Boolean(this.outgoing) });
+  }
+
+  setCompacting(on) {
+    if (this.compacting === on) return;
+    this.compacting = on;
+    this.ui.compacting(on);
   }
 }

@@ -674,3 +674,62 @@ async def test_a_compact_frame_summarises_the_chat_for_every_socket_and_is_refus
     await send(communicator, type="compact")
     refused = await communicator.receive_json_from(timeout=TIMEOUT)
     assert (refused["type"], refused["code"]) == ("error", "busy")
+
+
+async def test_a_process_declared_dead_stops_the_runs_whose_claims_were_failed_and_keeps_the_others(owner, settings):
+    """Its worker row was removed (another process's verdict, or a cleanup): only the runs
+    whose claims that process failed stop; a run whose claim still stands goes on."""
+    settings.OFFLINE_MODEL_WORD_DELAY = 0.05
+    kept, failed = uuid.uuid4(), uuid.uuid4()
+    sockets = {}
+    for sid in (kept, failed):
+        sockets[sid], _ = await connect(owner, sid)
+        await send(sockets[sid], type="user_message", text="tell me a long story please")
+        await until(sockets[sid], "text_delta")
+    await ChatSession.objects.filter(pk=failed).aupdate(state=ChatSession.State.FAILED, run_id=None, run_worker=None)
+    manager = runtime.get().runs
+    manager._declared_dead()  # what the liveness thread calls when its row is gone
+    for _ in range(250):
+        if failed not in manager._runs:
+            break
+        await asyncio.sleep(0.02)
+    assert failed not in manager._runs
+    assert kept in manager._runs  # still streaming
+    await until(sockets[kept], "complete")
+    reply = [m for m in await stored(kept) if m["role"] == "assistant"][-1]
+    assert reply["finished"] is True
+    assert (await ChatSession.objects.aget(pk=kept)).state == ChatSession.State.IDLE
+    assert (await ChatSession.objects.aget(pk=failed)).state == ChatSession.State.FAILED
+
+
+async def test_a_socket_opened_during_a_compaction_sees_it_going_on_not_the_previous_run(owner, settings, monkeypatch):
+    settings.OFFLINE_MODEL_WORD_DELAY = 0
+    sid = uuid.uuid4()
+    first, _ = await connect(owner, sid)
+    for text in ("hello", "calculate 1 + 2", "thanks"):
+        await send(first, type="user_message", text=text)
+        previous = await until(first, "complete")
+    provider = runtime.get().provider
+    summarize, release = provider.summarize, asyncio.Event()
+
+    async def held(**kwargs):
+        await release.wait()
+        return await summarize(**kwargs)
+
+    monkeypatch.setattr(provider, "summarize", held)
+    await send(first, type="compact")
+    [started] = await until(first, "compacting")
+    assert started == {"type": "compacting", "id": previous[-1]["id"] + 1}
+
+    late, ready = await connect(owner, sid)
+    assert ready["state"] == "running"
+    # The run began with its `compacting` event: replayed from there, not from the last reply's run.
+    assert ready["run_events_after"] == previous[-1]["id"]
+    await send(late, type="resume", after=ready["run_events_after"])
+    assert await late.receive_json_from(timeout=TIMEOUT) == started
+    assert await late.receive_nothing(timeout=0.2)
+    release.set()
+    for socket in (first, late):
+        frames = await until(socket, "complete", "error")
+        assert [f["type"] for f in frames] == ["summary", "complete"]
+        assert frames[-1]["stop_reason"] == "compacted"

@@ -134,7 +134,7 @@ def _tool_for(text: str) -> tuple[str, str, dict[str, Any]] | None:
 LONG_REPLY_TOKENS = 4_000
 _LONG_PARAGRAPH = (
     "The offline model writes this long reply so that a chat grows quickly: each paragraph "
-    "adds about a hundred tokens to the conversation, and the context meter above the "
+    "adds about a hundred tokens to the conversation, and the context meter below the "
     "message box shows how close the next prompt comes to the window. "
 )
 SUMMARY_HEADER = "Summary of the earlier conversation (offline demo model):"
