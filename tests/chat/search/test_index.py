@@ -221,12 +221,16 @@ def test_the_text_search_configuration_is_a_setting(owner, settings):
     assert len(find(owner, "deploying")) == 1  # stemmed: deploy
 
 
-def test_a_table_rebuilt_by_a_migration_gets_its_index_back(owner):
-    if connection.vendor == "postgresql":
-        pytest.skip("PostgreSQL alters tables in place: their triggers stay")
+def test_a_table_changed_by_a_migration_keeps_or_gets_back_its_index(owner):
     chat_with(owner, "ibex migration")
     with connection.cursor() as cursor:
-        cursor.execute("DROP TRIGGER chat_message_search_insert")
+        if connection.vendor == "postgresql":
+            # PostgreSQL alters a table in place: its triggers stay.
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # the test's transaction holds deferred checks
+            cursor.execute(f"ALTER TABLE {Message._meta.db_table} ADD COLUMN migrated_meanwhile integer")
+        else:
+            # SQLite rebuilds it, and the triggers go with the old table.
+            cursor.execute("DROP TRIGGER chat_message_search_insert")
     index.ensure()
     assert len(find(owner, "ibex")) == 1
     chat_with(owner, "another ibex")
