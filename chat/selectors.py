@@ -8,13 +8,15 @@ session the caller already holds (from ``services.get_session``).
 from __future__ import annotations
 
 import uuid
-from typing import Any, Iterator
+from typing import Any, Iterator, TypeVar
 
-from django.db.models import Q, QuerySet
+from django.db.models import Model, Q, QuerySet
 
 from chat.errors import NotFound
 from chat.models import Artifact, ChatSession, Message
 from chat.storage import paths, tree
+
+Row = TypeVar("Row", bound=Model)
 
 # What a chat list shows. Message bodies live in another table and are never joined.
 SESSION_LIST_FIELDS = ("id", "title", "state", "message_count", "total_tokens", "created_at", "updated_at")
@@ -82,13 +84,19 @@ def artifacts_of(session: ChatSession) -> QuerySet[Artifact]:
     return Artifact.objects.filter(session_id=session.pk).order_by("created_at", "id")
 
 
+def owned(rows: QuerySet[Row], row_id: Any, missing: str) -> Row:
+    """The row of ``rows`` (already narrowed to its owner's) with this id: a malformed id,
+    a missing row and someone else's are the same 404, saying ``missing``."""
+    try:
+        pk = uuid.UUID(str(row_id))
+    except ValueError:
+        raise NotFound(missing) from None
+    row = rows.filter(pk=pk).first()
+    if row is None:
+        raise NotFound(missing)
+    return row
+
+
 def get_artifact(owner: Any, artifact_id: Any) -> Artifact:
     """The owner's artifact; someone else's is the same 404."""
-    try:
-        aid = uuid.UUID(str(artifact_id))
-    except ValueError:
-        raise NotFound("No such artifact.") from None
-    artifact = Artifact.objects.filter(id=aid, session__owner_id=owner.pk).first()
-    if artifact is None:
-        raise NotFound("No such artifact.")
-    return artifact
+    return owned(Artifact.objects.filter(session__owner_id=owner.pk), artifact_id, "No such artifact.")

@@ -17,7 +17,7 @@ from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from chat import history, runtime
+from chat import history, runtime, selectors
 from chat.attachments import service as attachment_service
 from chat.db import db_async
 from chat.errors import NotFound, UserError
@@ -33,14 +33,7 @@ QUESTION_CLOSED_RESULT = "An administrator closed this question before it was an
 
 def get_session(owner: Any, session_id: Any) -> ChatSession:
     """The owner's session; someone else's and a missing one are the same 404."""
-    try:
-        sid = uuid.UUID(str(session_id))
-    except ValueError:
-        raise NotFound("No such chat.") from None
-    session = ChatSession.objects.filter(id=sid, owner_id=owner.pk).first()
-    if session is None:
-        raise NotFound("No such chat.")
-    return session
+    return selectors.owned(ChatSession.objects.filter(owner_id=owner.pk), session_id, "No such chat.")
 
 
 def clean_title(title: Any) -> str:

@@ -20,6 +20,7 @@ from django.core.files.base import ContentFile, File
 from django.db import transaction
 from django.utils import timezone
 
+from chat import selectors
 from chat.attachments import blocks
 from chat.attachments.inspect import inspect, too_large
 from chat.errors import NotFound, UserError
@@ -97,14 +98,7 @@ def upload(owner: Any, chat_id: uuid.UUID, uploaded: File) -> Attachment:
 
 def get(owner: Any, attachment_id: Any) -> Attachment:
     """The owner's attachment; someone else's is the same 404 as a missing one."""
-    try:
-        aid = uuid.UUID(str(attachment_id))
-    except ValueError:
-        raise NotFound("No such attachment.") from None
-    attachment = Attachment.objects.filter(id=aid, owner_id=owner.pk).first()
-    if attachment is None:
-        raise NotFound("No such attachment.")
-    return attachment
+    return selectors.owned(Attachment.objects.filter(owner_id=owner.pk), attachment_id, "No such attachment.")
 
 
 def of_chat(owner: Any, chat_id: uuid.UUID) -> list[Attachment]:

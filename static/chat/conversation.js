@@ -30,16 +30,6 @@ function isToolResults(content) {
   return Array.isArray(content) && content.some((block) => block && block.type === "tool_result");
 }
 
-/** What the user typed, from a user message's content (string, or text blocks). */
-function typedText(content) {
-  if (typeof content === "string") return content;
-  if (!Array.isArray(content)) return "";
-  return content
-    .filter((b) => b && b.type === "text" && typeof b.text === "string")
-    .map((b) => b.text)
-    .join("\n");
-}
-
 const CURSOR_HOSTS = new Set(["P", "UL", "OL", "LI", "BLOCKQUOTE", "H1", "H2", "H3", "H4", "H5", "H6", "PRE", "CODE", "EM", "STRONG"]);
 
 /** Where the streaming cursor goes: the end of the last text, not a line of its own. */
@@ -305,7 +295,7 @@ export class Conversation {
 
   renderUser(entry) {
     const content = entry.content;
-    const text = typedText(content);
+    const text = textOf(content, "\n");
     const results = isToolResults(content) ? content.filter((b) => b && b.type === "tool_result") : [];
     entry.el.classList.toggle("tool-results", results.length > 0);
     entry.body.replaceChildren();
@@ -469,7 +459,7 @@ export class Conversation {
   /** The user's newest typed message: its text (for Retry) and sequence. */
   lastTyped() {
     const entry = this.lastTypedEntry();
-    return entry ? { sequence: entry.sequence, text: typedText(entry.content) } : null;
+    return entry ? { sequence: entry.sequence, text: textOf(entry.content, "\n") } : null;
   }
 
   /** The entry of the user's newest typed message (↑ edits it), or null. */

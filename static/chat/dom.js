@@ -68,14 +68,14 @@ export async function copyText(text) {
   }
 }
 
-/** The text blocks of stored message content, joined. */
-export function textOf(content) {
+/** The text blocks of stored message content, joined (a user's typed blocks by "\n"). */
+export function textOf(content, separator = "") {
   if (typeof content === "string") return content;
   if (!Array.isArray(content)) return "";
   return content
     .filter((block) => block && block.type === "text" && typeof block.text === "string")
     .map((block) => block.text)
-    .join("");
+    .join(separator);
 }
 
 // Material Design icons (Apache 2.0), 24×24 paths.

@@ -13,22 +13,12 @@
 // would refuse with `busy`); while a question waits for its answer only switching is
 // (the server says `awaiting_input`; editing or regenerating goes ahead without it).
 
-import { h, icon } from "./dom.js";
+import { h, icon, textOf } from "./dom.js";
 
 const TOUCH = window.matchMedia("(pointer: coarse)");
 const PAGER = new Set(["previous", "next"]);
 // Refusals that only mean "not now": said in the composer's status line, not as an error.
 const QUIET = new Set(["busy", "awaiting_input"]);
-
-/** What the user typed, from a user message's content (string, or text blocks). */
-function typedText(content) {
-  if (typeof content === "string") return content;
-  if (!Array.isArray(content)) return "";
-  return content
-    .filter((b) => b && b.type === "text" && typeof b.text === "string")
-    .map((b) => b.text)
-    .join("\n");
-}
 
 class Versions {
   constructor() {
@@ -140,7 +130,7 @@ class Versions {
   openEditor(entry) {
     if (this.busy || !entry || entry.kind !== "typed" || !entry.id) return false;
     this.closeEditor();
-    const original = typedText(entry.content);
+    const original = textOf(entry.content, "\n");
     const input = h("textarea", { class: "editor-input", "aria-label": "Edited message", rows: "2", spellcheck: "true" });
     input.value = original;
     const save = h("button", { type: "submit" }, "Save");
