@@ -243,7 +243,9 @@ def _claim_and_store(
             raise BUSY
         return Acknowledged(events.message(stored))
     if isinstance(action, Compact):
-        return dataclasses.replace(_compact(session_id, claim, state, interrupted), path_summary=summary)
+        # A summary is a model call like a reply: over a limit, it is refused the same way.
+        limits = quotas.admit(owner_id, session_id, may_have_limits=may_have_limits)
+        return dataclasses.replace(_compact(session_id, claim, state, interrupted), path_summary=summary, limits=limits)
     if isinstance(action, (Edit, Regenerate)):
         # An edit sent again is acknowledged, not refused: the version it made is shown now,
         # and the message it edited no longer is.

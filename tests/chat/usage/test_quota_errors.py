@@ -59,3 +59,23 @@ async def test_a_message_posted_over_quota_is_a_429_saying_when_it_resets(owner)
         "code": "quota_exceeded", "message": response.json()["message"], "resets_at": next_midnight()
     }
     assert await Message.objects.filter(session_id=chat.pk).acount() == 0
+
+
+async def test_compacting_over_quota_is_refused_the_same_way_and_changes_nothing(owner):
+    """A summary is a model call: a user over a limit cannot start one either."""
+    sid = uuid.uuid4()
+    communicator, _ = await connect(owner, sid)
+    for text in ("first question", "second question"):
+        await send(communicator, type="user_message", text=text)
+        while (await communicator.receive_json_from(timeout=10))["type"] != "complete":
+            pass
+    before = [m async for m in Message.objects.filter(session_id=sid).order_by("sequence").values("sequence", "content")]
+    await sync_to_async(over_the_limit)(owner)
+    await send(communicator, type="compact")
+    frame = await reply(communicator)
+
+    assert (frame["type"], frame["code"]) == ("error", "quota_exceeded")
+    assert frame["resets_at"] == next_midnight()
+    assert [m async for m in Message.objects.filter(session_id=sid).order_by("sequence").values("sequence", "content")] == before
+    assert (await ChatSession.objects.aget(pk=sid)).state == ChatSession.State.IDLE
+    await communicator.disconnect()
