@@ -291,22 +291,7 @@ def save_messages(
 # instances and compiles the statement on every call, which is most of a save's CPU.
 _INSERTED = tuple(
     (name, Message._meta.get_field("session" if name == "session_id" else name))
-    for name in (
-        "id",
-        "session_id",
-        "branch",
-        "sequence",
-        "role",
-        "content",
-        "tokens",
-        "tokens_estimated",
-        "cumulative_tokens",
-        "finished",
-        "client_id",
-        "usage",
-        "context",
-        "created_at",
-    )
+    for name in ("id", "session_id", *_FIELDS[1:])
 )
 
 
