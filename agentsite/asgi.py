@@ -10,6 +10,7 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from agentsite import collector  # noqa: E402
 from agentsite.websocket import SessionUser, SiteOriginValidator  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
 from chat.runtime import RuntimeLifespan  # noqa: E402
@@ -22,3 +23,6 @@ application = RuntimeLifespan(
         }
     )
 )
+
+# Everything a serving process builds at start is built: out of the collector's sight.
+collector.tune()
