@@ -28,7 +28,6 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection
-from django.db.models import Q
 from django.utils import timezone
 
 from chat.agent import events
@@ -91,10 +90,12 @@ _OVERRIDDEN = ("tokens_per_day", "tokens_per_month", "cost_per_day", "cost_per_m
 
 
 def limits_for(user_id: int) -> Limits:
-    """The limits that apply to the user (one query)."""
-    rows = list(
-        UsageLimit.objects.filter(Q(user_id=user_id) | Q(group__user__id=user_id)).values("user_id", "unlimited", *_OVERRIDDEN)
-    )
+    """The limits that apply to the user (one query, written once: a chat's first turn
+    asks, and building it with the ORM cost more than the rest of the turn's statements)."""
+    names = ("user_id", "unlimited", *_OVERRIDDEN)
+    with connection.cursor() as cursor:
+        cursor.execute(_limits_sql(connection.vendor), [user_id, user_id])
+        rows = [dict(zip(names, row)) for row in cursor.fetchall()]
     own = next((r for r in rows if r["user_id"] == user_id), None)
     groups = [r for r in rows if r["user_id"] is None]
     if own is not None and own["unlimited"]:
@@ -125,13 +126,23 @@ def may_have_limits_sql(owner_column: str) -> str:
 
 @functools.lru_cache(maxsize=8)
 def _limits_subquery(owner_column: str, vendor: str) -> str:
+    return f"(SELECT COUNT(*) FROM {_limits_of(owner_column)})"
+
+
+@functools.lru_cache(maxsize=2)
+def _limits_sql(vendor: str) -> str:
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(name) for name in ("user_id", "unlimited", *_OVERRIDDEN))
+    return f"SELECT {columns} FROM {_limits_of('%s')}"
+
+
+def _limits_of(user: str) -> str:
+    """The usage-limit rows of a user (``user``: an SQL expression): their own, and their
+    groups'."""
     quote = connection.ops.quote_name
     limits = quote(UsageLimit._meta.db_table)
     memberships = quote(get_user_model().groups.through._meta.db_table)
-    return (
-        f"(SELECT COUNT(*) FROM {limits} WHERE user_id = {owner_column} OR group_id IN"
-        f" (SELECT group_id FROM {memberships} WHERE user_id = {owner_column}))"
-    )
+    return f"{limits} WHERE user_id = {user} OR group_id IN (SELECT group_id FROM {memberships} WHERE user_id = {user})"
 
 
 def periods(now: dt.datetime) -> tuple[dt.datetime, dt.datetime, dt.datetime, dt.datetime]:
