@@ -44,13 +44,15 @@ _round_trips = 0
 
 _DATA = ("SELECT", "INSERT", "UPDATE", "DELETE")
 _TABLE = re.compile(r'"(\w+)"')
+_FROM = re.compile(r'\bFROM\s+"(\w+)"', re.IGNORECASE)
 
 
 def _kind(sql: str) -> str:
-    """``UPDATE chat_chatsession``: the statement's keyword and its first quoted name (the
-    table, as Django writes its SQL); the keyword alone for anything else."""
+    """``UPDATE chat_chatsession``: the statement's keyword and its table (the name after
+    FROM, else its first quoted name, as Django writes its SQL); the keyword alone for
+    anything else."""
     keyword = sql.lstrip().split(None, 1)[0].upper() if sql.strip() else "?"
-    table = _TABLE.search(sql) if keyword in _DATA else None
+    table = (_FROM.search(sql) or _TABLE.search(sql)) if keyword in _DATA else None
     return f"{keyword} {table.group(1)}" if table else keyword
 
 
