@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import re
 import unicodedata
 import uuid
 from typing import Any
@@ -62,13 +63,22 @@ def rename_session(owner: Any, session_id: Any, title: Any) -> ChatSession:
     return session
 
 
-FORK_SUFFIX = " (fork)"
+# " (fork)", " (fork 2)", " (fork 3)"…: how many forks from the first chat this one is.
+_FORKED = re.compile(r" \(fork(?: (\d+))?\)$")
 
 
 def fork_title(title: str) -> str:
-    """A fork's title: its source's with " (fork)", which a long title leaves room for.
-    An untitled source gives an untitled fork (titles are made from a chat's first message)."""
-    return f"{title[: TITLE_MAX_LENGTH - len(FORK_SUFFIX)].rstrip()}{FORK_SUFFIX}" if title else ""
+    """A fork's title: its source's with " (fork)", which a long title leaves room for;
+    a fork of a fork counts ("Spanish numbers (fork 2)", not "(fork) (fork)"). An
+    untitled source gives an untitled fork (titles are made from a chat's first message)."""
+    if not title:
+        return ""
+    forked = _FORKED.search(title)
+    if forked:
+        title, suffix = title[: forked.start()], f" (fork {int(forked.group(1) or 1) + 1})"
+    else:
+        suffix = " (fork)"
+    return f"{title[: TITLE_MAX_LENGTH - len(suffix)].rstrip()}{suffix}"
 
 
 def fork_session(owner: Any, session_id: Any, message_id: uuid.UUID) -> ChatSession:

@@ -130,7 +130,7 @@ class ForkChat(APIView):
         summary="Start a new chat from a message",
         description=(
             "The new chat holds a copy of the conversation up to and including this message; its "
-            'title is the source\'s with " (fork)" (untitled if the source is).'
+            'title is the source\'s with " (fork)", or " (fork 2)" and so on for a fork of a fork (untitled if the source is).'
         ),
         request=None,
         responses={201: ChatSerializer, **errors(404, *AUTH_ERRORS)},

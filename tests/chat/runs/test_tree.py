@@ -304,6 +304,11 @@ async def test_a_fork_starts_a_new_chat_with_the_path_up_to_a_message(storage, o
         ("Spanish numbers", "Spanish numbers (fork)"),
         ("n" * services.TITLE_MAX_LENGTH, "n" * (services.TITLE_MAX_LENGTH - 7) + " (fork)"),  # the suffix is kept
         ("", ""),  # untitled stays untitled: titles are made from a chat's first message
+        # A fork of a fork counts, rather than saying "(fork)" twice.
+        ("Spanish numbers (fork)", "Spanish numbers (fork 2)"),
+        ("Spanish numbers (fork 9)", "Spanish numbers (fork 10)"),
+        ("n" * (services.TITLE_MAX_LENGTH - 7) + " (fork)", "n" * (services.TITLE_MAX_LENGTH - 9) + " (fork 2)"),
+        ("Forks (fork) and knives", "Forks (fork) and knives (fork)"),  # only a suffix counts
     ],
 )
 async def test_a_fork_is_titled_after_its_source(storage, owner, title, expected):
