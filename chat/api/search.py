@@ -82,6 +82,7 @@ class Search(APIView):
             "Messages (what you typed, the replies' text, questions with the answer chosen) and "
             "chat titles matching `q`, best first: relevance mixed with recency (a month older "
             "needs twice the relevance). Syntax as web search engines: all words must appear, "
+            "the last word also as the start of a word (`kiw` finds kiwis), "
             '`"a phrase"` as written, `-word` must not, `or` between words accepts either. '
             "Text with no word to look for finds nothing; no text is a syntax error. The newest "
             f"{results.CANDIDATES:,} matching messages are ranked: refine a query that finds more."

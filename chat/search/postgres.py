@@ -30,7 +30,7 @@ from django.db import connection, transaction
 
 from chat.search import document
 from chat.search.document import START, STOP
-from chat.search.query import SearchQuery
+from chat.search.query import SearchQuery, tsquery
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +57,8 @@ CREATE OR REPLACE FUNCTION chat_search_document(content jsonb) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ {document.POSTGRES} $$;
 CREATE OR REPLACE FUNCTION chat_search_vector(body text) RETURNS tsvector
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT to_tsvector({config}::regconfig, body) $$;
-CREATE OR REPLACE FUNCTION chat_search_query(typed text) RETURNS tsquery
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT websearch_to_tsquery({config}::regconfig, typed) $$;
+CREATE OR REPLACE FUNCTION chat_search_tsquery(expression text) RETURNS tsquery
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT to_tsquery({config}::regconfig, expression) $$;
 CREATE OR REPLACE FUNCTION chat_search_headline(body text, query tsquery, options text) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT ts_headline({config}::regconfig, body, query, options) $$;
 """
@@ -134,8 +134,8 @@ DROP FUNCTION IF EXISTS chat_message_search_inserted(), chat_message_search_upda
     chat_message_search_deleted(), chat_message_search_truncated();
 DROP TABLE IF EXISTS {index};
 DROP INDEX IF EXISTS chat_session_search_title;
-DROP FUNCTION IF EXISTS chat_search_document(jsonb), chat_search_vector(text), chat_search_query(text),
-    chat_search_headline(text, tsquery, text);
+DROP FUNCTION IF EXISTS chat_search_document(jsonb), chat_search_vector(text), chat_search_tsquery(text),
+    chat_search_query(text), chat_search_headline(text, tsquery, text);
 """
 
 
@@ -305,7 +305,7 @@ def statement(owner_id: int, query: SearchQuery, *, window: int, after: tuple[fl
     """
     names = _names()
     params: dict[str, Any] = {
-        "q": query.text,
+        "q": tsquery(query),
         "owner": owner_id,
         "window": window,
         "tau": half_life / 0.6931471805599453,
@@ -320,16 +320,16 @@ def statement(owner_id: int, query: SearchQuery, *, window: int, after: tuple[fl
         WITH messages AS (
             SELECT x.message_id AS key, false AS is_title, x.created_at AS at, x.document
             FROM {names['index']} x
-            WHERE x.owner_id = %(owner)s::{names['owner']} AND x.document @@ chat_search_query(%(q)s)
+            WHERE x.owner_id = %(owner)s::{names['owner']} AND x.document @@ chat_search_tsquery(%(q)s)
             ORDER BY x.created_at DESC LIMIT %(window)s
         ), titles AS (
             SELECT c.id AS key, true AS is_title, c.updated_at AS at, chat_search_vector(c.title) AS document
             FROM {names['session']} c
-            WHERE c.owner_id = %(owner)s::{names['owner']} AND chat_search_vector(c.title) @@ chat_search_query(%(q)s)
+            WHERE c.owner_id = %(owner)s::{names['owner']} AND chat_search_vector(c.title) @@ chat_search_tsquery(%(q)s)
             ORDER BY c.updated_at DESC LIMIT %(window)s
         ), scored AS (
             SELECT key, is_title,
-                   ln(ts_rank(document, chat_search_query(%(q)s))::float8 + 1e-6) + extract(epoch FROM at)::float8 / %(tau)s::float8 AS score
+                   ln(ts_rank(document, chat_search_tsquery(%(q)s))::float8 + 1e-6) + extract(epoch FROM at)::float8 / %(tau)s::float8 AS score
             FROM (SELECT * FROM messages UNION ALL SELECT * FROM titles) candidates
         ), page AS (
             SELECT key, is_title, score FROM scored
@@ -340,7 +340,7 @@ def statement(owner_id: int, query: SearchQuery, *, window: int, after: tuple[fl
                c.active_branch, c.last_sequence, c.branch_count,
                chat_search_headline(
                    translate(CASE WHEN p.is_title THEN c.title ELSE chat_search_document(m.content) END, %(marks)s, ''),
-                   chat_search_query(%(q)s),
+                   chat_search_tsquery(%(q)s),
                    CASE WHEN p.is_title THEN %(title)s ELSE %(snippet)s END
                )
         FROM page p

@@ -2,10 +2,12 @@
 
 The syntax is PostgreSQL's ``websearch_to_tsquery``: words are all required, ``"a phrase"``
 must appear as written, ``-word`` (or ``-"a phrase"``) must not appear, and ``or`` between
-two words accepts either. No text is a syntax error: an unbalanced quote runs to the end, a
-stray ``-`` or ``or`` is ignored. PostgreSQL reads the text itself; for SQLite it is turned
-into the equivalent FTS5 expression here, with every word quoted, so nothing typed can be
-read as FTS5 syntax.
+two words accepts either. The last word, unless quoted or excluded, also matches as the
+start of a word (``kiw`` finds "kiwis"): what a user types is searched as they type it. No
+text is a syntax error: an unbalanced quote runs to the end, a stray ``-`` or ``or`` is
+ignored. The parsed text is written out here for each database, every word quoted, so
+nothing typed is read as syntax: an FTS5 expression for SQLite, a ``to_tsquery``
+expression for PostgreSQL.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ _TOKENS = re.compile(r'(-?)"([^"]*)"?|(-?)([^\s"]+)')
 class Term:
     text: str  # one word, or several as a phrase
     excluded: bool = False
+    # Also matches as the start of a word: the last word typed, if not quoted.
+    prefix: bool = False
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,8 @@ def parse(raw: object) -> SearchQuery:
 def _groups(text: str) -> tuple[tuple[Term, ...], ...]:
     groups: list[list[Term]] = []
     joining = False  # the previous token was "or"
-    for match in _TOKENS.finditer(text):
+    tokens = list(_TOKENS.finditer(text))
+    for match in tokens:
         phrase_minus, phrase, word_minus, word = match.groups()
         if word is not None and word.lower() == "or":
             joining = bool(groups)
@@ -66,7 +71,9 @@ def _groups(text: str) -> tuple[tuple[Term, ...], ...]:
         body = phrase if phrase is not None else word
         if not _HAS_WORD.search(body):
             continue
-        term = Term(" ".join(body.split()), excluded=bool(phrase_minus or word_minus))
+        excluded = bool(phrase_minus or word_minus)
+        last_word = match is tokens[-1] and word is not None and not excluded
+        term = Term(" ".join(body.split()), excluded=excluded, prefix=last_word)
         if joining and not term.excluded and not any(t.excluded for t in groups[-1]):
             groups[-1].append(term)
         else:
@@ -79,7 +86,7 @@ def fts5(query: SearchQuery) -> str:
     """The FTS5 expression of ``query`` (which must find anything): every word quoted."""
 
     def quoted(term: Term) -> str:
-        return '"' + term.text.replace('"', '""') + '"'
+        return '"' + term.text.replace('"', '""') + '"' + ("*" if term.prefix else "")
 
     wanted = [
         "(" + " OR ".join(quoted(t) for t in group) + ")"
@@ -91,3 +98,23 @@ def fts5(query: SearchQuery) -> str:
     for term in unwanted:
         expression = f"({expression}) NOT {term}"
     return expression
+
+
+def tsquery(query: SearchQuery) -> str:
+    """The ``to_tsquery`` expression of ``query``: each word single-quoted (PostgreSQL's
+    configuration still reads it: lower case, stems, stop words), a phrase's words in
+    order (``<->``), the last word also as a prefix (``:*``)."""
+
+    def quoted(word: str) -> str:
+        return "'" + word.replace("\\", "\\\\").replace("'", "''") + "'"
+
+    def term(t: Term) -> str:
+        words = t.text.split()
+        phrase = " <-> ".join(quoted(w) for w in words)
+        if t.prefix:
+            phrase += ":*"
+        return f"({phrase})" if len(words) > 1 else phrase
+
+    wanted = ["(" + " | ".join(term(t) for t in group) + ")" for group in query.groups if not group[0].excluded]
+    unwanted = [f"!{term(group[0])}" for group in query.groups if group[0].excluded]
+    return " & ".join(wanted + unwanted)

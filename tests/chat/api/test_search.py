@@ -74,7 +74,7 @@ def test_no_text_is_a_server_error(as_owner, owner, q):
 
 def test_pages_follow_next_to_the_end(as_owner, owner):
     chat(owner, *[f"wombat note {i}" for i in range(7)], title="Wombats")
-    seen, url, params = [], URL, {"q": "wombat", "limit": 3}
+    seen, url, params = [], URL, {"q": '"wombat"', "limit": 3}  # quoted: as written
     while url:
         response = as_owner.get(url, params)
         assert response.status_code == 200, response.content
@@ -82,3 +82,5 @@ def test_pages_follow_next_to_the_end(as_owner, owner):
         seen += [(hit["message"] or {}).get("id") for hit in body["results"]]
         url, params = body["next"], None
     assert len(seen) == 7 and len(set(seen)) == 7  # the messages; "Wombats" is not "wombat"
+    # Unquoted, the last word is also the start of one: the title "Wombats" is found too.
+    assert len(as_owner.get(URL, {"q": "wombat", "limit": 20}).json()["results"]) == 8

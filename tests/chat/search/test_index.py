@@ -68,6 +68,19 @@ def test_typed_text_and_reply_text_are_found_with_the_matched_words_marked(owner
         assert all(not fragment["match"] for fragment in hit["snippet"] if fragment["text"] != "zeppelin")
 
 
+def test_the_last_word_is_found_as_the_start_of_a_word_as_it_is_typed(owner):
+    _, (asked, replied) = chat_with(owner, "Tell me about kiwis", [{"type": "text", "text": "Kiwifruit grows on vines."}])
+    assert set(found_messages(owner, "kiw")) == {asked["id"], replied["id"]}
+    assert found_messages(owner, "about kiw") == [asked["id"]]
+    assert found_messages(owner, "kiwis or vin") == found_messages(owner, "kiwis or vines")
+    # Only the last word, and not when quoted or excluded: those match as written.
+    assert found_messages(owner, "kiw about") == []
+    assert found_messages(owner, '"kiw"') == []
+    assert found_messages(owner, "tell -kiw") == [asked["id"]]
+    [hit] = find(owner, "kiwif")
+    assert {"text": "Kiwifruit", "match": True} in hit["snippet"]
+
+
 def test_tool_calls_and_tool_results_are_not_searched(owner):
     seed_messages(owner, tool_turn("toolu_1", question="sum please"))
     assert find(owner, "sum")  # the typed question is
@@ -208,7 +221,8 @@ def test_rebuild_search_index_indexes_everything_again(owner):
     out = io.StringIO()
     call_command("rebuild_search_index", "--batch-size", "1", stdout=out)
     assert "Done: 1 messages read." in out.getvalue()
-    assert len(find(owner, "tapir")) == 1  # the title ("tapir" is not "tapirs": no stemming)
+    assert len(find(owner, '"tapir"')) == 1  # the title ("tapir" is not "tapirs": no stemming)
+    assert len(find(owner, "tapir")) == 2  # as typed, the start of "tapirs" too
     assert len(find(owner, "tapirs")) == 1
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chat.errors import UserError
-from chat.search.query import MAX_LENGTH, Term, fts5, parse
+from chat.search.query import MAX_LENGTH, Term, fts5, parse, tsquery
 
 
 @pytest.mark.parametrize("raw", [None, "", "   ", "a\x00b", "\ud800", "x" * (MAX_LENGTH + 1), 5])
@@ -23,7 +23,7 @@ def test_words_are_all_required_phrases_kept_exclusions_and_alternatives_grouped
         (Term("deploy"),),
         (Term("blue green"),),
         (Term("canary", excluded=True),),
-        (Term("rollout"), Term("rollback")),
+        (Term("rollout"), Term("rollback", prefix=True)),  # the last word: also a prefix
     )
 
 
@@ -43,8 +43,44 @@ def test_an_unbalanced_quote_runs_to_the_end():
 def test_fts5_syntax_typed_by_a_user_is_only_ever_words(raw):
     expression = fts5(parse(raw))
     # Every word is inside double quotes (doubled inside): FTS5 reads no operator, column
-    # filter or prefix from what was typed.
+    # filter or prefix from what was typed; the only prefix mark is the expression's own,
+    # after the last word's closing quote.
     outside = expression
     for chunk in expression.split('"')[1::2]:
         outside = outside.replace(f'"{chunk}"', "", 1)
-    assert set(outside.replace("(", "").replace(")", "").split()) <= {"AND", "OR", "NOT"}
+    assert set(outside.replace("(", " ").replace(")", " ").replace("*", " * ").split()) <= {"AND", "OR", "NOT", "*"}
+    assert expression.count("*") - "".join(expression.split('"')[1::2]).count("*") <= 1
+
+
+@pytest.mark.parametrize(
+    ("raw", "prefixed"),
+    [
+        ("kiw", "kiw"),  # searched as it is typed: "kiw" finds "kiwis"
+        ("deploy kiw", "kiw"),  # the last word only: the ones before it were finished
+        ("kiwi or bana", "bana"),
+        ('say "kiw"', None),  # a quoted word matches as written
+        ("kiwi -bana", None),  # an excluded word too
+        ("kiwi !!!", None),  # the last token has no word in it
+    ],
+)
+def test_the_last_word_typed_also_matches_as_the_start_of_a_word(raw, prefixed):
+    terms = [term for group in parse(raw).groups for term in group]
+    assert [term.text for term in terms if term.prefix] == ([prefixed] if prefixed else [])
+
+
+def test_the_postgresql_expression_says_what_the_text_says():
+    assert tsquery(parse('deploy  "blue green" -canary rollout or rollb')) == (
+        "('deploy') & (('blue' <-> 'green')) & ('rollout' | 'rollb':*) & !'canary'"
+    )
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["a & b", "x | !y", "a <-> b", "a:* b:A", "(a", "it's", "back\\slash'", "'quoted'", "a:*", "x:AB & !z"],
+)
+def test_tsquery_syntax_typed_by_a_user_is_only_ever_words(raw):
+    # Every word is inside single quotes (a quote inside doubled): PostgreSQL reads no
+    # operator, weight or prefix from what was typed; the only ones are the expression's.
+    flat = tsquery(parse(raw)).replace("''", "")
+    outside = "".join(flat.split("'")[0::2])
+    assert set(outside.replace("(", " ").replace(")", " ").replace(":*", " :* ").split()) <= {"&", "|", ":*", "<->", "!"}
