@@ -87,12 +87,14 @@ def fork_session(owner: Any, session_id: Any, message_id: uuid.UUID) -> ChatSess
     source = get_session(owner, session_id)
     with transaction.atomic():
         path = tree.path_through(source.pk, tree.locate(source.pk, message_id))
+        question = _question_asked_by(source, path[-1])
         fork = ChatSession.objects.create(
             owner=owner,
             title=fork_title(source.title),
             message_count=len(path),
             last_sequence=path[-1]["sequence"],
             total_tokens=path[-1]["cumulative_tokens"],
+            state=ChatSession.State.AWAITING_INPUT if question else ChatSession.State.IDLE,
         )
         copied = [
             Message(
@@ -103,7 +105,20 @@ def fork_session(owner: Any, session_id: Any, message_id: uuid.UUID) -> ChatSess
             for row in path
         ]
         Message.objects.bulk_create(copied)
+        if question:
+            database.save_loop_state(fork.pk, question)
     return fork
+
+
+def _question_asked_by(session: ChatSession, message: dict[str, Any]) -> dict[str, Any] | None:
+    """The question the chat waits on, if ``message`` is the reply that asked it: a fork
+    ending there waits on it too (answered there, it goes on there), rather than holding
+    a question nobody can answer."""
+    if session.state != ChatSession.State.AWAITING_INPUT or message["role"] != "assistant":
+        return None
+    waiting = database.load_loop_state(session.pk)
+    asked = {block.get("id") for block in message["content"] if isinstance(block, dict) and block.get("type") == "tool_use"}
+    return waiting if waiting is not None and waiting["tool_use_id"] in asked else None
 
 
 def delete_session(owner: Any, session_id: Any) -> None:

@@ -18,6 +18,7 @@ from chat.message_manager import MessageManager
 from chat.models import ChatSession, LoopState, Message
 from chat.runs import turns
 from chat.storage import HybridStorage, database, tree
+from tests.chat.runs.test_turns import paused
 from tests.chat.storage.conftest import CACHE_KINDS, CountingCache, make_cache
 from tests.queries import counting_queries
 
@@ -296,6 +297,27 @@ async def test_a_fork_starts_a_new_chat_with_the_path_up_to_a_message(storage, o
     assert await path(storage, sid) == ["one", "uno", "two", "dos", "three", "tres"]
     with pytest.raises(NotFound):
         await sync_to_async(services.fork_session)(stranger, sid, old["dos"])
+
+
+async def test_a_fork_of_the_reply_that_asked_a_question_waits_on_it_too(storage, owner):
+    sid = await paused(storage, owner)
+    asked, typed = [
+        await Message.objects.filter(session_id=sid, sequence=n).values_list("id", flat=True).aget() for n in (2, 1)
+    ]
+    fork = await sync_to_async(services.fork_session)(owner, sid, asked)
+    assert fork.state == "awaiting_input"
+    waiting = await sync_to_async(database.load_loop_state)(fork.pk)
+    assert (waiting["tool_use_id"], waiting["question"], waiting["options"]) == ("toolu_q", "Which?", ["Python", "Rust"])
+    # Answered in the fork, the turn goes on there; the chat it came from still waits.
+    begun = await act(storage, owner, fork.pk, turns.Choose("toolu_q", "Rust"))
+    assert begun.events[1]["content"] == "User selected: Rust"
+    await answer(storage, begun, "Rust it is.")
+    assert (await ChatSession.objects.aget(pk=sid)).state == "awaiting_input"
+    assert await LoopState.objects.filter(session_id=sid).aexists()
+    # A fork from before the question holds none, and waits on nothing.
+    earlier = await sync_to_async(services.fork_session)(owner, sid, typed)
+    assert earlier.state == "idle"
+    assert not await LoopState.objects.filter(session_id=earlier.pk).aexists()
 
 
 @pytest.mark.parametrize(
