@@ -27,6 +27,7 @@ _TRIGGERS = (
     "chat_session_search_insert",
     "chat_session_search_update",
     "chat_session_search_delete",
+    "chat_session_search_run_end",
 )
 
 
@@ -56,6 +57,24 @@ def _message_row(new: str) -> str:
         WHERE d.body <> '';"""
 
 
+def _left_unfinished(session: str) -> str:
+    """The reply a run left unfinished, as the PostgreSQL trigger finds it: the chat's
+    newest message."""
+    names = _names()
+    return f"SELECT rowid FROM {names['message']} WHERE session_id = {session}.id AND sequence = {session}.last_sequence AND NOT finished"
+
+
+def _run_ended() -> str:
+    names = _names()
+    return f"""
+        DELETE FROM {MESSAGES} WHERE rowid IN ({_left_unfinished('new')});
+        INSERT INTO {MESSAGES} (rowid, body, message_id, owner_id, created_at)
+        SELECT m.rowid, d.body, m.id, new.owner_id, m.created_at
+        FROM {names['message']} m JOIN (SELECT rowid AS rid, {document.sqlite('content')} AS body FROM {names['message']}
+            WHERE rowid IN ({_left_unfinished('new')})) d ON d.rid = m.rowid
+        WHERE d.body <> '';"""
+
+
 def _schema(config: str) -> list[str]:
     names = _names()
     tokenize = tokenizer(config)
@@ -66,9 +85,13 @@ def _schema(config: str) -> list[str]:
         f"title, session_id UNINDEXED, owner_id UNINDEXED, tokenize = '{tokenize}')",
         f"CREATE TRIGGER IF NOT EXISTS chat_message_search_insert AFTER INSERT ON {names['message']} BEGIN"
         f"{_message_row('new')} END",
+        # A reply being written is indexed when it finishes or its run ends (see postgres.py).
         f"CREATE TRIGGER IF NOT EXISTS chat_message_search_update AFTER UPDATE OF content ON {names['message']}"
-        f" WHEN old.content IS NOT new.content BEGIN DELETE FROM {MESSAGES} WHERE rowid = old.rowid;"
-        f"{_message_row('new')} END",
+        f" WHEN old.content IS NOT new.content AND (new.finished OR NOT EXISTS"
+        f" (SELECT 1 FROM {names['session']} s WHERE s.id = new.session_id AND s.state = 'running'))"
+        f" BEGIN DELETE FROM {MESSAGES} WHERE rowid = old.rowid;{_message_row('new')} END",
+        f"CREATE TRIGGER IF NOT EXISTS chat_session_search_run_end AFTER UPDATE OF state ON {names['session']}"
+        f" WHEN old.state = 'running' AND new.state <> 'running' BEGIN{_run_ended()} END",
         f"CREATE TRIGGER IF NOT EXISTS chat_message_search_delete AFTER DELETE ON {names['message']} BEGIN"
         f" DELETE FROM {MESSAGES} WHERE rowid = old.rowid; END",
         f"CREATE TRIGGER IF NOT EXISTS chat_session_search_insert AFTER INSERT ON {names['session']}"

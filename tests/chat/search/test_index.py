@@ -117,6 +117,27 @@ def test_a_reply_rewritten_in_place_is_searched_as_it_is_now(owner):
     assert find(owner, "narwhals") == []
 
 
+@pytest.mark.parametrize("ended_as", ["idle", "failed", "awaiting_input"])
+def test_a_reply_being_written_is_indexed_when_its_run_ends_not_at_each_rewrite(owner, ended_as):
+    session, (_, reply) = chat_with(owner, "tell me about walruses", [{"type": "text", "text": ""}])
+    ChatSession.objects.filter(pk=session.pk).update(state="running")
+    before = entries()
+    for text in ("Walruses live", "Walruses live in the Arctic", "Walruses live in the Arctic and eat clams"):
+        reply = database.update_message(session.pk, reply["sequence"], known=reply, content=[{"type": "text", "text": text}], finished=False).message
+    assert entries() == before and found_messages(owner, "arctic") == []  # streaming: not indexed at each rewrite
+    # Stopped, failed, or its process died: the run ends and what was kept is found.
+    ChatSession.objects.filter(pk=session.pk).update(state=ended_as)
+    assert found_messages(owner, "clams") == [reply["id"]]
+    assert entries() == before + 1
+
+
+def test_a_reply_that_finishes_is_indexed_at_once_even_while_its_run_goes_on(owner):
+    session, (_, reply) = chat_with(owner, "and seals?", [{"type": "text", "text": ""}])
+    ChatSession.objects.filter(pk=session.pk).update(state="running")  # a tool call follows, say
+    database.update_message(session.pk, reply["sequence"], known=reply, content=[{"type": "text", "text": "Seals bark."}], finished=True)
+    assert found_messages(owner, "bark") == [reply["id"]]
+
+
 def test_bulk_inserted_and_forked_messages_are_indexed(owner):
     source = seed_history(owner, 6, content=lambda seq: f"line {seq} about quokkas")
     assert len(find(owner, "quokkas")) == 6
