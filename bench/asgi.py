@@ -47,12 +47,18 @@ _TABLE = re.compile(r'"(\w+)"')
 _FROM = re.compile(r'\bFROM\s+"(\w+)"', re.IGNORECASE)
 
 
+_PARENTHESES = re.compile(r"\([^()]*\)")
+
+
 def _kind(sql: str) -> str:
     """``UPDATE chat_chatsession``: the statement's keyword and its table (the name after
-    FROM, else its first quoted name, as Django writes its SQL); the keyword alone for
-    anything else."""
+    its own FROM, not a subquery's, else its first quoted name, as Django writes its SQL);
+    the keyword alone for anything else."""
     keyword = sql.lstrip().split(None, 1)[0].upper() if sql.strip() else "?"
-    table = (_FROM.search(sql) or _TABLE.search(sql)) if keyword in _DATA else None
+    outer, inner = sql, None
+    while inner != outer:  # subqueries (and every other parenthesis) out, innermost first
+        inner, outer = outer, _PARENTHESES.sub("", outer)
+    table = (_FROM.search(outer) or _TABLE.search(sql)) if keyword in _DATA else None
     return f"{keyword} {table.group(1)}" if table else keyword
 
 
