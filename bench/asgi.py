@@ -19,6 +19,7 @@ where it writes them to the socket.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -50,6 +51,7 @@ _FROM = re.compile(r'\bFROM\s+"(\w+)"', re.IGNORECASE)
 _PARENTHESES = re.compile(r"\([^()]*\)")
 
 
+@functools.lru_cache(maxsize=1024)
 def _kind(sql: str) -> str:
     """``UPDATE chat_chatsession``: the statement's keyword and its table (the name after
     its own FROM, not a subquery's, else its first quoted name, as Django writes its SQL);
