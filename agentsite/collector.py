@@ -9,8 +9,8 @@ start (~120 ms, a pause every socket of the process felt).
 
 Those objects live as long as the process. ``tune`` moves them out of the collector's sight
 (``gc.freeze``) once the application is built, and collects the youngest generation every
-``GC_YOUNG_THRESHOLD`` allocations (20,000: ~10 collections a second of ~8 ms under that
-load). Reference counting still frees nearly everything at once; only garbage in cycles
+``GC_YOUNG_THRESHOLD`` allocations (20,000: under that load about one young collection a
+second, of ~8 ms; a full one now walks only what was made since start, ~50 ms). Reference counting still frees nearly everything at once; only garbage in cycles
 waits for a collection, a little longer than before.
 """
 
