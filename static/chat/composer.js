@@ -84,7 +84,7 @@ export class Composer {
     this.sendButton.disabled = outgoing;
     if (hadFocus) (running ? this.stopButton : this.sendButton).focus();
     if (wasRunning && !running) this.status.textContent = "";
-    this.input.placeholder = state === "awaiting_input" ? "Or type your own answer" : "Message the assistant";
+    this.input.placeholder = state === "awaiting_input" ? "Or type an answer" : "Message the assistant";
   }
 
   /** A quiet word in the status line (not an error): cleared when a reply ends. */

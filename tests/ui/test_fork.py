@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from chat.models import ChatSession, Message
-from tests.ui.pages import chat_id_of, composer, expect, send, turns, wait_until_idle
+from tests.ui.pages import chat_id_of, composer, expect, question_card, send, turns, wait_until_idle
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("chromium_path")]
 
@@ -132,3 +132,28 @@ def test_on_a_phone_fork_is_shown_and_within_the_screen(browser_page, owner):
     reply_turn(page).get_by_role("button", name="Fork from here").click()
     expect(page.locator("#chat-title")).to_have_text("Tell me about kiwis (fork)")
     expect(turns(page)).to_have_count(2)
+
+
+def test_a_fork_of_the_reply_that_asked_an_open_question_asks_it_too(browser_page, owner):
+    page = browser_page.page
+    browser_page.sign_in(owner)
+    page.goto("/")
+    send(page, "Please choose a topic")
+    expect(question_card(page).get_by_role("button", name="Rust")).to_be_enabled()
+    wait_until_idle(page)
+    source = chat_id_of(page)
+
+    asking = reply_turn(page)
+    asking.hover()
+    asking.get_by_role("button", name="Fork from here").click()
+    expect(page).not_to_have_url(f"{browser_page.server.url}/c/{source}/")
+    forked = chat_id_of(page)
+    # The question waits in the fork too, its options live: answered there, the turn goes on there.
+    question = question_card(page)
+    expect(question.get_by_role("button", name="Rust")).to_be_enabled()
+    browser_page.shoot("fork-question")
+    question.get_by_role("button", name="Rust").click()
+    expect(page.locator("#messages")).to_contain_text("You chose Rust. Good choice!")
+    wait_until_idle(page)
+    assert ChatSession.objects.get(pk=forked).state == "idle"
+    assert ChatSession.objects.get(pk=source).state == "awaiting_input"  # the original still asks
