@@ -16,6 +16,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from chat.admin import ReadOnlyMixin
 from chat.models import UsageLimit, UsageRecord
 from chat.usage import prices, reports
 
@@ -53,7 +54,7 @@ class ReportForm(forms.Form):
 
 
 @admin.register(UsageRecord)
-class UsageRecordAdmin(admin.ModelAdmin):
+class UsageRecordAdmin(ReadOnlyMixin, admin.ModelAdmin):
     """The ledger, one model call a row: read-only (it is what was used)."""
 
     list_display = ("created_at", "user", "kind", "model", "input_tokens", "output_tokens", "cache_read_tokens",
@@ -64,15 +65,6 @@ class UsageRecordAdmin(admin.ModelAdmin):
     search_fields = ("user__username", "model", "=key")
     show_full_result_count = False
     change_list_template = "admin/chat/usagerecord/change_list.html"
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(description="cost (USD)", ordering="cost_micros")
     def cost(self, record: UsageRecord) -> str:
