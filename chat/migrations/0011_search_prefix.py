@@ -17,9 +17,7 @@ def forwards(apps, schema_editor):
         return
     from chat.search import postgres
 
-    installed = postgres.installed_config()
-    if installed is not None:
-        postgres.install(installed)
+    postgres.upgrade()
 
 
 class Migration(migrations.Migration):

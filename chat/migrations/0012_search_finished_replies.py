@@ -16,9 +16,7 @@ def forwards(apps, schema_editor):
     from chat.search import postgres, sqlite
 
     if schema_editor.connection.vendor == "postgresql":
-        installed = postgres.installed_config()
-        if installed is not None:
-            postgres.install(installed)
+        postgres.upgrade()
     elif sqlite.present():
         with schema_editor.connection.cursor() as cursor:
             cursor.execute("DROP TRIGGER IF EXISTS chat_message_search_update")

@@ -185,6 +185,15 @@ def install(config: str) -> None:
         _execute(_TRIGGERS_SQL.format(**_names()))
 
 
+def upgrade() -> None:
+    """Create the functions and triggers again as this code defines them, with the text
+    search configuration the index was built with (a migration that changes them; nothing
+    if the index is not installed)."""
+    installed = installed_config()
+    if installed is not None:
+        install(installed)
+
+
 def create_indexes() -> None:
     names = _names()
     try:
