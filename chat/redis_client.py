@@ -169,9 +169,10 @@ class AsyncBreakerRedis(redis.asyncio.Redis):
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
         BREAKER.check()
+        loop = asyncio.get_running_loop()
         if not self._queued:
-            asyncio.get_running_loop().call_soon(self._send_queued)
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            loop.call_soon(self._send_queued)
+        future: asyncio.Future[Any] = loop.create_future()
         self._queued.append((args, options, future))
         return await future
 
